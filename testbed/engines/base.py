@@ -1,0 +1,63 @@
+"""The engine protocol: add requests, step, report finished requests with per-token timestamps.
+
+The runner owns arrival and the clock; an engine only makes tokens:
+
+    engine = ENGINES.get("hf")(model, options)
+    engine.add_request(req)
+    while engine.has_unfinished():
+        for done in engine.step(): ...
+
+`step()` runs one scheduling unit (a static batch for `hf`, one iteration for `paged`) and
+returns the requests that finished in it. Engines append tokens with `Request.append_tokens`
+right after the device has produced them, so timestamps are honest.
+"""
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from testbed.registry import Registry
+from testbed.request import Request
+
+
+class EngineOptions(BaseModel):
+    """Engine-specific arm keys; each engine subclasses this (unknown keys are errors)."""
+    model_config = ConfigDict(extra="forbid")
+
+
+class Engine(ABC):
+    Options: ClassVar[type[EngineOptions]] = EngineOptions
+
+    def __init__(self, model: Any, options: EngineOptions, sections: dict[str, Any] | None = None):
+        self.model = model          # a testbed.models.LoadedModel
+        self.options = options
+        self.sections = sections or {}   # validated arm sections (speculative, ...) the engine honours
+
+    @abstractmethod
+    def add_request(self, req: Request) -> None: ...
+
+    @abstractmethod
+    def step(self) -> list[Request]:
+        """Advance by one scheduling unit; return the requests that finished (or failed) in it."""
+
+    @abstractmethod
+    def has_unfinished(self) -> bool: ...
+
+    def stats(self) -> dict[str, float]:
+        """Engine-level summary metrics (KV accounting, speculative totals), flat contract keys."""
+        return {}
+
+    def validate_request(self, req: Request) -> str | None:
+        """Why this request cannot run here (too long for the context, ...), or None."""
+        limit = self.model.max_context
+        need = req.num_prompt_tokens + req.max_new_tokens
+        if limit and need > limit:
+            return (f"prompt {req.num_prompt_tokens} + max_new_tokens {req.max_new_tokens} = {need} tokens "
+                    f"exceeds the model's context of {limit}")
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+ENGINES: Registry[type[Engine]] = Registry("engine")

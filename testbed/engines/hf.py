@@ -1,0 +1,156 @@
+"""The baseline engine: transformers `generate` with static batching.
+
+Requests wait until a batch of `batch_size` is taken; the batch runs to completion (the
+longest request sets its length), then the next batch starts. A streamer timestamps every
+output token as `generate` hands it to the host, so per-token times cost nothing extra.
+
+KV accounting models the contiguous cache static batching reserves: every row holds the
+batch's longest prompt plus max_new_tokens. Slots "hold tokens" only for rows still decoding.
+"""
+import time
+from collections import deque
+
+import torch
+from pydantic import Field
+from transformers.generation.streamers import BaseStreamer
+
+from testbed.engines.base import ENGINES, Engine, EngineOptions
+from testbed.request import Request
+
+
+class HFOptions(EngineOptions):
+    batch_size: int = Field(1, ge=1, le=4096, description="requests per static batch")
+
+
+class _TokenClock(BaseStreamer):
+    """Receives each decoding step's tokens [B] from generate and timestamps them per request."""
+
+    def __init__(self, batch: list[Request]):
+        self.batch = batch
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:          # generate first sends the prompt ids [B, S]
+            self.prompt_seen = True
+            return
+        now = time.perf_counter()
+        for req, tok in zip(self.batch, value.view(-1).tolist()):
+            if not req.done:
+                req.append_tokens([tok], now)
+
+    def end(self) -> None:
+        pass
+
+
+class KVLedger:
+    """Per-step KV slot accounting: allocated vs holding tokens of live sequences."""
+
+    def __init__(self):
+        self.allocated_sum = 0
+        self.used_sum = 0
+        self.peak_allocated = 0
+        self.peak_used = 0
+
+    def record(self, allocated: int, used: int) -> None:
+        self.allocated_sum += allocated
+        self.used_sum += used
+        self.peak_allocated = max(self.peak_allocated, allocated)
+        self.peak_used = max(self.peak_used, used)
+
+    def metrics(self) -> dict[str, float]:
+        if not self.allocated_sum:
+            return {}
+        return {"kv_cache_allocated_tokens": self.peak_allocated, "kv_cache_used_tokens": self.peak_used,
+                "kv_waste_pct": 100.0 * (1 - self.used_sum / self.allocated_sum)}
+
+
+@ENGINES.register("hf")
+class HFEngine(Engine):
+    Options = HFOptions
+
+    def __init__(self, model, options: HFOptions, sections=None):
+        super().__init__(model, options, sections)
+        self.waiting: deque[Request] = deque()
+        self.rejected: list[Request] = []
+        self.kv = KVLedger()
+        self.batches = 0
+        self.batched_requests = 0
+        spec = self.sections.get("speculative")
+        self.speculator = spec.build(model) if spec is not None else None   # speculative section -> decoder
+
+    def add_request(self, req: Request) -> None:
+        reason = self.validate_request(req)
+        if reason:
+            req.fail(reason)
+            self.rejected.append(req)
+        else:
+            self.waiting.append(req)
+
+    def has_unfinished(self) -> bool:
+        return bool(self.waiting or self.rejected)
+
+    def step(self) -> list[Request]:
+        done, self.rejected = self.rejected, []
+        n = min(self.options.batch_size, len(self.waiting))
+        batch = [self.waiting.popleft() for _ in range(n)]
+        if batch:
+            self._generate(batch)
+            done += batch
+        return done
+
+    def _generate(self, batch: list[Request]) -> None:
+        lm = self.model
+        ids, mask = left_pad([r.prompt_ids for r in batch], lm.pad_token_id, lm.device)   # [B, S]
+        max_new = max(r.max_new_tokens for r in batch)
+        for r in batch:
+            r.status = "running"
+        if self.speculator is not None:
+            self.speculator.run_batch(batch)       # appends tokens with timestamps, rolls back caches
+            self._account(batch, ids.shape[1], max_new)
+            return
+        with torch.inference_mode():
+            lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new,
+                              eos_token_id=list(lm.eos_token_ids), pad_token_id=lm.pad_token_id,
+                              streamer=_TokenClock(batch), **sampling_kwargs(batch[0]))
+        for r in batch:
+            if not r.done:
+                r.finish("length")
+        self._account(batch, ids.shape[1], max_new)
+
+    def _account(self, batch: list[Request], padded_len: int, max_new: int) -> None:
+        self.batches += 1
+        self.batched_requests += len(batch)
+        allocated = len(batch) * (padded_len + max_new)
+        steps = max(r.num_output_tokens for r in batch)
+        for t in range(1, steps + 1):
+            used = sum(r.num_prompt_tokens + t for r in batch if r.num_output_tokens >= t)
+            self.kv.record(allocated, used)
+
+    def stats(self) -> dict[str, float]:
+        out = self.kv.metrics()
+        if self.speculator is not None:
+            out.update(self.speculator.stats())
+        if self.batches:
+            out["mean_batch_size"] = self.batched_requests / self.batches
+        return out
+
+
+def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists into ids [B, S] and attention mask [B, S] (decoder-only models pad left)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def sampling_kwargs(req: Request) -> dict:
+    """generate() kwargs for a request's sampling params; seeds torch's RNG for sampled runs."""
+    sp = req.sampling
+    if sp.greedy:
+        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    if sp.seed is not None:
+        torch.manual_seed(sp.seed)
+    return {"do_sample": True, "temperature": sp.temperature, "top_p": sp.top_p, "top_k": sp.top_k or None}

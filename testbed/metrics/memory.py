@@ -1,0 +1,96 @@
+"""Peak memory during a block of work (DESIGN §4): process RSS on the CPU; on CUDA also the
+allocator's peak (`torch.cuda.max_memory_allocated`) and NVML's used device memory.
+
+    with MemoryTracker(device="cpu") as mem:
+        run_arm()
+    mem.as_metrics()   # {"peak_memory_mb": 812.4}
+
+A background thread samples every `interval_s` (10 ms), so a spike shorter than that can be missed;
+RSS includes everything the process holds (weights loaded before the block too).
+"""
+import threading
+
+import psutil
+
+MB = 1024 * 1024
+
+
+def _nvml_handle(index: int):
+    """An NVML device handle, or None where pynvml or the driver is missing."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        return pynvml.nvmlDeviceGetHandleByIndex(index)
+    except Exception:
+        return None
+
+
+def _nvml_used(handle) -> int | None:
+    try:
+        import pynvml
+        return int(pynvml.nvmlDeviceGetMemoryInfo(handle).used)
+    except Exception:
+        return None
+
+
+class MemoryTracker:
+    """Context manager recording peak RSS (and, on CUDA, allocator and NVML peaks) in MB (MiB)."""
+
+    def __init__(self, device: str = "cpu", interval_s: float = 0.01):
+        self.device = str(device)
+        self.interval_s = interval_s
+        self._proc = psutil.Process()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._nvml = None
+        self._peak_rss = 0
+        self._peak_nvml: int | None = None
+        self.gpu_max_allocated_mb: float | None = None
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def _sample(self) -> None:
+        self._peak_rss = max(self._peak_rss, self._proc.memory_info().rss)
+        if self._nvml is not None:
+            used = _nvml_used(self._nvml)
+            if used is not None:
+                self._peak_nvml = max(self._peak_nvml or 0, used)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def __enter__(self) -> "MemoryTracker":
+        if self.is_cuda:
+            import torch
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self._nvml = _nvml_handle(torch.device(self.device).index or 0)
+        self._sample()
+        self._thread = threading.Thread(target=self._loop, name="memory-tracker", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.is_cuda:
+            import torch
+            torch.cuda.synchronize()
+            self.gpu_max_allocated_mb = torch.cuda.max_memory_allocated() / MB
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+
+    @property
+    def peak_mb(self) -> float:
+        return self._peak_rss / MB
+
+    def as_metrics(self) -> dict[str, float]:
+        out = {"peak_memory_mb": self.peak_mb}
+        if self.gpu_max_allocated_mb is not None:
+            out["gpu_max_allocated_mb"] = self.gpu_max_allocated_mb
+        if self._peak_nvml is not None:
+            out["nvml_used_mb"] = self._peak_nvml / MB
+        return out

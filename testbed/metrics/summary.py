@@ -1,0 +1,153 @@
+"""One arm's records -> the flat metric dict of DESIGN §3; ratios to the baseline; per-category breakdowns.
+
+    arm = summarize_arm(records, wall_s=42.0, engine_stats={"kv_waste_pct": 3.1},
+                        memory=tracker.as_metrics(), usd_per_hour=2.49, slo=cfg.slo)
+    add_ratios({"plain": base, "paged": arm}, baseline="plain")   # adds output_throughput_vs_baseline, ...
+
+A metric that does not apply is absent, not zero. Failed requests count in n_failed and score 0
+in quality, but never enter latency or token means. Throughputs count completed requests over
+the arm's wall time, as `vllm bench serve` does.
+"""
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from testbed.metrics import cost, latency
+from testbed.metrics.quality import TEXT_SCORERS
+
+LATENCY_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
+STAT_KEYS = ("mean", "p50", "p90", "p99")
+QUALITY_SCORES = TEXT_SCORERS + ("json_valid", "json_fields")
+RATIO_KEYS = (("request_throughput", "output_throughput", "total_token_throughput", "goodput")
+              + tuple(f"{m}_{s}" for m in LATENCY_KEYS for s in STAT_KEYS)
+              + ("peak_memory_mb", "gpu_max_allocated_mb", "nvml_used_mb"))
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _put(out: dict, key: str, value) -> None:
+    """Set a metric only when it applies (None and NaN stay absent)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return
+    out[key] = value
+
+
+def _tokens(rec: dict) -> int:
+    return int(rec.get("prompt_tokens") or 0) + int(rec.get("output_tokens") or 0)
+
+
+def _score(rec: dict, name: str) -> float:
+    return float(rec.get("scores", {}).get(name, 0.0)) if latency.is_ok(rec) else 0.0
+
+
+def _correct(rec: dict) -> bool:
+    return latency.is_ok(rec) and bool(rec.get("correct"))
+
+
+def token_share_top(records: list[dict], fraction: float = 0.10) -> float | None:
+    """Share of all tokens (prompt + output) used by the costliest `fraction` of requests."""
+    tokens = sorted((_tokens(r) for r in records), reverse=True)
+    total = sum(tokens)
+    if not total:
+        return None
+    return sum(tokens[:max(1, math.ceil(fraction * len(tokens)))]) / total
+
+
+def throughput_metrics(records: list[dict], wall_s: float) -> dict:
+    ok = [r for r in records if latency.is_ok(r)]
+    out = {"n_requests": len(records), "n_ok": len(ok), "n_failed": len(records) - len(ok), "duration_s": wall_s}
+    if wall_s > 0:
+        out["request_throughput"] = len(ok) / wall_s
+        out["output_throughput"] = sum(r.get("output_tokens", 0) for r in ok) / wall_s
+        out["total_token_throughput"] = sum(_tokens(r) for r in ok) / wall_s
+    return out
+
+
+def latency_metrics(records: list[dict]) -> dict:
+    values = latency.latency_values(records)
+    return {f"{m}_{s}": v for m in LATENCY_KEYS for s, v in latency.percentiles(values[m]).items()}
+
+
+def quality_metrics(records: list[dict]) -> dict:
+    """quality_accuracy first (share correct), then the mean of each score; JSON scores over JSON items only."""
+    if not records:
+        return {}
+    out = {"quality_accuracy": sum(map(_correct, records)) / len(records)}
+    for name in QUALITY_SCORES:
+        scored = [r for r in records if name in TEXT_SCORERS or r.get("scorer") == "json" or name in r.get("scores", {})]
+        if scored:
+            out[f"quality_{name}"] = sum(_score(r, name) for r in scored) / len(scored)
+    return out
+
+
+def match_rate(records: list[dict]) -> float | None:
+    """Share of compared requests whose tokens equal the baseline's (records with match_baseline None are not compared)."""
+    compared = [r["match_baseline"] for r in records if r.get("match_baseline") is not None]
+    return sum(map(bool, compared)) / len(compared) if compared else None
+
+
+def cost_metrics(records: list[dict], wall_s: float, usd_per_hour: float) -> dict:
+    """$/M output tokens and $ per success, where a success is a correct answer from a completed request."""
+    ok_tokens = sum(r.get("output_tokens", 0) for r in records if latency.is_ok(r))
+    out: dict = {}
+    _put(out, "cost_per_million_output_tokens_usd", cost.cost_per_million_output_tokens_usd(usd_per_hour, wall_s, ok_tokens))
+    _put(out, "cost_per_success_usd", cost.cost_per_success_usd(usd_per_hour, wall_s, sum(map(_correct, records))))
+    return out
+
+
+def summarize_arm(records: list[dict], wall_s: float, engine_stats: dict | None = None, memory: dict | None = None,
+                  usd_per_hour: float = 0.0, slo=None) -> dict:
+    """The flat metrics of one arm (DESIGN §3 order), engine/strategy stats merged in last."""
+    ok = [r for r in records if latency.is_ok(r)]
+    out = throughput_metrics(records, wall_s)
+    out.update(latency_metrics(records))
+    _put(out, "goodput", latency.goodput(records, slo, wall_s))
+    for k, v in (memory or {}).items():
+        _put(out, k, v)
+    _put(out, "prompt_tokens_mean", _mean([r.get("prompt_tokens", 0) for r in ok]))
+    _put(out, "output_tokens_mean", _mean([r.get("output_tokens", 0) for r in ok]))
+    out.update(quality_metrics(records))
+    _put(out, "match_rate_vs_baseline", match_rate(records))
+    out.update(cost_metrics(records, wall_s, usd_per_hour))
+    _put(out, "token_share_top10pct", token_share_top(records))
+    for k, v in (engine_stats or {}).items():
+        _put(out, k, v)
+    return out
+
+
+def add_ratios(arms: dict[str, dict], baseline: str) -> dict[str, dict]:
+    """Add `<metric>_vs_baseline` = arm / baseline for throughputs, latency percentiles and memory (in place).
+
+    Ratios are plain value ratios: above 1 is better for throughput, worse for latency and memory.
+    The baseline gets 1.0; a metric missing on either side, or 0 on the baseline, gets no ratio.
+    """
+    base = arms[baseline]
+    for metrics in arms.values():
+        for key in RATIO_KEYS:
+            if key in metrics and base.get(key):
+                metrics[f"{key}_vs_baseline"] = metrics[key] / base[key]
+    return arms
+
+
+def _category_row(recs: list[dict], total_tokens: int) -> dict:
+    values = latency.latency_values(recs)
+    row = {"n": len(recs), "n_ok": sum(map(latency.is_ok, recs)),
+           "quality_accuracy": sum(map(_correct, recs)) / len(recs)}
+    _put(row, "ttft_ms_p90", latency.percentiles(values["ttft_ms"]).get("p90"))
+    _put(row, "e2el_ms_p90", latency.percentiles(values["e2el_ms"]).get("p90"))
+    _put(row, "output_tokens_mean", _mean([r.get("output_tokens", 0) for r in recs if latency.is_ok(r)]))
+    if total_tokens:
+        row["token_share"] = sum(map(_tokens, recs)) / total_tokens
+    return row
+
+
+def by_category(records: list[dict]) -> dict[str, dict]:
+    """{category: {n, n_ok, quality_accuracy, ttft_ms_p90, e2el_ms_p90, output_tokens_mean, token_share}}."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[r.get("category") or "uncategorised"].append(r)
+    total = sum(map(_tokens, records))
+    return {cat: _category_row(recs, total) for cat, recs in sorted(groups.items())}

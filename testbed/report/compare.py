@@ -1,0 +1,71 @@
+"""Reading run directories back, and comparing runs: `testbed report RUN_DIR [RUN_DIR...]`.
+
+    compare_runs(["results/spec-20250101T000000Z", "results/paged-20250102T000000Z"])
+    # DataFrame indexed by (run, arm): baseline flag, then every flat metric
+
+A missing or malformed run directory raises UserError naming it.
+"""
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from testbed.errors import UserError
+
+
+def read_summary(run_dir: str | Path) -> dict:
+    """summary.json of a run directory, checked for an "arms" mapping."""
+    path = Path(run_dir) / "summary.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir}: no summary.json (not a run directory, or the run never finished an arm)",
+                        "give a directory under results/ written by `testbed run`")
+    try:
+        summary = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: malformed JSON ({e})", "re-run the experiment or restore the file") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("arms"), dict):
+        raise UserError(f"{path}: has no 'arms' mapping", "re-run the experiment or restore the file")
+    return summary
+
+
+def read_records(run_dir: str | Path) -> list[dict]:
+    """requests.jsonl as dicts; a torn last line (an interrupted write) is dropped, any other bad line is an error."""
+    path = Path(run_dir) / "requests.jsonl"
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines):
+                break
+            raise UserError(f"{path}:{i}: malformed JSON line", "restore the file or re-run the experiment") from None
+    return records
+
+
+def _labels(run_dirs: list[str | Path]) -> list[str]:
+    """Directory names, with " (2)", " (3)" ... where the same name comes again."""
+    seen: dict[str, int] = {}
+    out = []
+    for d in run_dirs:
+        name = Path(d).name
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
+
+
+def compare_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
+    """One row per (run, arm) across runs: run name, arm, whether it was that run's baseline, its metrics."""
+    if not run_dirs:
+        raise UserError("no run directories given", "e.g. testbed report results/<name>-<timestamp>")
+    rows = []
+    for label, run_dir in zip(_labels(run_dirs), run_dirs):
+        summary = read_summary(run_dir)
+        for arm, metrics in summary["arms"].items():
+            rows.append({"run": label, "arm": arm, "name": summary.get("name"),
+                         "baseline": arm == summary.get("baseline"), **metrics})
+    return pd.DataFrame(rows).set_index(["run", "arm"])

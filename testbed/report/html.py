@@ -1,0 +1,50 @@
+"""report.html: one self-contained page (inline CSS, plots embedded as base64 PNG, no external links).
+
+    html = render_html(summary, plot_paths)
+"""
+import base64
+import html
+from pathlib import Path
+
+from testbed.report.markdown import METRICS_NOTE
+from testbed.report.tables import category_table, comparison_table, format_frame
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.2em; margin-top: 1.8em; }
+table { border-collapse: collapse; font-size: 13px; margin: .5em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }
+th { background: #f3f3f3; } tbody th { text-align: left; }
+.note { color: #555; max-width: 60em; } .warn { color: #a40; font-weight: bold; }
+.plots img { max-width: 48%; margin: .5%; border: 1px solid #eee; }
+"""
+
+
+def embed_png(path: str | Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(Path(path).stem)}" src="data:image/png;base64,{data}">'
+
+
+def _header(summary: dict) -> str:
+    parts = [f"<h1>{html.escape(str(summary.get('name', 'run')))}</h1>",
+             f"<p>Baseline: <b>{html.escape(str(summary.get('baseline')))}</b></p>"]
+    if summary.get("incomplete"):
+        parts.append('<p class="warn">Incomplete run: it stopped before every arm finished; '
+                     'figures cover what completed.</p>')
+    notes = summary.get("notes") or []
+    if notes:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(str(n))}</li>" for n in notes) + "</ul>")
+    return "\n".join(parts)
+
+
+def render_html(summary: dict, plot_paths: list[Path]) -> str:
+    body = [_header(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
+            f'<p class="note">{html.escape(METRICS_NOTE)}</p>']
+    cats = category_table(summary)
+    if not cats.empty:
+        body += ["<h2>By category</h2>", format_frame(cats).to_html()]
+    if plot_paths:
+        body += ["<h2>Plots</h2>", '<div class="plots">' + "".join(embed_png(p) for p in plot_paths) + "</div>"]
+    title = html.escape(str(summary.get("name", "run")))
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>"
+            f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,108 @@
+"""Comparison tables from a summary dict: one row per arm, key metrics with their ratio to the baseline.
+
+    comparison_table(summary)       # formatted DataFrame, cells like "412.3 (×1.84)"
+    summary_frame(summary)          # every flat metric as numbers, for summary.csv
+    category_table(summary)         # one row per (arm, category)
+    to_markdown(df)
+"""
+import numbers
+
+import pandas as pd
+
+# (metric key, column label); a column appears when any arm reports the metric
+KEY_METRICS = (
+    ("quality_accuracy", "accuracy"),
+    ("output_throughput", "output tok/s"),
+    ("request_throughput", "req/s"),
+    ("goodput", "goodput req/s"),
+    ("ttft_ms_p50", "TTFT p50 ms"),
+    ("ttft_ms_p90", "TTFT p90 ms"),
+    ("tpot_ms_p50", "TPOT p50 ms"),
+    ("itl_ms_p90", "ITL p90 ms"),
+    ("e2el_ms_p50", "E2EL p50 ms"),
+    ("e2el_ms_p90", "E2EL p90 ms"),
+    ("peak_memory_mb", "peak MB"),
+    ("gpu_max_allocated_mb", "GPU alloc MB"),
+    ("cost_per_million_output_tokens_usd", "$/M out tok"),
+    ("cost_per_success_usd", "$/success"),
+    ("match_rate_vs_baseline", "match vs base"),
+    ("spec_acceptance_rate", "spec accept"),
+    ("spec_mean_accepted_tokens", "spec tok/step"),
+    ("kv_waste_pct", "KV waste %"),
+    ("context_tokens_saved_pct", "ctx saved %"),
+    ("duplicate_rate_after", "dup rate after"),
+    ("token_share_top10pct", "top10% tok share"),
+)
+
+
+def fmt_number(v) -> str:
+    """Readable number: thousands separators for big values, 2 decimals in between, 3 significant digits below 0.01."""
+    if v is None or (isinstance(v, numbers.Real) and v != v):
+        return ""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return str(v)
+    if isinstance(v, numbers.Integral):
+        return f"{int(v):,}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    if abs(v) >= 0.01:
+        return f"{v:.2f}"
+    return f"{v:.3g}" if v else "0"
+
+
+def _cell(metrics: dict, key: str) -> str:
+    if key not in metrics:
+        return ""
+    text = fmt_number(metrics[key])
+    ratio = metrics.get(f"{key}_vs_baseline")
+    return f"{text} (×{ratio:.2f})" if ratio is not None else text
+
+
+def _route_keys(arms: dict) -> list[tuple[str, str]]:
+    keys = sorted({k for m in arms.values() for k in m if k.startswith("route_share_")})
+    return [(k, k.removeprefix("route_share_") + " share") for k in keys]
+
+
+def comparison_table(summary: dict) -> pd.DataFrame:
+    """Formatted strings, one row per arm (baseline first), columns for the key metrics any arm reports."""
+    arms = summary["arms"]
+    order = sorted(arms, key=lambda a: a != summary.get("baseline"))
+    cols = [(k, label) for k, label in (*KEY_METRICS, *_route_keys(arms)) if any(k in arms[a] for a in arms)]
+    rows = []
+    for name in order:
+        m = arms[name]
+        row = {"arm": name + (" (baseline)" if name == summary.get("baseline") else ""),
+               "ok": f"{m.get('n_ok', 0)}/{m.get('n_requests', 0)}"}
+        row.update({label: _cell(m, k) for k, label in cols})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("arm")
+
+
+def summary_frame(summary: dict) -> pd.DataFrame:
+    """Every flat metric of every arm as numbers; index = arm, columns in first-seen order."""
+    frame = pd.DataFrame.from_dict(summary["arms"], orient="index")
+    frame.index.name = "arm"
+    return frame
+
+
+def category_table(summary: dict) -> pd.DataFrame:
+    """One row per (arm, category) from summary["by_category"]; empty when there is none."""
+    rows = [{"arm": arm, "category": cat, **vals}
+            for arm, cats in (summary.get("by_category") or {}).items() for cat, vals in cats.items()]
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).set_index(["arm", "category"])
+
+
+def format_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Numbers rendered with fmt_number; strings as they are."""
+    return df.apply(lambda col: col.map(fmt_number)) if not df.empty else df
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """Markdown via tabulate, cells kept as formatted (no re-parsing "1.00" into 1); index levels as columns."""
+    if df.empty:
+        return "_(none)_"
+    return df.reset_index().to_markdown(index=False, disable_numparse=True)

@@ -1,0 +1,93 @@
+"""Writes one run directory (DESIGN §3): config.yaml, env.json, requests.jsonl, summary.json/.csv,
+report.md, report.html and plots/*.png.
+
+    writer = RunWriter(new_run_dir("results", cfg.name))
+    writer.write_config(cfg.model_dump()); writer.write_env(collect_env())
+    writer.append_record(rec)                       # once per request, flushed and fsynced
+    writer.write_summary(summary)                   # {"name", "baseline", "incomplete", "arms", "by_category", "notes"}
+    writer.write_report(summary, records)
+
+requests.jsonl is appended and synced per line, so an interrupted run keeps every finished request.
+"""
+import dataclasses
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testbed.report.html import render_html
+from testbed.report.markdown import render_markdown
+from testbed.report.plots import make_plots
+from testbed.report.tables import summary_frame
+
+
+def to_jsonable(obj: Any) -> Any:
+    """json.dumps fallback for numpy scalars and arrays, paths, sets and dataclasses."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (Path, os.PathLike)):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def new_run_dir(output_dir: str | Path, name: str, now: datetime | None = None) -> Path:
+    """results/<name>-<UTC timestamp>, made unique with a -2, -3 ... suffix; not created."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    base = Path(output_dir) / f"{name}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+class RunWriter:
+    """Owns the files of one run directory; creates it on construction."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def write_config(self, cfg: dict) -> Path:
+        plain = json.loads(json.dumps(cfg, default=to_jsonable))    # YAML-safe plain types only
+        return _write_atomic(self.path("config.yaml"), yaml.safe_dump(plain, sort_keys=False))
+
+    def write_env(self, env: dict) -> Path:
+        return _write_atomic(self.path("env.json"), json.dumps(env, indent=2, default=to_jsonable) + "\n")
+
+    def append_record(self, rec: dict) -> None:
+        line = json.dumps(rec, default=to_jsonable, ensure_ascii=False)
+        with open(self.path("requests.jsonl"), "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write_summary(self, summary: dict) -> list[Path]:
+        """summary.json (the whole dict) and summary.csv (one row per arm, flat metrics)."""
+        js = _write_atomic(self.path("summary.json"), json.dumps(summary, indent=2, default=to_jsonable) + "\n")
+        csv = _write_atomic(self.path("summary.csv"), summary_frame(summary).to_csv())
+        return [js, csv]
+
+    def write_report(self, summary: dict, records: list[dict]) -> list[Path]:
+        """plots/*.png, report.md and report.html; returns every path written."""
+        plots = make_plots(summary, records, self.run_dir)
+        md = _write_atomic(self.path("report.md"), render_markdown(summary, plots, self.run_dir))
+        page = _write_atomic(self.path("report.html"), render_html(summary, plots))
+        return [*plots, md, page]

@@ -1,0 +1,186 @@
+"""Run an experiment: every arm on the same requests, baseline first, records written as they finish.
+
+    run_dir = run_experiment(load_config("configs/quickstart.yaml"))
+
+Everything that can be checked (config, dataset, models, context length) is checked before the
+run directory exists, so a bad input never leaves a half-written result behind. A Ctrl-C keeps
+requests.jsonl and writes a summary marked incomplete.
+"""
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from testbed.arm import ArmPlan
+from testbed.config import ExperimentConfig
+from testbed.drive import drive, run_all
+from testbed.env import collect_env
+from testbed.errors import UserError
+from testbed.metrics.memory import MemoryTracker
+from testbed.metrics.quality import score_output
+from testbed.metrics.summary import add_ratios, by_category, summarize_arm
+from testbed.models import load_model, pick_device
+from testbed.plugins import load_plugins
+from testbed.report.writer import RunWriter
+from testbed.request import Request
+from testbed.workloads.arrival import arrival_offsets
+from testbed.workloads.datasets import load_dataset
+
+
+class Experiment:
+    def __init__(self, cfg: ExperimentConfig, limit: int | None = None, progress: bool = True):
+        load_plugins()
+        self.cfg = cfg
+        self.progress = progress
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        w = cfg.workload
+        self.items = load_dataset(w.dataset, w.categories, limit or w.limit)
+        self.device = pick_device(cfg.device)
+        self.arm_names = [cfg.baseline] + [a for a in cfg.arms if a != cfg.baseline]
+        self.plans = self._plans()
+        self.records: list[dict] = []
+        self.per_repeat: dict[str, list[tuple]] = {}
+        self.baseline_outputs: dict[str, list[int]] = {}
+
+    def _plans(self) -> dict[str, ArmPlan]:
+        loaded: dict[Any, Any] = {}
+        plans = {}
+        for name in self.arm_names:
+            spec = self.cfg.arm_model(name)
+            key = (spec.id, spec.dtype, spec.revision)
+            if key not in loaded:
+                loaded[key] = load_model(spec, self.device)
+            plan = ArmPlan(name, self.cfg, loaded[key])
+            limit = plan.lm.max_context
+            if limit and plan.max_new_tokens >= limit:
+                raise UserError(f"arms.{name}: max_new_tokens {plan.max_new_tokens} is beyond the context of "
+                                f"{spec.id} ({limit} tokens)", f"set workload.max_new_tokens below {limit}")
+            plans[name] = plan
+        return plans
+
+    def run(self, out_dir: str | Path | None = None) -> Path:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        run_dir = Path(out_dir or self.cfg.output_dir) / f"{self.cfg.name}-{stamp}"
+        self.writer = RunWriter(run_dir)
+        self.writer.write_config(self.cfg.model_dump(mode="json", exclude_none=True))
+        self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads()})
+        incomplete = False
+        try:
+            for repeat in range(self.cfg.repeats):
+                for name in self.arm_names:
+                    self._run_arm(name, repeat)
+        except KeyboardInterrupt:
+            incomplete = True
+            print("\n[testbed] interrupted: keeping the requests measured so far", flush=True)
+        self._finish(incomplete)
+        return run_dir
+
+    def _run_arm(self, name: str, repeat: int) -> None:
+        plan = self.plans[name]
+        self._warm_up(plan)
+        engine = plan.new_engine()
+        w = self.cfg.workload
+        offsets = arrival_offsets(w.arrival.kind, len(self.items), w.arrival.rate, w.arrival.burstiness, w.seed)
+        records: list[dict] = []
+        by_id = {self._rid(it, repeat): it for it in self.items}
+        bar = tqdm(total=len(self.items), desc=f"{name}", unit="req", disable=not self.progress, leave=True)
+
+        def make(item, arrival):
+            return plan.make_request(item, arrival, self._rid(item, repeat))
+
+        def finished(req: Request):
+            rec = self._record(name, repeat, req, by_id[req.id], t0_box[0])
+            records.append(rec)
+            self.writer.append_record(rec)
+            bar.update(1)
+
+        t0_box = [time.perf_counter()]
+        with MemoryTracker(self.device) as mem:
+            try:
+                t0_box[0] = time.perf_counter()
+                drive(engine, self.items, make, offsets, w.arrival.n, finished)
+            finally:
+                wall = time.perf_counter() - t0_box[0]
+                bar.close()
+                self._summarize(name, repeat, records, wall, engine.stats(), mem)
+
+    def _warm_up(self, plan: ArmPlan) -> None:
+        n = self.cfg.workload.warmup
+        if n:
+            run_all(plan.new_engine(), [plan.make_request(it, time.perf_counter(), f"warmup-{it.id}")
+                                        for it in self.items[:n]])
+
+    def _rid(self, item, repeat: int) -> str:
+        return item.id if self.cfg.repeats == 1 else f"{item.id}#r{repeat}"
+
+    def _record(self, arm: str, repeat: int, req: Request, item, t0: float) -> dict:
+        text = self.plans[arm].lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
+        rel = lambda t: None if t is None else t - t0   # noqa: E731
+        rec = {"arm": arm, "repeat": repeat, "request_id": req.id, "item_id": item.id, "category": item.category,
+               "model": self.plans[arm].lm.spec_id, "status": "ok" if req.status == "finished" else "failed",
+               "error": req.error, "finish_reason": req.finish_reason,
+               "prompt_tokens": req.num_prompt_tokens, "output_tokens": req.num_output_tokens,
+               "arrival_s": rel(req.arrival_time),
+               "first_token_s": rel(req.token_times[0]) if req.token_times else None,
+               "finish_s": rel(req.token_times[-1]) if req.token_times else None,
+               "token_times_s": [round(t - t0, 6) for t in req.token_times],
+               "output_text": text, "output_ids": req.output_ids,
+               "answers": item.answers, "scorer": item.scorer}
+        rec.update(score_output(item, text) if req.status == "finished"
+                   else {"scores": {}, "score": 0.0, "correct": False})
+        rec.update(self._match(arm, req))
+        rec["stats"] = req.stats
+        return rec
+
+    def _match(self, arm: str, req: Request) -> dict:
+        if arm == self.cfg.baseline:
+            self.baseline_outputs[req.id] = req.output_ids
+            return {"match_baseline": None, "first_divergence": None}
+        base = self.baseline_outputs.get(req.id)
+        if base is None:
+            return {"match_baseline": None, "first_divergence": None}
+        div = next((i for i, (a, b) in enumerate(zip(base, req.output_ids)) if a != b), None)
+        if div is None and len(base) != len(req.output_ids):
+            div = min(len(base), len(req.output_ids))
+        return {"match_baseline": div is None, "first_divergence": div}
+
+    def _summarize(self, name, repeat, records, wall, engine_stats, mem) -> None:
+        self.records += records
+        self.per_repeat.setdefault(name, []).append((records, wall, engine_stats, mem.as_metrics()))
+
+    def _arm_summary(self, name: str) -> dict:
+        """Pool an arm's repeats: tokens over the summed wall time, peak memory over all repeats."""
+        runs = self.per_repeat[name]
+        records = [r for run in runs for r in run[0]]
+        memory = {k: max(run[3].get(k, 0) for run in runs) for k in runs[-1][3]}
+        out = summarize_arm(records, sum(run[1] for run in runs), runs[-1][2], memory,
+                            self.cfg.cost.usd_per_hour, self.cfg.slo)
+        out.update(self.plans[name].aggregate(records))
+        if len(runs) > 1:
+            out["repeats"] = len(runs)
+            out["output_throughput_per_repeat"] = [summarize_arm(*run[:2], {}, {}, 0.0, self.cfg.slo)
+                                                   ["output_throughput"] for run in runs]
+        return out
+
+    def _finish(self, incomplete: bool) -> dict:
+        arms = {a: self._arm_summary(a) for a in self.arm_names if a in self.per_repeat}
+        if self.cfg.baseline in arms:
+            arms = add_ratios(arms, self.cfg.baseline)
+        cats = {a: by_category([r for r in self.records if r["arm"] == a]) for a in arms}
+        notes = ["Fallback applied: no CUDA device, so the config's `fallback:` section was used."] \
+            if self.cfg.fallback_applied else []
+        self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
+                        "arms": arms, "by_category": cats, "notes": notes}
+        self.writer.write_summary(self.summary)
+        self.writer.write_report(self.summary, self.records)
+        return self.summary
+
+
+def run_experiment(cfg: ExperimentConfig, out_dir=None, limit=None, progress=True) -> tuple[Path, dict]:
+    exp = Experiment(cfg, limit=limit, progress=progress)
+    run_dir = exp.run(out_dir)
+    return run_dir, exp.summary

@@ -1,0 +1,1 @@
+"""Workloads: datasets (golden sets and loaders), prompts, arrival processes."""

@@ -1,0 +1,44 @@
+"""Every config in configs/ runs end to end on a tiny random model and meets the result contract."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testbed.config import load_config
+from testbed.runner import Experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKER = ROOT.parent / "shared" / "tools" / "check_results.py"
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+TINY = ["model.id=random:tiny-llama", "workload.max_new_tokens=8", "workload.warmup=1"]
+
+
+def tiny_overrides(path: Path) -> list[str]:
+    """Point every model of the config (arms', drafts', tiers') at the tiny random model."""
+    cfg = load_config(path, device="cpu")
+    out = list(TINY)
+    for name, arm in cfg.arms.items():
+        if arm.model is not None:
+            out.append(f"arms.{name}.model.id=random:tiny-llama")
+    return out
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_runs_on_tiny_model_and_meets_contract(path, tmp_path):
+    cfg = load_config(path, overrides=tiny_overrides(path), device="cpu")
+    exp = Experiment(cfg, limit=3, progress=False)
+    run_dir = exp.run(tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["arms"]) == set(cfg.arms) and not summary["incomplete"]
+    lines = (run_dir / "requests.jsonl").read_text().splitlines()
+    assert len(lines) == 3 * len(cfg.arms)
+    if not CHECKER.exists():
+        pytest.skip(f"contract checker not found at {CHECKER}")
+    res = subprocess.run([sys.executable, str(CHECKER), "contract", str(run_dir)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_at_least_the_quickstart_exists():
+    assert (ROOT / "configs" / "quickstart.yaml") in CONFIGS
