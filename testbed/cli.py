@@ -1,8 +1,9 @@
-"""Command line: run, validate, report, fetch, list.
+"""Command line: run, validate, serve, report, fetch, list.
 
     python -m testbed run configs/quickstart.yaml            # the comparison table, results/<name>-<UTC>/
     python -m testbed run configs/quickstart.yaml --limit 4 --set workload.max_new_tokens=16
     python -m testbed validate configs/paged.yaml            # check a config without running it
+    python -m testbed serve configs/remote.yaml --arm local  # one arm as an OpenAI-compatible server
     python -m testbed report results/quickstart-*            # one table across runs
     python -m testbed fetch smollm2-135m                     # cache a model for offline use
     python -m testbed list                                   # configs, datasets, engines, strategies, scorers
@@ -45,6 +46,17 @@ def cmd_run(args) -> int:
              "arms": {a: {k: m[k] for k in HEADLINE if k in m} for a, m in s["arms"].items()}}
     print(json.dumps(short))
     return 130 if s["incomplete"] else 0
+
+
+def cmd_serve(args) -> int:
+    from testbed.config import load_config
+    from testbed.serve.server import build_state, check_host, serve_forever
+    check_host(args.host, args.allow_remote)
+    cfg = load_config(args.config, args.set, args.device)
+    state = build_state(cfg, args.arm, api_key=args.api_key, max_queue=args.max_queue,
+                        served_name=args.served_model_name)
+    serve_forever(state, args.host, args.port, args.allow_remote)
+    return 0
 
 
 def cmd_validate(args) -> int:
@@ -117,6 +129,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="parent directory of the run directory (default: the config's output_dir, results/)")
     r.add_argument("--limit", type=int, help="run only the first N requests (a quick look)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    sv = with_config("serve", "serve one arm as an OpenAI-compatible HTTP server (/v1/chat/completions, ...)",
+                     cmd_serve)
+    sv.add_argument("--arm", required=True, help="the arm to serve (its engine, sampling, max_new_tokens)")
+    sv.add_argument("--host", default="127.0.0.1", help="bind address; non-loopback needs --allow-remote")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    sv.add_argument("--api-key", help="require `Authorization: Bearer KEY` on /v1/* and /metrics")
+    sv.add_argument("--max-queue", type=int, default=256, help="requests in flight before 503 (default 256)")
+    sv.add_argument("--served-model-name", help="the model name clients send (default: the arm's model id)")
     with_config("validate", "check a config and its dataset without running anything", cmd_validate)
     rep = sub.add_parser("report", help="one comparison table across run directories")
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

@@ -177,10 +177,15 @@ def _convert(gguf: Path, out: Path) -> None:
     fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config
-    tmp = out.with_name(out.name + ".tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))   # unique: concurrent fetches don't collide
     fresh.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except OSError:          # another process finished first; its copy is identical
+        if not (out / "config.json").exists():
+            raise
 
 
 def tiny_tokenizer():

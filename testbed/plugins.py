@@ -3,6 +3,17 @@ import importlib
 
 MODULES = [
     "testbed.engines.hf",
+    "testbed.engines.openai",
+    "testbed.engines.paged.engine",
+    "testbed.engines.vllm",
+    "testbed.speculative.config",
+    "testbed.context.retrieve",
+    "testbed.context.dedup",
+    "testbed.context.rerank",
+    "testbed.context.compress",
+    "testbed.context.budget",
+    "testbed.context.oracle",
+    "testbed.context.pipeline",
 ]
 
 

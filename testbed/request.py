@@ -36,6 +36,7 @@ class Request:
     finish_reason: str | None = None  # stop | length | error
     error: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)      # strategy stats (engine, speculative, context)
+    cancelled: bool = False           # set from any thread when the client went away; engines may stop early
 
     @property
     def num_prompt_tokens(self) -> int:

@@ -8,6 +8,7 @@ import pytest
 
 from testbed.config import load_config
 from testbed.runner import Experiment
+from testbed.serve.server import serving_remote_arms
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKER = ROOT.parent / "shared" / "tools" / "check_results.py"
@@ -22,14 +23,17 @@ def tiny_overrides(path: Path) -> list[str]:
     for name, arm in cfg.arms.items():
         if arm.model is not None:
             out.append(f"arms.{name}.model.id=random:tiny-llama")
+        if isinstance((arm.speculative or {}).get("draft"), dict):
+            out.append(f"arms.{name}.speculative.draft.id=random:tiny-llama")
     return out
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_config_runs_on_tiny_model_and_meets_contract(path, tmp_path):
     cfg = load_config(path, overrides=tiny_overrides(path), device="cpu")
-    exp = Experiment(cfg, limit=3, progress=False)
-    run_dir = exp.run(tmp_path)
+    with serving_remote_arms(cfg):      # `openai` arms on loopback get a real `testbed serve` of the baseline
+        exp = Experiment(cfg, limit=3, progress=False)
+        run_dir = exp.run(tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary["arms"]) == set(cfg.arms) and not summary["incomplete"]
     lines = (run_dir / "requests.jsonl").read_text().splitlines()

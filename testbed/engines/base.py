@@ -47,6 +47,15 @@ class Engine(ABC):
         """Engine-level summary metrics (KV accounting, speculative totals), flat contract keys."""
         return {}
 
+    def abort_request(self, request_id: str) -> Request | None:
+        """Drop an unfinished request (its client went away); return it, or None if not held here.
+
+        Called between steps, from the thread that calls step(). A waiting request leaves the
+        queue; a running one frees its KV (blocks, cache rows). The engine never returns an
+        aborted request from a later step(); the caller marks it failed. Default: cannot abort.
+        """
+        return None
+
     def validate_request(self, req: Request) -> str | None:
         """Why this request cannot run here (too long for the context, ...), or None."""
         limit = self.model.max_context

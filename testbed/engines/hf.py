@@ -12,6 +12,7 @@ from collections import deque
 
 import torch
 from pydantic import Field
+from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from testbed.engines.base import ENGINES, Engine, EngineOptions
@@ -35,11 +36,21 @@ class _TokenClock(BaseStreamer):
             return
         now = time.perf_counter()
         for req, tok in zip(self.batch, value.view(-1).tolist()):
-            if not req.done:
+            if not req.done and not req.cancelled:
                 req.append_tokens([tok], now)
 
     def end(self) -> None:
         pass
+
+
+class _StopCancelled(StoppingCriteria):
+    """Ends the rows whose request was cancelled (a client went away); generate stops when all rows end."""
+
+    def __init__(self, batch: list[Request]):
+        self.batch = batch
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        return torch.tensor([r.cancelled for r in self.batch], dtype=torch.bool, device=input_ids.device)   # [B]
 
 
 class KVLedger:
@@ -89,6 +100,15 @@ class HFEngine(Engine):
     def has_unfinished(self) -> bool:
         return bool(self.waiting or self.rejected)
 
+    def abort_request(self, request_id: str) -> Request | None:
+        """Drop a waiting (or rejected) request. A running row stops at its next token once `req.cancelled` is set."""
+        for queue in (self.waiting, self.rejected):
+            for req in queue:
+                if req.id == request_id:
+                    queue.remove(req)
+                    return req
+        return None
+
     def step(self) -> list[Request]:
         done, self.rejected = self.rejected, []
         n = min(self.options.batch_size, len(self.waiting))
@@ -111,7 +131,8 @@ class HFEngine(Engine):
         with torch.inference_mode():
             lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new,
                               eos_token_id=list(lm.eos_token_ids), pad_token_id=lm.pad_token_id,
-                              streamer=_TokenClock(batch), **sampling_kwargs(batch[0]))
+                              streamer=_TokenClock(batch), **sampling_kwargs(batch[0]),
+                              stopping_criteria=StoppingCriteriaList([_StopCancelled(batch)]))
         for r in batch:
             if not r.done:
                 r.finish("length")

@@ -1,0 +1,195 @@
+"""Speculative decoding vs plain decoding, and vs transformers' own assisted generation (one process).
+
+Regime: batch 1, greedy, offline, SmolLM2-135M-Instruct in float32 on the CPU (by default), on the
+golden set's extraction and input-grounded categories, whose answers copy the prompt. Every
+method runs every prompt, round robin (prompt 1 through all methods, then prompt 2, ...), so load
+drift on a shared machine hits all of them alike. Speed is output tokens per wall second and per
+process CPU second (steadier under contention with one thread).
+
+Ours: prompt lookup (fixed k and adaptive), self-speculative (the first layers of the target),
+and a draft model (on the CPU the only offline same-tokenizer model is the target itself: α = 1,
+c ≈ 1, so it measures overhead). Theirs: `generate(prompt_lookup_num_tokens=k)` and
+`generate(assistant_model=...)` with the same self-speculative draft and the same draft model.
+
+For each speculative method it prints the acceptance α, the draft-cost ratio c (draft time per
+draft token over the baseline's time per output token) and the bound (1−α^(k+1))/((1−α)(ck+1)),
+so the gap between the implementation and its theory is visible; and whether its greedy tokens
+equal the baseline's. The last stdout line is one JSON object.
+
+    python scripts/bench_spec.py                           # 8 prompts, 64 new tokens
+    python scripts/bench_spec.py --limit 3 --methods base,ours_pl,hf_pl
+"""
+import argparse
+import copy
+import json
+import time
+
+import torch
+
+from testbed.config import ModelSpec
+from testbed.drive import run_all
+from testbed.engines.hf import HFEngine, HFOptions
+from testbed.models import load_model
+from testbed.request import Request
+from testbed.speculative.config import SpeculativeConfig
+from testbed.speculative.self_speculative import draft_depth, truncated_model
+from testbed.workloads.datasets import load_dataset
+from testbed.workloads.prompts import build_messages, render_prompt
+
+CATEGORIES = ["lookup", "clause_extraction", "json_extraction", "grounded_output"]
+
+
+def parse() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--limit", type=int, default=8, help="prompts (interleaved across the categories)")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--k", type=int, default=10, help="draft tokens for prompt lookup")
+    ap.add_argument("--self-layers", type=float, default=0.6, help="self-speculative depth: share of layers")
+    ap.add_argument("--self-k", type=int, default=2)
+    ap.add_argument("--draft-k", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--methods", default="", help="comma-separated subset of the method names (default all)")
+    return ap.parse_args()
+
+
+def prompts(lm, limit: int) -> list[tuple[str, list[int]]]:
+    items = load_dataset("golden", CATEGORIES, None)
+    by_cat = {c: [it for it in items if it.category == c] for c in CATEGORIES}
+    mixed = [it for group in zip(*by_cat.values()) for it in group][:limit]
+    return [(it.id, render_prompt(lm.tokenizer, build_messages(it, list(it.chunks)))[1]) for it in mixed]
+
+
+class OurMethod:
+    """A runner: prompt ids -> (output ids, request); its engine's stats accumulate over calls."""
+
+    def __init__(self, lm, section: dict | None):
+        self.lm = lm
+        self.sections = {"speculative": SpeculativeConfig(**section)} if section else {}
+        self.reset()
+
+    def reset(self) -> None:
+        self.engine = HFEngine(self.lm, HFOptions(batch_size=1), self.sections)
+
+    def __call__(self, ids: list[int], max_new: int):
+        req = Request(id="b", prompt_ids=ids, max_new_tokens=max_new, arrival_time=time.perf_counter(),
+                      eos_token_ids=self.lm.eos_token_ids)
+        run_all(self.engine, [req])
+        return req.output_ids, req
+
+
+def hf_method(lm, **kwargs):
+    def go(ids, max_new):
+        x = torch.tensor([ids])
+        with torch.inference_mode():
+            out = lm.model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new, do_sample=False,
+                                    temperature=None, top_p=None, top_k=None, eos_token_id=list(lm.eos_token_ids),
+                                    pad_token_id=lm.pad_token_id, **kwargs)
+        return out[0, len(ids):].tolist(), None
+    return go
+
+
+def assistant(model, k: int):
+    """A draft for transformers' assisted generation: fixed k, no confidence cut-off, its own generation config."""
+    model.generation_config = copy.deepcopy(model.generation_config)
+    model.generation_config.num_assistant_tokens = k
+    model.generation_config.num_assistant_tokens_schedule = "constant"
+    model.generation_config.assistant_confidence_threshold = 0.0
+    return model
+
+
+def methods(lm, a) -> dict:
+    depth = draft_depth(a.self_layers, lm.model.config.num_hidden_layers)
+    self_draft = assistant(truncated_model(lm.model, depth), a.self_k)
+    full_draft = assistant(copy.copy(lm.model), a.draft_k)    # the target as its own draft (shares weights)
+    return {
+        "base": OurMethod(lm, None),
+        "ours_pl": OurMethod(lm, {"method": "prompt_lookup", "ngram": 3, "num_draft_tokens": a.k}),
+        "ours_pl_adaptive": OurMethod(lm, {"method": "prompt_lookup", "ngram": 3, "num_draft_tokens": 4,
+                                           "adaptive": {"max": 24}}),
+        "hf_pl": hf_method(lm, prompt_lookup_num_tokens=a.k, max_matching_ngram_size=3),
+        "ours_self": OurMethod(lm, {"method": "self_speculative", "layers": depth, "num_draft_tokens": a.self_k}),
+        "ours_self_adaptive": OurMethod(lm, {"method": "self_speculative", "layers": depth,
+                                              "num_draft_tokens": a.self_k, "adaptive": {"max": 8}}),
+        "hf_self": hf_method(lm, assistant_model=self_draft, num_assistant_tokens=a.self_k,
+                             num_assistant_tokens_schedule="constant", assistant_confidence_threshold=0.0),
+        "ours_draft": OurMethod(lm, {"draft": {"id": lm.spec_id}, "num_draft_tokens": a.draft_k}),
+        "hf_draft": hf_method(lm, assistant_model=full_draft, num_assistant_tokens=a.draft_k,
+                              num_assistant_tokens_schedule="constant", assistant_confidence_threshold=0.0),
+    }
+
+
+def run(fns: dict, work: list, max_new: int) -> dict:
+    res = {n: {"wall": 0.0, "cpu": 0.0, "tokens": 0, "outputs": {}, "tpot": []} for n in fns}
+    for pid, ids in work:
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            out, req = fn(ids, max_new)
+            res[name]["wall"] += time.perf_counter() - w
+            res[name]["cpu"] += time.process_time() - c
+            res[name]["tokens"] += len(out)
+            res[name]["outputs"][pid] = out
+            if req is not None and len(req.token_times) > 1:
+                res[name]["tpot"].append((req.token_times[-1] - req.token_times[0]) / (len(req.token_times) - 1))
+    return res
+
+
+def bound(alpha: float, c: float, k: float) -> float:
+    """Expected speedup of speculative decoding (Leviathan et al.): (1−α^(k+1)) / ((1−α)(ck+1))."""
+    gain = k + 1 if alpha >= 1 else (1 - alpha ** (k + 1)) / (1 - alpha)
+    return gain / (c * k + 1)
+
+
+def card(fns: dict, res: dict) -> dict:
+    base = res["base"]
+    base_tpot = sum(base["tpot"]) / len(base["tpot"]) if base["tpot"] else None
+    rows = {}
+    for name, r in res.items():
+        row = {"tok_s": r["tokens"] / r["wall"], "tok_per_cpu_s": r["tokens"] / r["cpu"],
+               "match": sum(r["outputs"][p] == base["outputs"][p] for p in base["outputs"]) / len(base["outputs"])}
+        row["speedup"] = row["tok_s"] / (base["tokens"] / base["wall"])
+        row["speedup_cpu"] = row["tok_per_cpu_s"] / (base["tokens"] / base["cpu"])
+        engine = getattr(fns[name], "engine", None)
+        st = engine.stats() if engine is not None and name != "base" else {}
+        if st.get("spec_num_draft_tokens") and base_tpot:
+            alpha = st["spec_acceptance_rate"]
+            k = st["spec_num_draft_tokens"] / st["spec_num_drafts"]
+            c = (st["spec_draft_time_s"] / st["spec_num_draft_tokens"]) / base_tpot
+            row.update(alpha=alpha, c=c, k_mean=k, bound=bound(alpha, c, k),
+                       mean_accepted_tokens=st["spec_mean_accepted_tokens"])
+        rows[name] = row
+    return rows
+
+
+def show(rows: dict, n_prompts: int, device: str) -> None:
+    print(f"\nspeculative decoding, batch 1, greedy, {n_prompts} golden extraction/grounded prompts, {device}")
+    print(f"{'method':<20}{'tok/s':>8}{'x base':>8}{'x (cpu)':>8}{'match':>7}{'α':>7}{'c':>7}{'k':>6}{'bound':>7}")
+    for name, r in rows.items():
+        opt = lambda key, f="{:.2f}": f.format(r[key]) if key in r else "-"   # noqa: E731
+        print(f"{name:<20}{r['tok_s']:>8.1f}{r['speedup']:>8.2f}{r['speedup_cpu']:>8.2f}{r['match']:>7.0%}"
+              f"{opt('alpha'):>7}{opt('c'):>7}{opt('k_mean', '{:.1f}'):>6}{opt('bound'):>7}")
+
+
+def main() -> None:
+    a = parse()
+    torch.set_num_threads(a.threads)
+    lm = load_model(ModelSpec(id=a.model), "cpu")
+    work = prompts(lm, a.limit)
+    fns = methods(lm, a)
+    if a.methods:
+        keep = {"base", *a.methods.split(",")}
+        fns = {n: f for n, f in fns.items() if n in keep}
+    run(fns, work[:1], 8)                                    # warm-up: every method once, not timed
+    for fn in fns.values():
+        if isinstance(fn, OurMethod):
+            fn.reset()
+    res = run(fns, work, a.max_new_tokens)
+    rows = card(fns, res)
+    show(rows, len(work), f"{lm.model.config.num_hidden_layers}-layer {a.model}, {a.threads} thread(s), CPU")
+    print(json.dumps({"model": a.model, "prompts": len(work), "max_new_tokens": a.max_new_tokens,
+                      "threads": a.threads, "methods": {n: {k: round(v, 4) for k, v in r.items()}
+                                                         for n, r in rows.items()}}))
+
+
+if __name__ == "__main__":
+    main()

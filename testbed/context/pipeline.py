@@ -1,0 +1,119 @@
+"""The `context:` arm section: an ordered list of steps, run on each request's chunks as it arrives.
+
+    arms:
+      dedup_rerank:
+        engine: hf
+        context:
+          steps:
+            - {name: dedup}
+            - {name: rerank, method: bm25, top_n: 4}
+          audit: {threshold: 0.7, shingle: 1}      # what the duplicate-rate audit counts as a copy
+
+An empty `steps: []` changes nothing and only audits (the baseline's "context as retrieved").
+Step options are validated by each step's Options class at config load, with errors at their
+YAML path (arms.<arm>.context.steps[1].budget_tokens). The Preparer stores the audit in the
+request's stats (record["stats"]["ContextPipeline"]) and pools it per arm in `aggregate`.
+"""
+import time
+from difflib import get_close_matches
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from testbed.arm import PREPARERS
+from testbed.config import SECTIONS
+from testbed.context import audit
+from testbed.context.base import STEPS, StepOptions
+from testbed.errors import UserError
+from testbed.workloads.items import Chunk, Item
+
+
+class AuditOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(0.7, gt=0.0, le=1.0, description="shingle Jaccard that counts as a near-duplicate")
+    shingle: int = Field(1, ge=1, le=16, description="words per shingle")
+
+
+@SECTIONS.register("context")
+class ContextSection(BaseModel):
+    """`context:` — steps run in order (retrieve, dedup, rerank, extract, prune, budget, gold_only)."""
+    model_config = ConfigDict(extra="forbid")
+    steps: list[StepOptions] = Field(default_factory=list)
+    audit: AuditOptions = AuditOptions()
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kw) -> "ContextSection":
+        """Validate every step by its own Options class; errors carry the path steps[i].<key>."""
+        if not isinstance(obj, dict) or not isinstance(obj.get("steps", []), list):
+            return super().model_validate(obj, **kw)
+        steps, errors = [], []
+        for i, raw in enumerate(obj.get("steps", [])):
+            opts, errs = _validate_step(i, raw)
+            steps.append(opts)
+            errors += errs
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return super().model_validate({**obj, "steps": steps}, **kw)
+
+
+def _error(loc: tuple, msg: str, value: Any = None) -> dict:
+    return {"type": PydanticCustomError("context_step", "{msg}", {"msg": msg}), "loc": loc, "input": value}
+
+
+def _validate_step(i: int, raw: Any) -> tuple[StepOptions | None, list[dict]]:
+    at = f"steps[{i}]"
+    if not isinstance(raw, dict) or "name" not in raw:
+        return None, [_error((at,), f"a step needs a name, one of: {', '.join(STEPS.names())}")]
+    if raw["name"] not in STEPS:
+        near = get_close_matches(str(raw["name"]), STEPS.names(), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        return None, [_error((at, "name"), f"unknown context step{hint}; use one of: {', '.join(STEPS.names())}",
+                             raw["name"])]
+    options = STEPS.get(raw["name"]).Options
+    try:
+        return options.model_validate(raw), []
+    except ValidationError as e:
+        return None, [_error((at,) + tuple(map(str, err["loc"])), _message(err, options), err.get("input"))
+                      for err in e.errors()]
+
+
+def _message(err: dict, options: type[BaseModel]) -> str:
+    if err["type"] == "extra_forbidden":
+        near = get_close_matches(str(err["loc"][-1]), list(options.model_fields), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        return f"unknown key{hint}; this step takes: {', '.join(options.model_fields)}"
+    return err["msg"].removeprefix("Value error, ")
+
+
+def check_chunk_ids(item: Item, chunks: list[Chunk]) -> None:
+    for i, c in enumerate(chunks):
+        if not isinstance(c.id, str) or not c.id.strip():
+            raise UserError(f"item {item.id}: chunks[{i}] has no id (context steps and audits track chunks by id)",
+                            "give every chunk a unique non-empty id in the dataset")
+
+
+@PREPARERS.register("context")
+class ContextPipeline:
+    """Runs the section's steps on an item's chunks; returns what the model sees and the audit."""
+
+    def __init__(self, section_cfg: ContextSection, lm: Any):
+        self.cfg = section_cfg
+        self.lm = lm
+        self.steps = [STEPS.get(o.name)(o, lm, where=f"context.steps[{i}]") for i, o in enumerate(section_cfg.steps)]
+
+    def prepare(self, item: Item, chunks: list[Chunk]) -> tuple[list[Chunk], dict[str, Any]]:
+        check_chunk_ids(item, chunks)
+        before = list(chunks)
+        stages = [audit.stage("retrieved", before, item, self.lm)]
+        for step in self.steps:
+            t = time.perf_counter()
+            chunks, st = step(item.question, chunks, item=item)
+            stages.append(audit.stage(step.options.name, chunks, item, self.lm, time.perf_counter() - t, st))
+        a = self.cfg.audit
+        return chunks, audit.request_audit(item, before, chunks, stages, self.lm, a.threshold, a.shingle)
+
+    @classmethod
+    def aggregate(cls, records: list[dict]) -> dict[str, float]:
+        stats = [r["stats"][cls.__name__] for r in records if cls.__name__ in (r.get("stats") or {})]
+        return audit.aggregate(stats, [s["seconds"] for s in stats if "seconds" in s])

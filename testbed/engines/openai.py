@@ -1,0 +1,265 @@
+"""The `openai` engine: every request goes to an OpenAI-compatible server (vLLM, SGLang, TGI,
+llama.cpp, a hosted API, or `testbed serve`) as a streaming HTTP call.
+
+    arms:
+      remote: {engine: openai, base_url: "http://127.0.0.1:8000/v1", concurrency: 64,
+               extra_body: {return_token_ids: true}}
+
+The runner's drive loop owns arrival: add_request() hands the request to a thread pool
+(`concurrency` calls in flight) and returns at once; step() returns whatever finished, waiting
+at most `poll_s` so arrivals are never held back longer than that.
+
+What is sent: the prompt as the runner rendered it (`req.prompt_text`, chat template applied)
+to /v1/completions, which makes the server see exactly the in-process prompt (for tokenizers
+that add no BOS; else add `extra_body: {add_special_tokens: false}` for vLLM). endpoint: chat
+sends that text as one user message, so the server templates it again: only for chat-only APIs.
+
+What is measured: each streamed chunk is timestamped as it is parsed; its tokens take that
+time. Tokens are the server's ids where it returns them (`token_ids`, vLLM's and testbed
+serve's `return_token_ids`); else the local tokenizer splits the streamed text, each token
+timed by the chunk that completed it. req.stats["openai"]["token_count_source"] says which:
+server_token_ids | server_usage (local split, its count confirmed by the server's usage) |
+local_tokenizer. Retries (connection errors, 429, 5xx) back off exponentially, honouring
+Retry-After; a stream that breaks after its first token fails instead (no duplicated tokens).
+Every attempt's error is kept in req.stats["openai"]["errors"].
+"""
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from testbed.engines.base import ENGINES, Engine, EngineOptions
+from testbed.engines.openai_http import Endpoint, HttpStatusError, StreamError, post_sse
+from testbed.errors import UserError
+from testbed.request import Request
+
+
+class OpenAIOptions(EngineOptions):
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="the server's OpenAI base URL, ending in /v1")
+    api_key: str | None = Field(None, description="sent as a Bearer token; prefer api_key_env")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    model: str | None = Field(None, description="served model name; default: the arm's model id")
+    endpoint: Literal["completions", "chat"] = "completions"
+    timeout_s: float = Field(120.0, gt=0, description="socket timeout per read")
+    max_retries: int = Field(3, ge=0, le=20)
+    backoff_s: float = Field(0.25, gt=0, description="first retry delay; doubles each retry")
+    concurrency: int = Field(64, ge=1, le=1024, description="HTTP calls in flight")
+    poll_s: float = Field(0.002, gt=0, le=1.0, description="longest step() wait for a finished request")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="merged into every request body")
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        Endpoint.parse(v)
+        return v
+
+
+class Retry(Exception):
+    """An attempt failed in a way worth retrying."""
+
+    def __init__(self, message: str, after: float | None = None):
+        super().__init__(message)
+        self.after = after
+
+
+@ENGINES.register("openai")
+class OpenAIEngine(Engine):
+    Options = OpenAIOptions
+
+    def __init__(self, model, options: OpenAIOptions, sections=None):
+        super().__init__(model, options, sections)
+        if sections and sections.get("speculative") is not None:
+            raise UserError("engine openai: a speculative section runs on the server, not here",
+                            "configure speculative decoding on the server and drop `speculative:` from this arm")
+        self.endpoint = Endpoint.parse(options.base_url)
+        self.headers = auth_headers(options)
+        self.served_model = options.model or model.spec_id
+        self.pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="openai")
+        self.finished: queue.SimpleQueue = queue.SimpleQueue()
+        self.futures: dict[str, tuple[Request, Future]] = {}
+        self.cancelled: set[str] = set()
+        self.lock = threading.Lock()
+        self.totals = {"openai_retries": 0, "openai_failed": 0, "openai_requests": 0}
+
+    def add_request(self, req: Request) -> None:
+        with self.lock:
+            self.futures[req.id] = (req, self.pool.submit(self._run, req))
+
+    def has_unfinished(self) -> bool:
+        with self.lock:
+            return bool(self.futures)
+
+    def step(self) -> list[Request]:
+        try:
+            out = [self.finished.get(timeout=self.options.poll_s)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                out.append(self.finished.get_nowait())
+            except queue.Empty:
+                break
+        with self.lock:
+            for req in out:
+                self.futures.pop(req.id, None)
+        return out
+
+    def abort_request(self, request_id: str) -> Request | None:
+        """Drop a request: a queued call never starts; a streaming one closes its connection at the next chunk."""
+        with self.lock:
+            entry = self.futures.pop(request_id, None)
+            if entry is not None:
+                self.cancelled.add(request_id)
+        if entry is None:
+            return None
+        entry[1].cancel()
+        return entry[0]
+
+    def stats(self) -> dict[str, float]:
+        return dict(self.totals)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, req: Request) -> None:
+        """One request, retried with backoff; it always ends on the finished queue (unless aborted)."""
+        st: dict[str, Any] = {"attempts": 0, "errors": [], "endpoint": self.options.endpoint}
+        req.stats["openai"] = st
+        for attempt in range(self.options.max_retries + 1):
+            st["attempts"] = attempt + 1
+            try:
+                self._attempt(req, st)
+                break
+            except Retry as e:
+                st["errors"].append(str(e))
+                if attempt == self.options.max_retries:
+                    req.fail(f"{e} (after {attempt + 1} attempts)")
+                    break
+                with self.lock:
+                    self.totals["openai_retries"] += 1
+                time.sleep(min(e.after if e.after is not None else self.options.backoff_s * 2 ** attempt, 30.0))
+            except Exception as e:   # a bad response, a bug: fail this request, keep the others going
+                st["errors"].append(f"{type(e).__name__}: {e}")
+                req.fail(st["errors"][-1])
+                break
+        self._finish(req)
+
+    def _finish(self, req: Request) -> None:
+        with self.lock:
+            self.totals["openai_requests"] += 1
+            self.totals["openai_failed"] += req.status == "failed"
+            if req.id in self.cancelled:
+                self.cancelled.discard(req.id)
+                return
+        self.finished.put(req)
+
+    def _attempt(self, req: Request, st: dict) -> None:
+        req.status = "running"
+        chunks: list[tuple[float, str, list[int] | None]] = []
+        reason, usage = None, None
+        try:
+            for event in post_sse(self.endpoint, "/" + self._route(), self.payload(req), self.headers,
+                                  self.options.timeout_s):
+                now = time.perf_counter()
+                if "error" in event:
+                    raise RuntimeError(f"server error mid-stream: {event['error']}")
+                usage = event.get("usage") or usage
+                for choice in event.get("choices") or []:
+                    text, ids = chunk_content(choice)
+                    if text or ids:
+                        chunks.append((now, text, ids))
+                    reason = choice.get("finish_reason") or reason
+                if req.id in self.cancelled:
+                    return
+        except HttpStatusError as e:
+            if e.retryable and not chunks:
+                raise Retry(str(e), e.retry_after) from None
+            raise RuntimeError(str(e)) from None
+        except StreamError as e:
+            if not chunks:
+                raise Retry(str(e)) from None
+            raise RuntimeError(f"{e} after {len(chunks)} chunks") from None
+        if reason is None:       # the body ended early: a dropped connection, not an answer
+            if not chunks:
+                raise Retry("the stream ended without a finish_reason")
+            raise RuntimeError(f"the stream ended without a finish_reason after {len(chunks)} chunks")
+        self._record_tokens(req, chunks, usage, st)
+        if not req.done:
+            req.finish("stop" if reason == "stop" else "length")
+
+    def _record_tokens(self, req: Request, chunks, usage: dict | None, st: dict) -> None:
+        if usage:
+            st["server_prompt_tokens"] = usage.get("prompt_tokens")
+            st["server_completion_tokens"] = usage.get("completion_tokens")
+        if chunks and all(ids is not None for _, _, ids in chunks):
+            st["token_count_source"] = "server_token_ids"
+            for now, _, ids in chunks:
+                if ids and req.append_tokens(ids, now):
+                    break
+            return
+        ids, times = split_tokens(self.model.tokenizer, chunks)
+        counted = usage.get("completion_tokens") if usage else None
+        st["token_count_source"] = "server_usage" if counted == len(ids) else "local_tokenizer"
+        if counted is not None and counted != len(ids):
+            st["local_completion_tokens"] = len(ids)
+        for tok, now in zip(ids, times):
+            if req.append_tokens([tok], now):
+                break
+
+    def _route(self) -> str:
+        return "chat/completions" if self.options.endpoint == "chat" else "completions"
+
+    def payload(self, req: Request) -> dict:
+        sp = req.sampling
+        body: dict[str, Any] = {"model": self.served_model, "max_tokens": req.max_new_tokens, "stream": True,
+                                "stream_options": {"include_usage": True},
+                                "temperature": sp.temperature, "top_p": sp.top_p}
+        if sp.seed is not None:
+            body["seed"] = sp.seed
+        if sp.top_k:
+            body["top_k"] = sp.top_k
+        if self.options.endpoint == "chat":
+            body["messages"] = [{"role": "user", "content": req.prompt_text}]
+        else:
+            body["prompt"] = req.prompt_text
+        return {**body, **self.options.extra_body}
+
+
+def auth_headers(options: OpenAIOptions) -> dict[str, str]:
+    key = options.api_key
+    if options.api_key_env:
+        key = os.environ.get(options.api_key_env)
+        if not key:
+            raise UserError(f"engine openai: environment variable {options.api_key_env} is not set",
+                            f"export {options.api_key_env}=<key> before the run")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def chunk_content(choice: dict) -> tuple[str, list[int] | None]:
+    """(new text, its token ids if the server sent them) of one streamed choice (completions or chat)."""
+    delta = choice.get("delta")
+    text = (delta.get("content") or "") if isinstance(delta, dict) else (choice.get("text") or "")
+    ids = choice.get("token_ids")
+    return text, list(ids) if ids is not None else None
+
+
+def split_tokens(tokenizer, chunks) -> tuple[list[int], list[float]]:
+    """Local token ids of the streamed text, each timed by the chunk in which its last character arrived."""
+    text = "".join(t for _, t, _ in chunks)
+    if not text:
+        return [], []
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ends, pos = [], 0
+    for now, t, _ in chunks:
+        pos += len(t)
+        ends.append((pos, now))
+    times, k = [], 0
+    for _, end in enc["offset_mapping"]:
+        while k < len(ends) - 1 and ends[k][0] < end:
+            k += 1
+        times.append(ends[k][1])
+    return list(enc["input_ids"]), times

@@ -1,0 +1,144 @@
+"""The `paged` engine: continuous batching over a paged KV cache, instrumented every step.
+
+    arms:
+      paged: {engine: paged, block_size: 16, kv_budget_tokens: 8192, max_num_seqs: 64}
+
+`step()` is schedule -> run -> postprocess (nano-vllm). After every step the KV ledger
+(shared with the hf engine) records slots allocated (blocks in use x block_size) against
+slots holding computed tokens, so kv_waste_pct means the same thing for both engines.
+"""
+import time
+
+from pydantic import Field, model_validator
+
+from testbed.engines.base import ENGINES, Engine, EngineOptions
+from testbed.engines.hf import KVLedger
+from testbed.engines.paged.block_manager import BlockManager, blocks_for
+from testbed.engines.paged.model_runner import ModelRunner
+from testbed.engines.paged.scheduler import ScheduledBatch, Scheduler, SchedulerConfig
+from testbed.engines.paged.sequence import Sequence
+from testbed.errors import UserError
+from testbed.request import Request
+
+
+class PagedOptions(EngineOptions):
+    block_size: int = Field(16, ge=1, le=1024, description="tokens per KV block")
+    kv_budget_tokens: int | None = Field(None, ge=1, description="KV cache size in tokens (rounded down to blocks)")
+    num_blocks: int | None = Field(None, ge=1, description="KV cache size in blocks (instead of kv_budget_tokens)")
+    max_num_seqs: int = Field(64, ge=1, description="most sequences running at once")
+    max_num_batched_tokens: int = Field(512, ge=1, description="token budget of one step (prefill + decode)")
+    enable_prefix_caching: bool = True
+    chunked_prefill: bool = True
+    watermark: float = Field(0.0, ge=0, lt=1,
+                             description="share of blocks kept free when admitting (fewer preemptions)")
+
+    @model_validator(mode="after")
+    def _one_size(self):
+        if self.kv_budget_tokens is not None and self.num_blocks is not None:
+            raise ValueError("give kv_budget_tokens or num_blocks, not both")
+        return self
+
+    def blocks(self) -> int:
+        if self.num_blocks is not None:
+            return self.num_blocks
+        return max(1, (self.kv_budget_tokens or 16384) // self.block_size)
+
+
+@ENGINES.register("paged")
+class PagedEngine(Engine):
+    Options = PagedOptions
+
+    def __init__(self, model, options: PagedOptions, sections=None):
+        super().__init__(model, options, sections)
+        n = options.blocks()
+        self.runner = ModelRunner(model, n, options.block_size)
+        self.blocks = BlockManager(n, options.block_size, options.enable_prefix_caching)
+        self.scheduler = Scheduler(SchedulerConfig(options.max_num_seqs, options.max_num_batched_tokens,
+                                                   options.chunked_prefill, int(options.watermark * n)), self.blocks)
+        self.rejected: list[Request] = []
+        self.kv = KVLedger()
+        self.peak_blocks = 0
+        self.peak_seqs = 0
+        self.steps = 0
+        self.step_tokens = 0
+
+    @property
+    def capacity_tokens(self) -> int:
+        return self.blocks.block_size * len(self.blocks.blocks)
+
+    def validate_request(self, req: Request) -> str | None:
+        reason = super().validate_request(req)
+        o = self.options
+        need = req.num_prompt_tokens + req.max_new_tokens
+        if reason is None and not o.chunked_prefill and need > o.max_num_batched_tokens:
+            reason = (f"prompt {req.num_prompt_tokens} + max_new_tokens {req.max_new_tokens} exceeds "
+                      f"max_num_batched_tokens {o.max_num_batched_tokens} with chunked_prefill off")
+        return reason
+
+    def check_request(self, req: Request) -> None:
+        """UserError when the whole KV budget cannot hold this request even alone."""
+        need = blocks_for(req.num_prompt_tokens + req.max_new_tokens - 1, self.blocks.block_size)
+        if need > len(self.blocks.blocks):
+            raise UserError(f"engine paged: KV budget of {self.capacity_tokens} tokens "
+                            f"({len(self.blocks.blocks)} blocks of {self.blocks.block_size}) cannot hold request "
+                            f"{req.id!r} ({req.num_prompt_tokens} prompt + {req.max_new_tokens} new tokens) even alone",
+                            f"raise kv_budget_tokens to at least {need * self.blocks.block_size}, "
+                            "or lower max_new_tokens")
+
+    def add_request(self, req: Request) -> None:
+        reason = self.validate_request(req)
+        if reason:
+            req.fail(reason)
+            self.rejected.append(req)
+            return
+        self.check_request(req)
+        req.status = "running"
+        self.scheduler.add(Sequence.from_request(req))
+
+    def abort_request(self, request_id: str) -> Request | None:
+        """Drop a request between steps; a running one gives its KV blocks back."""
+        for req in self.rejected:
+            if req.id == request_id:
+                self.rejected.remove(req)
+                return req
+        seq = self.scheduler.abort(request_id)
+        return seq.request if seq else None
+
+    def has_unfinished(self) -> bool:
+        return bool(self.rejected) or self.scheduler.has_unfinished()
+
+    def step(self) -> list[Request]:
+        done, self.rejected = self.rejected, []
+        batch = self.scheduler.schedule()
+        if not batch.items:
+            return done
+        self.peak_seqs = max(self.peak_seqs, len(self.scheduler.running))
+        self.runner.copy_blocks(batch.copies)
+        tokens = self.runner.run(batch.items)
+        finished = self.scheduler.postprocess(batch, tokens, time.perf_counter())
+        self._account(batch)
+        return done + [seq.request for seq in finished]
+
+    def _account(self, batch: ScheduledBatch) -> None:
+        """Sample KV use after the step: blocks in use vs tokens they hold (shared blocks once)."""
+        bs = self.blocks.block_size
+        held: dict[int, int] = {}
+        for seq in self.scheduler.running:
+            for i, bid in enumerate(seq.block_table):
+                held[bid] = max(held.get(bid, 0), min(bs, seq.num_computed - i * bs))
+        used_blocks = self.blocks.num_used
+        self.kv.record(used_blocks * bs, sum(held.values()))
+        self.peak_blocks = max(self.peak_blocks, used_blocks)
+        self.steps += 1
+        self.step_tokens += batch.num_tokens
+
+    def stats(self) -> dict[str, float]:
+        out = self.kv.metrics()
+        st = self.scheduler.stats
+        out.update({"kv_peak_blocks": self.peak_blocks, "max_concurrent_seqs": self.peak_seqs,
+                    "preemptions": st.preemptions, "kv_capacity_tokens": self.capacity_tokens})
+        if st.prefix_query_tokens:
+            out["prefix_cache_hit_rate"] = st.prefix_hit_tokens / st.prefix_query_tokens
+        if self.steps:
+            out["mean_step_tokens"] = self.step_tokens / self.steps
+        return out

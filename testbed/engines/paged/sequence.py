@@ -1,0 +1,44 @@
+"""A sequence: one request's tokens, how many of them sit in the KV cache, and its block table.
+
+`token_ids` is prompt + outputs so far; the last sampled token is not in the cache until the
+next step computes it. A preempted sequence keeps its tokens and recomputes them all
+(preemption by recompute), so after a preemption its "prompt" is prompt + outputs so far.
+"""
+from dataclasses import dataclass, field
+from enum import Enum
+
+import torch
+
+from testbed.engines.sampling import make_generator
+from testbed.request import Request
+
+
+class SeqStatus(Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+@dataclass(eq=False)
+class Sequence:
+    request: Request
+    token_ids: list[int] = field(default_factory=list)
+    num_computed: int = 0                    # tokens whose K/V are in the cache
+    block_table: list[int] = field(default_factory=list)
+    status: SeqStatus = SeqStatus.WAITING
+    generator: torch.Generator | None = None
+
+    @classmethod
+    def from_request(cls, req: Request) -> "Sequence":
+        return cls(req, list(req.prompt_ids) + list(req.output_ids), generator=make_generator(req.sampling))
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def num_uncomputed(self) -> int:
+        return self.num_tokens - self.num_computed
+
+    def append(self, token: int) -> None:
+        self.token_ids.append(token)

@@ -1,0 +1,83 @@
+"""Draft-model proposer: a small causal LM that shares the target's tokenizer guesses k tokens.
+
+The draft keeps its own KV cache for the current request. Before each proposal it crops that
+cache to the longest prefix it shares with the accepted context (rolling back rejected guesses)
+and feeds the 1–2 tokens it has not seen, then decodes k tokens one at a time.
+
+    speculative: {method: draft_model, draft: {id: HuggingFaceTB/SmolLM2-135M-Instruct}, num_draft_tokens: 5}
+"""
+from typing import Any
+
+import torch
+
+from testbed.errors import UserError
+from testbed.models import load_model
+from testbed.speculative.base import PROPOSERS, Draft, Proposer
+from testbed.speculative.decoder import forward, new_cache, rollback
+from testbed.speculative.verify import logits_to_probs, sample
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def check_same_tokenizer(target: Any, draft: Any) -> None:
+    """UserError naming both models when the draft's vocabulary differs from the target's."""
+    tv, dv = target.tokenizer.get_vocab(), draft.tokenizer.get_vocab()
+    if tv != dv:
+        diff = len(set(tv.items()) ^ set(dv.items()))
+        raise UserError(f"speculative.draft: the draft {draft.spec_id!r} tokenizer ({len(dv)} tokens) differs from "
+                        f"the target {target.spec_id!r} tokenizer ({len(tv)} tokens; {diff} entries differ)",
+                        "pick a draft from the target's model family (same tokenizer), "
+                        "or use method: prompt_lookup or self_speculative")
+
+
+class ModelDrafter(Proposer):
+    """Drafts with `self.model` (a causal LM over the target's vocabulary) and its own KV cache."""
+
+    model: Any
+
+    def reset(self) -> None:
+        self.cache = new_cache(self.model)
+        self.seen: list[int] = []          # the tokens self.cache holds
+
+    def propose(self, context, k, sampling, generator) -> Draft:
+        keep = min(common_prefix(self.seen, context), len(context) - 1)
+        rollback(self.cache, keep)
+        logits = forward(self.model, context[keep:], self.cache, keep=1)[-1]   # [V]
+        self.seen = list(context)
+        tokens, probs = [], []
+        for i in range(k):
+            tok, q = self._pick(logits, sampling, generator)
+            tokens.append(tok)
+            probs.append(q)
+            if i + 1 < k:
+                logits = forward(self.model, [tok], self.cache, keep=1)[-1]
+                self.seen.append(tok)
+        return Draft(tokens, None if sampling.greedy else torch.stack(probs))   # q [k, V]
+
+    def _pick(self, logits: torch.Tensor, sampling, generator) -> tuple[int, torch.Tensor | None]:
+        logits = logits[:self.vocab]                  # a draft may pad its embedding beyond the target's vocab
+        if sampling.greedy:
+            return int(logits.argmax()), None
+        q = logits_to_probs(logits, sampling)
+        return sample(q, generator), q
+
+    @property
+    def vocab(self) -> int:
+        return self.lm.model.config.vocab_size
+
+
+@PROPOSERS.register("draft_model")
+class DraftModel(ModelDrafter):
+    def __init__(self, cfg, lm, draft_lm: Any | None = None):
+        super().__init__(cfg, lm)
+        same = cfg.draft.id == lm.spec_id and cfg.draft.dtype in ("auto", str(lm.dtype).removeprefix("torch."))
+        self.draft_lm = draft_lm or (lm if same else load_model(cfg.draft, lm.device))
+        check_same_tokenizer(lm, self.draft_lm)
+        self.model = self.draft_lm.model

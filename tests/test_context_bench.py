@@ -1,0 +1,27 @@
+"""scripts/bench_context.py reads one run of configs/compression.yaml and ends with a JSON line."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from testbed.config import load_config
+from testbed.runner import Experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_reports_every_arm_and_the_goals(tmp_path):
+    cfg = load_config(ROOT / "configs" / "compression.yaml", device="cpu",
+                      overrides=["model.id=random:tiny-llama", "workload.max_new_tokens=4", "workload.warmup=0"])
+    run_dir = Experiment(cfg, limit=2, progress=False).run(tmp_path)
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_context.py"), str(run_dir)],
+                         capture_output=True, text=True, check=True).stdout
+    last = json.loads(out.strip().splitlines()[-1])
+    rows = {r["arm"]: r for r in last["arms"]}
+    assert set(rows) == set(cfg.arms)
+    assert rows["gold_only"]["gold_recall"] == 1.0 and rows["gold_only"]["context_tokens_saved_pct"] > 80
+    assert rows["as_retrieved"]["context_tokens_saved_pct"] == 0.0 and rows["as_retrieved"]["duplicate_rate_before"] > 0.1
+    assert rows["dedup_rerank"]["duplicate_rate_after"] == 0.0
+    assert rows["dedup_rerank"]["injected_duplicates_removed_pct"] == 100.0
+    assert "dedup[dedup_rerank]" in last["goals"] and "compression[extractive]" in last["goals"]
+    assert "warning [context as retrieved]" in out and "warning [dedup_rerank" not in out

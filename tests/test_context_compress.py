@@ -1,0 +1,82 @@
+"""Compression: extraction fits its token budget and keeps ids; pruning keeps its ratio and word order."""
+import pytest
+
+from testbed.context.compress import (ExtractOptions, ExtractStep, PruneOptions, PruneStep, prune_words,
+                                      word_spans)
+from testbed.context.text import count_tokens
+from testbed.workloads.items import Chunk
+
+Q = "How much written notice is needed to terminate the Halvard agreement for convenience?"
+GOLD = Chunk("gold", "Master Services Agreement between Halvard Logistics and Corvid Systems (2022), clause 4. "
+                     "Either party may terminate this agreement for convenience by giving at least 90 days of "
+                     "written notice. Termination does not affect fees already due.")
+FEES = Chunk("fees", "Master Services Agreement between Halvard Logistics and Corvid Systems (2022), clause 2. "
+                     "Halvard Logistics will pay each undisputed invoice within 45 days. Late amounts carry interest.")
+BIKE = Chunk("bike", "The Strada e-bike uses a 540 Wh battery. It recharges in about five hours.")
+
+
+def extract(lm, **kw):
+    return ExtractStep(ExtractOptions(name="extract", **kw), lm)(Q, [FEES, BIKE, GOLD])
+
+
+@pytest.mark.parametrize("budget", [30, 45, 80])
+def test_extract_fits_the_budget_and_keeps_ids(tiny_lm, budget):
+    kept, stats = extract(tiny_lm, budget_tokens=budget)
+    used = sum(count_tokens(tiny_lm, [s]) [0] for c in kept for s in _sentences_of(c))
+    assert used <= budget and stats["budget_tokens"] == budget
+    assert {c.id for c in kept} <= {"gold", "fees", "bike"}
+    for c in kept:                               # text is a subsequence of the original's sentences
+        src = {"gold": GOLD, "fees": FEES, "bike": BIKE}[c.id].text
+        assert all(s in src for s in _sentences_of(c))
+
+
+def _sentences_of(c):
+    from testbed.context.text import sentences
+    return sentences(c.text)
+
+
+def test_extract_picks_the_answer_sentence_with_its_lead(tiny_lm):
+    kept, _ = extract(tiny_lm, budget_tokens=count_tokens(tiny_lm, [GOLD.text])[0])
+    assert [c.id for c in kept] == ["gold"]
+    assert "90 days" in kept[0].text and kept[0].text.startswith("Master Services Agreement")
+    assert "fees already due" not in kept[0].text   # the unrelated last sentence went
+
+
+def test_extract_ratio_and_unmatched_sentences(tiny_lm):
+    total = sum(count_tokens(tiny_lm, [c.text for c in (FEES, BIKE, GOLD)]))
+    kept, stats = extract(tiny_lm, ratio=0.9)
+    assert stats["budget_tokens"] == int(0.9 * total)
+    assert "bike" not in {c.id for c in kept}      # shares no word with the question
+    kept, _ = extract(tiny_lm, ratio=1.0, drop_unmatched=False)
+    assert {c.id for c in kept} == {"gold", "fees", "bike"}
+
+
+def test_extract_options_need_exactly_one_budget():
+    with pytest.raises(ValueError):
+        ExtractOptions(name="extract")
+    with pytest.raises(ValueError):
+        ExtractOptions(name="extract", budget_tokens=10, ratio=0.5)
+
+
+def test_prune_words_keeps_the_most_informative_words_in_order():
+    text = "alpha beta gamma delta"
+    spans = [(0, 5), (6, 10), (11, 16), (17, 22)]
+    owner = [0, 1, 2, 2, 3]                      # gamma is two tokens
+    logprobs = [0.0, -0.1, -3.0, -2.0, -4.0]     # word information: alpha kept (first), beta 0.1, gamma 5, delta 4
+    assert prune_words(text, spans, owner, logprobs, keep_ratio=0.6) == "alpha gamma"      # 3 of 5 tokens
+    assert prune_words(text, spans, owner, logprobs, keep_ratio=0.4) == "alpha delta"      # gamma does not fit
+    assert prune_words(text, spans, owner, logprobs, keep_ratio=1.0) == text
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.8])
+def test_prune_hits_its_ratio_and_keeps_ids(tiny_lm, ratio):
+    chunks = [GOLD, FEES, BIKE]
+    kept, _ = PruneStep(PruneOptions(name="prune", keep_ratio=ratio), tiny_lm)(Q, chunks)
+    assert [c.id for c in kept] == ["gold", "fees", "bike"]
+    for src, out in zip(chunks, kept):
+        n_src = len(word_spans(tiny_lm, src.text)[0])
+        n_out = count_tokens(tiny_lm, [out.text])[0]
+        assert n_out <= ratio * n_src * 1.15 + 3      # word re-joining can merge or split a token
+        words = src.text.split()
+        it = iter(words)
+        assert all(w in it for w in out.text.split())   # an ordered subsequence of the words

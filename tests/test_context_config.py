@@ -1,0 +1,87 @@
+"""The `context:` section: step options validated at their YAML path; bad corpora and chunks are UserErrors."""
+import json
+
+import pytest
+
+from testbed.arm import ArmPlan
+from testbed.config import validate
+from testbed.context.pipeline import ContextPipeline
+from testbed.context.retrieve import RetrieveOptions, RetrieveStep, load_corpus
+from testbed.errors import UserError
+from testbed.workloads.items import Chunk, Item
+
+ITEM = Item("i1", "long_noisy", "How many stores does Marlowe Coffee operate?", ["212"],
+            chunks=[Chunk("d", "Saltbridge Media operates 240 stores."), Chunk("g", "Marlowe Coffee operates 212 stores."),
+                    Chunk("g2", "Marlowe Coffee operates 212 stores."), Chunk("o", "The kettle boils fast.")],
+            gold_chunk_ids=["g"])
+
+
+def config(steps, **arm):
+    return {"name": "t", "model": {"id": "random:tiny-llama"}, "baseline": "a",
+            "arms": {"a": {"engine": "hf", "context": {"steps": steps}, **arm}}}
+
+
+@pytest.mark.parametrize("steps,expected", [
+    ([{"name": "dedup"}, {"name": "budget", "budget_tokens": 0}], r"arms\.a\.context\.steps\[1\]\.budget_tokens: .*greater"),
+    ([{"name": "dedup", "treshold": 0.5}], r"steps\[0\]\.treshold: unknown key \(did you mean 'threshold'\?\)"),
+    ([{"name": "dedupe"}], r"steps\[0\]\.name: unknown context step \(did you mean 'dedup'\?\)"),
+    ([{"top_n": 3}], r"steps\[0\]: a step needs a name"),
+    ([{"name": "extract"}], r"steps\[0\]: give exactly one of budget_tokens"),
+    ([{"name": "rerank", "method": "cosine"}], r"steps\[0\]\.method"),
+    ([{"name": "retrieve", "corpus": "/no/such/corpus.jsonl"}], r"steps\[0\]\.corpus: corpus file .* not found"),
+])
+def test_bad_steps_name_their_yaml_path(steps, expected):
+    with pytest.raises(UserError, match=expected):
+        validate(config(steps))
+
+
+def test_good_section_validates_each_step_with_its_options():
+    cfg = validate(config([{"name": "dedup", "threshold": 0.9}, {"name": "rerank", "top_n": 2}]))
+    steps = cfg.arms["a"].sections["context"].steps
+    assert [type(s).__name__ for s in steps] == ["DedupOptions", "RerankOptions"]
+    assert steps[0].threshold == 0.9 and steps[1].top_n == 2
+
+
+def test_empty_and_malformed_corpus_files(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(UserError, match=r"steps\[0\]\.corpus: corpus file .* is empty"):
+        validate(config([{"name": "retrieve", "corpus": str(empty)}]))
+    no_id = tmp_path / "noid.jsonl"
+    no_id.write_text(json.dumps({"text": "a chunk without an id"}) + "\n")
+    with pytest.raises(UserError, match=r"line 1: every chunk needs a non-empty id"):
+        validate(config([{"name": "retrieve", "corpus": str(no_id)}]))
+
+
+def test_retrieve_from_a_corpus_file_and_from_the_item(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    rows = [{"id": "x", "text": "Rent is $7,250 a month."}, {"chunks": [{"id": "y", "text": "Marlowe Coffee has 212 stores."},
+                                                                       {"id": "z", "text": "Kettles boil."}]}]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    assert [c.id for c in load_corpus(str(path))] == ["x", "y", "z"]
+    step = RetrieveStep(RetrieveOptions(name="retrieve", corpus=str(path), top_k=1))
+    assert [c.id for c in step(ITEM.question, [])[0]] == ["y"]
+    local = RetrieveStep(RetrieveOptions(name="retrieve", top_k=2))
+    assert [c.id for c in local(ITEM.question, ITEM.chunks)[0]] == ["g", "g2"]
+    with pytest.raises(UserError, match=r"context\.steps.*item i1 has no chunks and no corpus"):
+        local(ITEM.question, [], item=ITEM)
+
+
+def test_chunks_without_ids_are_a_user_error(tiny_lm):
+    cfg = validate(config([{"name": "dedup"}]))
+    pipe = ContextPipeline(cfg.arms["a"].sections["context"], tiny_lm)
+    with pytest.raises(UserError, match=r"item i1: chunks\[1\] has no id"):
+        pipe.prepare(ITEM, [ITEM.chunks[0], Chunk("", "text")])
+
+
+def test_arm_plan_runs_the_pipeline_and_aggregates(tiny_lm):
+    cfg = validate(config([{"name": "dedup"}, {"name": "rerank", "top_n": 1}]))
+    plan = ArmPlan("a", cfg, tiny_lm)
+    req = plan.make_request(ITEM, arrival=0.0)
+    assert "Marlowe Coffee operates 212" in req.prompt_text and "Saltbridge" not in req.prompt_text
+    st = req.stats["ContextPipeline"]
+    assert st["chunks_before"] == 4 and st["chunks_after"] == 1 and st["duplicates_before"] == 1
+    assert [s["name"] for s in st["steps"]] == ["retrieved", "dedup", "rerank"] and st["seconds"] > 0
+    flat = plan.aggregate([{"stats": req.stats}])
+    assert flat["gold_recall"] == 1.0 and flat["duplicate_rate_before"] == 0.25 and flat["duplicate_rate_after"] == 0
+    assert flat["context_tokens_saved_pct"] > 50
