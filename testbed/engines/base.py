@@ -65,6 +65,14 @@ class Engine(ABC):
                     f"exceeds the model's context of {limit}")
         return None
 
+    def reject_if_invalid(self, req: Request) -> bool:
+        """Fail a request that cannot run here and queue it in `self.rejected`; True when rejected."""
+        reason = self.validate_request(req)
+        if reason:
+            req.fail(reason)
+            self.rejected.append(req)
+        return bool(reason)
+
     def close(self) -> None:
         pass
 

@@ -90,11 +90,7 @@ class HFEngine(Engine):
         self.speculator = spec.build(model) if spec is not None else None   # speculative section -> decoder
 
     def add_request(self, req: Request) -> None:
-        reason = self.validate_request(req)
-        if reason:
-            req.fail(reason)
-            self.rejected.append(req)
-        else:
+        if not self.reject_if_invalid(req):
             self.waiting.append(req)
 
     def has_unfinished(self) -> bool:

@@ -99,10 +99,7 @@ class VLLMEngine(Engine):
         self.peak_seqs = 0
 
     def add_request(self, req: Request) -> None:
-        reason = self.validate_request(req)
-        if reason:
-            req.fail(reason)
-            self.rejected.append(req)
+        if self.reject_if_invalid(req):
             return
         req.status = "running"
         self.live[req.id] = req

@@ -86,10 +86,7 @@ class PagedEngine(Engine):
                             "or lower max_new_tokens")
 
     def add_request(self, req: Request) -> None:
-        reason = self.validate_request(req)
-        if reason:
-            req.fail(reason)
-            self.rejected.append(req)
+        if self.reject_if_invalid(req):
             return
         self.check_request(req)
         req.status = "running"
