@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The GPU checks, as one script for a lent GPU machine (no internet there): carry the pure-Python
+# dependencies the image lacks as wheels in .whl/ (see README "Running on a GPU"), then
+#   bash scripts/gpu_checks.sh            # writes logs to $OUT (or ./gpu-results)
+# Random weights (no weights travel), so quality is meaningless here; speed, memory and
+# token-for-token agreement are not.
+set -uo pipefail
+OUT=${OUT:-gpu-results}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/card.txt"
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/card.txt"
+# 1. correctness on the GPU: float32 paged vs hf, greedy, token for token (expect 100%)
+python3 scripts/bench_paged.py --model random:small-llama --device cuda --dtype float32 --requests 16 \
+  --kv-budget 8192 --rounds 1 --threads 4 2>&1 | tee "$OUT/paged_small_fp32.txt"
+# 2. the issue-3 benchmark on a ~1B Llama-shape model, bfloat16, paged vs hf static at the same KV budget
+python3 scripts/bench_paged.py --model random:llama-1b --device cuda --dtype bfloat16 --requests 64 \
+  --kv-budget 32768 --block-size 16 --max-batched-tokens 4096 --rounds 2 --threads 4 2>&1 | tee "$OUT/paged_llama1b_bf16.txt"
