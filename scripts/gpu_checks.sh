@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The GPU checks, as one script for a lent GPU machine (no internet there): carry the pure-Python
-# dependencies the image lacks as wheels in .whl/ (see README "Running on a GPU"), then
+# The GPU checks, as one script for a GPU machine. With internet: `pip install -e .` and run it.
+# Without (an image that has torch and transformers but not testbed's pure-Python dependencies):
+# download them here as cp312 manylinux wheels into .whl/ and carry that folder, e.g.
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
+#     -d .whl pydantic pydantic_core annotated-types typing-inspection jsonschema \
+#     jsonschema-specifications referencing rpds-py typing_extensions
 #   bash scripts/gpu_checks.sh            # writes logs to $OUT (or ./gpu-results)
 # Random weights (no weights travel), so quality is meaningless here; speed, memory and
 # token-for-token agreement are not.
