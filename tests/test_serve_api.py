@@ -157,6 +157,33 @@ def test_bad_input_gets_an_openai_error_and_the_server_keeps_serving(server, cli
     assert client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2).choices[0].finish_reason
 
 
+BAD_COMPLETIONS = [
+    (b'', 400, None),                                                                     # empty body
+    (b'\xff\xfe{}', 400, None),                                                           # not UTF-8
+    (b'{"model": "random:tiny-llama"}', 400, "prompt"),                                  # missing prompt
+    (b'{"model": "random:tiny-llama", "prompt": ""}', 400, "prompt"),                    # empty prompt
+    (b'{"model": "random:tiny-llama", "prompt": ["a", "b"]}', 400, "prompt"),            # two prompts
+    (b'{"model": "random:tiny-llama", "prompt": "hi", "max_tokens": -1}', 400, "max_tokens"),
+    (b'{"model": "random:tiny-llama", "prompt": "hi", "max_tokens": "many"}', 400, "max_tokens"),
+    (b'{"model": "random:tiny-llama", "prompt": "hi", "temperature": -0.5}', 400, "temperature"),
+    (b'{"model": "random:tiny-llama", "prompt": "hi", "top_k": -2}', 400, "top_k"),
+    (b'{"model": "random:tiny-llama", "prompt": "hi", "stream": "yes please"}', 400, "stream"),
+    (b'{"model": "random:tiny-llama", "prompt": "hi", "best_of": 3}', 400, "best_of"),
+    (b'{"model": "nope", "prompt": "hi"}', 404, "model"),
+]
+
+
+@pytest.mark.parametrize("body,status,param", BAD_COMPLETIONS, ids=[f"{s}-{p}-{i}" for i, (_, s, p)
+                                                                     in enumerate(BAD_COMPLETIONS)])
+def test_bad_completions_input_gets_an_openai_error_and_the_server_keeps_serving(server, client, body, status,
+                                                                                 param):
+    got, err = raw_post(server, "/v1/completions", body)
+    assert got == status and err["error"]["param"] == param and err["error"]["message"]
+    assert err["error"]["type"] == "invalid_request_error"           # OpenAI's type for 404 model_not_found too
+    assert status != 404 or err["error"]["code"] == "model_not_found"
+    assert client.completions.create(model=MODEL, prompt="hi", max_tokens=2).choices[0].finish_reason
+
+
 def test_prompt_longer_than_the_context_is_a_400(server, client):
     too_long = [5] * (server.state.lm.max_context + 10)
     with pytest.raises(openai.BadRequestError) as e:

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from testbed.serve import metrics
-from testbed.serve.build import ApiError, Defaults, build_request
+from testbed.serve.build import ApiError, Defaults, admission_check, build_request
 from testbed.serve.loop import EngineLoop, Overloaded, ServedRequest
 from testbed.serve.protocol import ChatRequest, CompletionRequest
 from testbed.serve.responses import DONE, Shape, sse, shape_for
@@ -137,7 +137,7 @@ async def _generate(request: HttpRequest, cls) -> Response:
     if body.model not in st.model_names:
         raise ApiError(404, f"the model `{body.model}` does not exist; this server serves {st.model_names[0]!r}",
                        param="model", code="model_not_found")
-    req = build_request(body, st.lm, st.defaults, arrival, st.loop.engine.validate_request)
+    req = build_request(body, st.lm, st.defaults, arrival, admission_check(st.loop.engine))
     stream = TokenStream(asyncio.get_running_loop())
     req.listener = stream.push if body.stream else (lambda e: e[0] == "done" and stream.push(e))
     try:

@@ -6,8 +6,10 @@ prompts, testbed.workloads.prompts.render_prompt); a completions prompt is token
 """
 import uuid
 from dataclasses import dataclass
+from typing import Callable
 
-from testbed.request import SamplingParams
+from testbed.errors import UserError
+from testbed.request import Request, SamplingParams
 from testbed.serve.loop import ServedRequest
 from testbed.serve.protocol import ChatRequest, Common, CompletionRequest
 from testbed.workloads.prompts import render_prompt
@@ -95,6 +97,22 @@ def build_request(body: ChatRequest | CompletionRequest, lm, defaults: Defaults,
         param = "max_tokens" if body.token_limit() else _prompt_param(body)
         raise ApiError(400, reason, param=param, code="context_length_exceeded")
     return req
+
+
+def admission_check(engine) -> Callable[[Request], str | None]:
+    """Why `engine` cannot take a request, or None: its validate_request, then its per-request capacity
+    check where it has one (the paged engine's KV budget raises UserError from check_request), so a
+    request too big for the served arm is a 400 before it is queued, not a failure after."""
+    def check(req: Request) -> str | None:
+        reason = engine.validate_request(req)
+        capacity = getattr(engine, "check_request", None)
+        if reason is None and capacity is not None:
+            try:
+                capacity(req)
+            except UserError as e:
+                reason = f"{e.message}; {e.fix}" if e.fix else e.message
+        return reason
+    return check
 
 
 def _prompt_param(body) -> str:

@@ -3,7 +3,8 @@
 Families: request outcomes and token totals (counters), requests running / waiting and the
 tokens they hold (gauges), HTTP rejections by status, TTFT sum/count, engine step totals, and
 every numeric key of engine.stats() as `testbed_engine_<key>` (KV accounting, speculative
-acceptance, paged block peaks — whatever the engine reports).
+acceptance, paged block peaks — whatever the engine reports), and, for engines with a
+`gauges()` method (paged), the KV cache right now: `testbed_engine_kv_blocks_in_use`, ...
 """
 import math
 import re
@@ -47,19 +48,23 @@ def render(loop: EngineLoop, http_errors: Counter, model: str) -> str:
     lines += family("engine_step_seconds_total", "counter", "Time spent in engine steps.", [({}, c.step_seconds)])
     lines += family("engine_errors_total", "counter", "Engine steps that raised (the engine was rebuilt).",
                     [({}, c.engine_errors)])
-    lines += engine_families(loop.engine.stats())
+    engine = loop.engine
+    lines += engine_families(engine.stats())
+    gauges = getattr(engine, "gauges", None)       # live KV state; engines without one report totals only
+    if gauges is not None:
+        lines += engine_families(gauges(), "now")
     lines += family("info", "gauge", "The served model.", [({"model": model}, 1)])
     return "\n".join(lines) + "\n"
 
 
-def engine_families(stats: dict) -> list[str]:
+def engine_families(stats: dict, when: str = "since the server started") -> list[str]:
     """Each numeric engine stat as a gauge (names sanitised to [a-z0-9_])."""
     lines: list[str] = []
     for key, value in sorted(stats.items()):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         name = "engine_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
-        lines += family(name, "gauge", f"engine.stats()['{key}'] since the server started.", [({}, value)])
+        lines += family(name, "gauge", f"engine['{key}'] {when}.", [({}, value)])
     return lines
 
 

@@ -93,13 +93,26 @@ class PagedEngine(Engine):
         self.scheduler.add(Sequence.from_request(req))
 
     def abort_request(self, request_id: str) -> Request | None:
-        """Drop a request between steps; a running one gives its KV blocks back."""
+        """Drop a request between steps and mark it cancelled; a running one gives its KV blocks back.
+
+        Blocks shared through the prefix cache lose one reference each, so they stay with the
+        sequences still holding them; blocks nobody holds return to the free queue with their
+        hashes (a later request with the same prefix can still hit them).
+        """
         for req in self.rejected:
             if req.id == request_id:
                 self.rejected.remove(req)
                 return req
         seq = self.scheduler.abort(request_id)
-        return seq.request if seq else None
+        if seq is None:
+            return None
+        seq.request.cancelled = True
+        return seq.request
+
+    def gauges(self) -> dict[str, int]:
+        """The KV cache right now (a server's /metrics reads this between and during steps)."""
+        return {"kv_blocks_in_use": self.blocks.num_used, "kv_blocks_total": len(self.blocks.blocks),
+                "seqs_running": len(self.scheduler.running), "seqs_waiting": len(self.scheduler.waiting)}
 
     def has_unfinished(self) -> bool:
         return bool(self.rejected) or self.scheduler.has_unfinished()
