@@ -6,10 +6,13 @@ Every arm sees the same requests; the baseline arm audits its context but change
 For each arm it prints prompt tokens saved, TTFT and e2e latency change (the context steps run
 when a request arrives, so their cost is inside both), quality change in points with a paired
 95% bootstrap interval, gold-chunk recall, duplicate rates with the report's warning levels,
-and the issue's goals. The last stdout line is JSON.
+the issue's goals, and why each arm's wrong answers failed: the gold chunk dropped, its answer
+text cut by compression, or the answer in front of the model and still missed (`--items` adds the
+per-item table: correct, gold position, chunks kept, per arm). The last stdout line is JSON.
 
     python scripts/bench_context.py results/compression-20250101T000000Z
     python scripts/bench_context.py --config configs/compression.yaml --limit 4     # run it first
+    python scripts/bench_context.py results/compression-... --items                  # plus the per-item table
 """
 import argparse
 import json
@@ -42,6 +45,37 @@ def correct_by_request(records: list[dict], arm: str) -> dict[str, float]:
             for r in records if r["arm"] == arm}
 
 
+def failure_kind(rec: dict) -> str:
+    """Why a request's answer was wrong, from its context audit (or "correct")."""
+    if rec.get("correct") and rec.get("status") == "ok":
+        return "correct"
+    a = (rec.get("stats") or {}).get("ContextPipeline") or {}
+    if a.get("gold_recall") == 0:
+        return "gold_dropped"
+    if a.get("answer_in_context") is False:
+        return "answer_cut"
+    return "model_wrong"
+
+
+def failures(records: list[dict], arm: str) -> dict[str, int]:
+    kinds = [failure_kind(r) for r in records if r["arm"] == arm]
+    return {k: kinds.count(k) for k in ("gold_dropped", "answer_cut", "model_wrong")}
+
+
+def item_table(records: list[dict], arms: list[str]) -> list[str]:
+    """One line per item: per arm, ✓/✗ then the gold chunk's position (1-based, - when dropped) and chunks kept."""
+    cell = {}
+    for r in records:
+        a = (r.get("stats") or {}).get("ContextPipeline") or {}
+        pos = a.get("gold_position")
+        mark = "✓" if failure_kind(r) == "correct" else "✗"
+        cell[(r["item_id"], r["arm"])] = f"{mark} {'-' if pos is None else pos + 1}/{a.get('chunks_after', '?')}"
+    items = list(dict.fromkeys(r["item_id"] for r in records))
+    lines = [f"{'item':10} " + " ".join(f"{a[:12]:>12}" for a in arms) + "   (✓/✗ gold position / chunks kept)"]
+    lines += [f"{i:10} " + " ".join(f"{cell.get((i, a), ''):>12}" for a in arms) for i in items]
+    return lines
+
+
 def change_pct(m: dict, base: dict, key: str) -> float | None:
     if m.get(key) is None or not base.get(key):
         return None
@@ -63,7 +97,8 @@ def arm_row(arm: str, m: dict, base: dict, records: list[dict], baseline: str, s
             "duplicate_rate_before": m.get("duplicate_rate_before"), "duplicate_rate_after": m.get("duplicate_rate_after"),
             "injected_duplicates_removed_pct": m.get("injected_duplicates_removed_pct"),
             "context_seconds_mean": m.get("context_seconds_mean"),
-            "step_recall": {k: v for k, v in m.items() if k.startswith("gold_recall_step")}}
+            "step_recall": {k: v for k, v in m.items() if k.startswith("gold_recall_step")},
+            "failures": failures(records, arm)}
 
 
 def goals(rows: list[dict], base: dict) -> dict:
@@ -106,6 +141,10 @@ def print_card(summary: dict, rows: list[dict], verdict: dict) -> None:
         w = duplicate_warning(r["duplicate_rate_after"])
         if w:
             print(f"  warning [{r['arm']}, what reached the model]: {w}")
+    for r in rows:
+        f = r["failures"]
+        print(f"  wrong answers [{r['arm']}]: {f['gold_dropped']} gold chunk dropped, {f['answer_cut']} answer cut "
+              f"by compression, {f['model_wrong']} answer in context but missed")
     for name, ok in verdict.items():
         print(f"  goal {name}: {'met' if ok else 'NOT met'}")
 
@@ -123,6 +162,7 @@ def main() -> int:
     ap.add_argument("--config", help="run this config first, then report on it")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--set", action="append", default=[], help="config override key=value")
+    ap.add_argument("--items", action="store_true", help="also print the per-item table")
     args = ap.parse_args()
     if not args.run_dir and not args.config:
         ap.error("give a run directory or --config")
@@ -132,6 +172,8 @@ def main() -> int:
     rows = [arm_row(a, m, base, records, summary["baseline"], step_names(config, a)) for a, m in summary["arms"].items()]
     verdict = goals(rows, base)
     print_card(summary, rows, verdict)
+    if args.items:
+        print("\n".join(item_table(records, list(summary["arms"]))))
     print(json.dumps({"run_dir": str(run_dir), "baseline": summary["baseline"], "arms": rows, "goals": verdict},
                      default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
     return 0

@@ -166,11 +166,19 @@ class Experiment:
                                                    ["output_throughput"] for run in runs]
         return out
 
+    def _category_summary(self, name: str) -> dict:
+        """by_category rows plus each strategy's own aggregate (context audits) over that category's records."""
+        records = [r for r in self.records if r["arm"] == name]
+        cats = by_category(records)
+        for cat, row in cats.items():
+            row.update(self.plans[name].aggregate([r for r in records if (r.get("category") or "uncategorised") == cat]))
+        return cats
+
     def _finish(self, incomplete: bool) -> dict:
         arms = {a: self._arm_summary(a) for a in self.arm_names if a in self.per_repeat}
         if self.cfg.baseline in arms:
             arms = add_ratios(arms, self.cfg.baseline)
-        cats = {a: by_category([r for r in self.records if r["arm"] == a]) for a in arms}
+        cats = {a: self._category_summary(a) for a in arms}
         notes = ["Fallback applied: no CUDA device, so the config's `fallback:` section was used."] \
             if self.cfg.fallback_applied else []
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,

@@ -81,3 +81,37 @@ def test_duplicate_warning_levels(rate, level):
         assert "almost certainly" in msg
     elif level == "warning":
         assert "warning sign" in msg
+
+
+def _summary(before_after: dict[str, tuple[float, float]]) -> dict:
+    arms = {a: {"duplicate_rate_before": b, "duplicate_rate_after": f, "gold_recall_before": 1.0, "gold_recall": 1.0,
+                "gold_recall_step1_dedup": 1.0, "context_tokens_mean": 40.0, "quality_accuracy": 0.5}
+            for a, (b, f) in before_after.items()}
+    return {"name": "t", "baseline": "raw", "arms": arms,
+            "by_category": {a: {"long_noisy": {"n": 2, **m}} for a, m in arms.items()}}
+
+
+def test_report_section_warns_per_category_and_keeps_audits_out_of_the_generic_table(tmp_path):
+    from testbed.report.context_audit import audit_frames, audit_warnings, recall_path
+    from testbed.report.html import render_html
+    from testbed.report.markdown import render_markdown
+    s = _summary({"raw": (0.25, 0.25), "fixed": (0.25, 0.0), "half": (0.25, 0.15)})
+    warns = audit_warnings(s)
+    assert warns[0].startswith("context as retrieved, long_noisy: duplicate rate 0.25 > 0.2")
+    assert sum("as retrieved" in w for w in warns) == 1            # the same retrieved context is reported once
+    assert any(w.startswith("arm half, long_noisy") and "> 0.1: a warning sign" in w for w in warns)
+    assert not any("arm fixed" in w for w in warns)
+    assert recall_path(s["arms"]["fixed"]) == "retrieved 1.00 → dedup 1.00"
+    assert list(audit_frames(s)["category"].index) == [("raw", "long_noisy"), ("fixed", "long_noisy"),
+                                                       ("half", "long_noisy")]
+    md = render_markdown(s, [], tmp_path)
+    generic = md.split("## By category")[1].split("## Context audit")[0]
+    assert "duplicate_rate_after" not in generic and "quality_accuracy" in generic
+    assert "- **Warning**: arm raw, long_noisy, what reached the model: duplicate rate 0.25" in md
+    assert '<p class="warn">Warning: context as retrieved' in render_html(s, [])
+
+
+def test_report_has_no_context_section_without_context_arms(tmp_path):
+    from testbed.report.markdown import render_markdown
+    s = {"name": "t", "baseline": "a", "arms": {"a": {"quality_accuracy": 1.0}}, "by_category": {}}
+    assert "Context audit" not in render_markdown(s, [], tmp_path)

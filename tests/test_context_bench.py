@@ -25,3 +25,21 @@ def test_bench_reports_every_arm_and_the_goals(tmp_path):
     assert rows["dedup_rerank"]["injected_duplicates_removed_pct"] == 100.0
     assert "dedup[dedup_rerank]" in last["goals"] and "compression[extractive]" in last["goals"]
     assert "warning [context as retrieved]" in out and "warning [dedup_rerank" not in out
+    assert sum(rows["gold_only"]["failures"].values()) + 2 * (rows["gold_only"]["accuracy"] or 0) == 2
+    assert rows["gold_only"]["failures"]["gold_dropped"] == 0 and "wrong answers [as_retrieved]:" in out
+
+
+def test_per_category_audits_and_report_warnings(tmp_path):
+    cfg = load_config(ROOT / "configs" / "compression.yaml", device="cpu",
+                      overrides=["model.id=random:tiny-llama", "workload.max_new_tokens=2", "workload.warmup=0"])
+    cfg.arms = {a: cfg.arms[a] for a in ("as_retrieved", "dedup_top1")}
+    run_dir = Experiment(cfg, limit=4, progress=False).run(tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    cats = summary["by_category"]["dedup_top1"]
+    assert set(cats) >= {"long_noisy"} and cats["long_noisy"]["duplicate_rate_after"] == 0
+    assert cats["long_noisy"]["gold_recall"] == 1.0 and "gold_recall_step2_rerank" in cats["long_noisy"]
+    report = (run_dir / "report.md").read_text()
+    assert "## Context audit" in report and "- **Warning**: context as retrieved, long_noisy: duplicate rate" in report
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_context.py"), str(run_dir), "--items"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "noisy-01" in out and "1/1" in out          # the per-item table: gold first of one chunk

@@ -85,3 +85,25 @@ def test_arm_plan_runs_the_pipeline_and_aggregates(tiny_lm):
     flat = plan.aggregate([{"stats": req.stats}])
     assert flat["gold_recall"] == 1.0 and flat["duplicate_rate_before"] == 0.25 and flat["duplicate_rate_after"] == 0
     assert flat["context_tokens_saved_pct"] > 50
+
+
+def _pipe(steps, lm):
+    return ContextPipeline(validate(config(steps)).arms["a"].sections["context"], lm)
+
+
+def test_pre_run_check_names_the_budget_field_and_the_item(tiny_lm):
+    pipe = _pipe([{"name": "dedup"}, {"name": "budget", "budget_tokens": 5}], tiny_lm)
+    with pytest.raises(UserError, match=r"arms\.a\.context\.steps\[1\]\.budget_tokens = 5 is smaller than the "
+                                        r"question of item i1") as e:
+        pipe.check([ITEM], "a")
+    assert e.value.fix.startswith("raise arms.a.context.steps[1].budget_tokens above")
+    _pipe([{"name": "budget", "budget_tokens": 400}], tiny_lm).check([ITEM], "a")      # room left: no error
+
+
+def test_pre_run_check_catches_missing_ids_and_a_retrieve_with_nothing_to_search(tiny_lm):
+    no_id = Item("i2", "x", "q?", ["a"], chunks=[Chunk("", "text")])
+    with pytest.raises(UserError, match=r"item i2: chunks\[0\] has no id"):
+        _pipe([{"name": "dedup"}], tiny_lm).check([ITEM, no_id], "a")
+    bare = Item("i3", "x", "q?", ["a"], chunks=[])
+    with pytest.raises(UserError, match=r"arms\.a\.context\.steps\[0\]: retrieve has no corpus and item i3 has no chunks"):
+        _pipe([{"name": "retrieve"}], tiny_lm).check([ITEM, bare], "a")

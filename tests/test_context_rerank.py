@@ -1,8 +1,10 @@
 """Rerank: BM25 and small-LM relevance order chunks; top_n and thresholds cut; order places the best."""
 import numpy as np
+import pytest
 
 from testbed.context.lm import token_logprobs
 from testbed.context.rerank import RerankOptions, RerankStep, arrange, lm_scores, select
+from testbed.context.text import coverage
 from testbed.workloads.items import Chunk
 
 Q = "What is the monthly base rent under the lease?"
@@ -52,3 +54,31 @@ def test_batched_logprobs_match_one_at_a_time(tiny_lm):
     assert [len(b) for b in batched] == [5, 2, 0, 3]
     for b, s in zip(batched, single):
         assert np.allclose(b, s, atol=1e-4)
+
+
+HISTORY = [Chunk("old", "At the end of 2019 Marlowe Coffee operated 198 stores."),
+           Chunk("beans", "Marlowe Coffee buys its beans from cooperatives in Peru. Marlowe Coffee roasts in Portland."),
+           Chunk("now", "Marlowe Coffee roasts its beans in Portland. The chain currently operates 212 stores across the region.")]
+STORES = "How many stores does Marlowe Coffee operate?"
+
+
+def test_coverage_and_prefer_current_put_the_current_answering_chunk_first():
+    plain = RerankStep(RerankOptions(name="rerank"))(STORES, HISTORY)[0]
+    assert plain[0].id != "now"                                  # BM25 alone prefers the short or name-heavy chunks
+    kept, stats = RerankStep(RerankOptions(name="rerank", top_n=1, coverage=2, prefer_current=True))(STORES, HISTORY)
+    assert [c.id for c in kept] == ["now"] and stats["dated_past"] == ["old"]
+    cov = coverage(STORES, [HISTORY[0].text])[0]
+    assert stats["adjusted"]["old"] == pytest.approx(0.5 * stats["scores"]["old"] * cov ** 2, abs=1e-3)
+
+
+def test_prefer_current_leaves_questions_about_the_past_alone():
+    past_q = "How many stores did Marlowe Coffee operate at the end of 2019?"
+    kept, stats = RerankStep(RerankOptions(name="rerank", top_n=1, prefer_current=True))(past_q, HISTORY)
+    assert kept[0].id == "old" and stats["dated_past"] == []
+
+
+def test_lm_scores_take_the_corrections_as_probabilities(tiny_lm):
+    kept, stats = RerankStep(RerankOptions(name="rerank", method="lm", coverage=1, prefer_current=True), tiny_lm)(
+        STORES, HISTORY)
+    assert all(0 <= v <= 1 for v in stats["adjusted"].values()) and all(v < 0 for v in stats["scores"].values())
+    assert [c.id for c in kept] == sorted(stats["adjusted"], key=lambda k: -stats["adjusted"][k])

@@ -25,6 +25,7 @@ from testbed.arm import PREPARERS
 from testbed.config import SECTIONS
 from testbed.context import audit
 from testbed.context.base import STEPS, StepOptions
+from testbed.context.text import count_tokens
 from testbed.errors import UserError
 from testbed.workloads.items import Chunk, Item
 
@@ -112,6 +113,32 @@ class ContextPipeline:
             stages.append(audit.stage(step.options.name, chunks, item, self.lm, time.perf_counter() - t, st))
         a = self.cfg.audit
         return chunks, audit.request_audit(item, before, chunks, stages, self.lm, a.threshold, a.shingle)
+
+    def check(self, items: list[Item], arm: str) -> None:
+        """Pre-run check of this arm's steps against the dataset: every bad input as a UserError before any request.
+
+        Chunks need ids; a `retrieve` without a corpus needs the item's own chunks; a `budget` must
+        leave room for the longest question. Call it for every context arm before the run, e.g. in
+        Experiment.__init__: `for prep in plan.preparers: getattr(prep, "check", None) and prep.check(items, name)`.
+        """
+        for item in items:
+            check_chunk_ids(item, item.chunks)
+        corpus = False
+        for i, step in enumerate(self.steps):
+            where, o = f"arms.{arm}.context.steps[{i}]", step.options
+            if o.name == "retrieve":
+                corpus = corpus or o.corpus is not None
+                empty = [it.id for it in items if not it.chunks]
+                if not corpus and empty:
+                    raise UserError(f"{where}: retrieve has no corpus and item {empty[0]} has no chunks "
+                                    f"({len(empty)} such items)", f"set {where}.corpus to a JSONL file of {{id, text}} chunks")
+            if o.name == "budget" and items:
+                q = count_tokens(self.lm, [it.question for it in items])
+                worst = max(range(len(items)), key=q.__getitem__)
+                if q[worst] >= o.budget_tokens:
+                    raise UserError(f"{where}.budget_tokens = {o.budget_tokens} is smaller than the question of "
+                                    f"item {items[worst].id} ({q[worst]} tokens)",
+                                    f"raise {where}.budget_tokens above {q[worst]}, e.g. {q[worst] + 256}")
 
     @classmethod
     def aggregate(cls, records: list[dict]) -> dict[str, float]:

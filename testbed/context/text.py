@@ -1,4 +1,4 @@
-"""Text helpers shared by the context steps: words, sentences, shingles, BM25 scores, token counts.
+"""Text helpers shared by the context steps: words, sentences, shingles, BM25 scores, query coverage, token counts.
 
     bm25_scores("notice period?", ["The notice period is 90 days.", "Fees are due in 45 days."])
     # array([0.84, 0.  ])
@@ -76,6 +76,19 @@ class Bm25Index:
 
 def _stemmed(text: str) -> str:
     return " ".join(stem(w) for w in words(text))
+
+
+def coverage(query: str, texts: list[str]) -> np.ndarray:
+    """Share of the query's distinct content words (stemmed, stop words aside) each text contains. [len(texts)]
+
+    Lucene's classic coordination factor: BM25 alone lets a short chunk that repeats the query's
+    names outscore the one that also holds the asked-for term ("warranty", "headquartered").
+    """
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+    q = {stem(w) for w in words(query) if w not in ENGLISH_STOP_WORDS}
+    if not q:
+        return np.ones(len(texts))
+    return np.array([len(q & {stem(w) for w in words(t)}) / len(q) for t in texts], dtype=float)
 
 
 def bm25_scores(query: str, texts: list[str]) -> np.ndarray:

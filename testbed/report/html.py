@@ -6,7 +6,8 @@ import base64
 import html
 from pathlib import Path
 
-from testbed.report.markdown import METRICS_NOTE
+from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
+from testbed.report.markdown import AUDIT_NOTE, METRICS_NOTE
 from testbed.report.tables import category_table, comparison_table, format_frame
 
 CSS = """
@@ -37,12 +38,29 @@ def _header(summary: dict) -> str:
     return "\n".join(parts)
 
 
+def context_audit_html(summary: dict) -> list[str]:
+    """The context-audit section: warnings in the warning style, then the per-arm and per-category tables."""
+    frames = audit_frames(summary)
+    if frames["arm"].empty:
+        return []
+    warns = audit_warnings(summary)
+    body = ["<h2>Context audit</h2>"]
+    body += [f'<p class="warn">Warning: {html.escape(w)}</p>' for w in warns] or \
+        ["<p>No duplicate-rate warning (all &le; 0.10).</p>"]
+    body += [f'<p class="note">{html.escape(AUDIT_NOTE)}</p>', format_frame(frames["arm"]).to_html()]
+    if not frames["category"].empty:
+        body += ["<h3>Context audit by category</h3>", format_frame(frames["category"]).to_html()]
+    return body
+
+
 def render_html(summary: dict, plot_paths: list[Path]) -> str:
     body = [_header(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
             f'<p class="note">{html.escape(METRICS_NOTE)}</p>']
     cats = category_table(summary)
+    cats = cats[[c for c in cats.columns if not is_audit_key(c)]] if not cats.empty else cats
     if not cats.empty:
         body += ["<h2>By category</h2>", format_frame(cats).to_html()]
+    body += context_audit_html(summary)
     if plot_paths:
         body += ["<h2>Plots</h2>", '<div class="plots">' + "".join(embed_png(p) for p in plot_paths) + "</div>"]
     title = html.escape(str(summary.get("name", "run")))

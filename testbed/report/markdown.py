@@ -5,6 +5,7 @@
 import os
 from pathlib import Path
 
+from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
 from testbed.report.tables import category_table, comparison_table, format_frame, to_markdown
 
 METRICS_NOTE = ("Latency and throughput follow vLLM's `vllm bench serve` definitions: TTFT from the scheduled "
@@ -13,6 +14,11 @@ METRICS_NOTE = ("Latency and throughput follow vLLM's `vllm bench serve` definit
                 "requests or tokens / arm wall time. Ratios (×) are arm / baseline, measured in the same run: "
                 "above 1 is better for throughput, worse for latency and memory. Failed requests score 0 in "
                 "quality and are left out of latency. A blank cell means the metric does not apply.")
+
+AUDIT_NOTE = ("Duplicate rate: share of chunks repeating an earlier one (above 0.10 a warning sign, above 0.20 "
+              "almost certainly a cause of failures). Relevance: share of the delivered chunks that carry a gold "
+              "fact. Min: the gold chunks' tokens. Gold position: index of the first gold chunk in the final "
+              "context. Context step time is inside TTFT and E2EL.")
 
 
 def _header(summary: dict) -> list[str]:
@@ -23,12 +29,27 @@ def _header(summary: dict) -> list[str]:
     return lines
 
 
+def context_audit_markdown(summary: dict) -> list[str]:
+    """The context-audit section: warning lines first, then the per-arm and per-category tables."""
+    frames = audit_frames(summary)
+    if frames["arm"].empty:
+        return []
+    lines = ["", "## Context audit", ""]
+    lines += [f"- **Warning**: {w}" for w in audit_warnings(summary)] or ["- No duplicate-rate warning (all <= 0.10)."]
+    lines += ["", AUDIT_NOTE, "", to_markdown(format_frame(frames["arm"]))]
+    if not frames["category"].empty:
+        lines += ["", "### Context audit by category", "", to_markdown(format_frame(frames["category"]))]
+    return lines
+
+
 def render_markdown(summary: dict, plot_paths: list[Path], run_dir: str | Path) -> str:
     lines = _header(summary)
     lines += ["", "## Comparison", "", to_markdown(comparison_table(summary)), "", METRICS_NOTE]
     cats = category_table(summary)
+    cats = cats[[c for c in cats.columns if not is_audit_key(c)]] if not cats.empty else cats
     if not cats.empty:
         lines += ["", "## By category", "", to_markdown(format_frame(cats))]
+    lines += context_audit_markdown(summary)
     if plot_paths:
         lines += ["", "## Plots", ""]
         lines += [f"![{Path(p).stem}]({Path(os.path.relpath(p, run_dir)).as_posix()})" for p in plot_paths]
