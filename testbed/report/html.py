@@ -6,8 +6,8 @@ import base64
 import html
 from pathlib import Path
 
-from testbed.report.markdown import METRICS_NOTE
-from testbed.report.tables import category_table, comparison_table, format_frame
+from testbed.report.markdown import METRICS_NOTE, SWEEP_NOTE
+from testbed.report.tables import category_table, comparison_table, format_frame, sweep_table
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
@@ -40,6 +40,9 @@ def _header(summary: dict) -> str:
 def render_html(summary: dict, plot_paths: list[Path]) -> str:
     body = [_header(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
             f'<p class="note">{html.escape(METRICS_NOTE)}</p>']
+    sweep = sweep_table(summary)
+    if not sweep.empty:
+        body += ["<h2>Rate sweep</h2>", sweep.to_html(), f'<p class="note">{html.escape(SWEEP_NOTE)}</p>']
     cats = category_table(summary)
     if not cats.empty:
         body += ["<h2>By category</h2>", format_frame(cats).to_html()]
