@@ -68,11 +68,13 @@ class ArrivalConfig(Strict):
         if self.kind == "concurrency" and self.n is None:
             raise ValueError("arrival kind concurrency needs n (requests in flight), e.g. {kind: concurrency, n: 4}")
         if self.kind == "sweep" and not self.rates:
-            raise ValueError("arrival kind sweep needs rates (requests per second), e.g. {kind: sweep, rates: [1, 2, inf]}")
+            raise ValueError("arrival kind sweep needs rates (requests per second), "
+                             "e.g. {kind: sweep, rates: [1, 2, inf]}")
         if self.kind == "sweep" and self.rate is not None:
             raise ValueError("arrival kind sweep takes rates (a list), not rate; drop rate")
         if self.kind != "sweep" and self.rates is not None:
-            raise ValueError(f"rates is for kind sweep; kind {self.kind} does not take it (drop rates or set kind: sweep)")
+            raise ValueError(f"rates is for kind sweep; kind {self.kind} does not take it "
+                             "(drop rates or set kind: sweep)")
         return self
 
 
@@ -157,7 +159,11 @@ class ExperimentConfig(Strict):
 
 def load_config(path: str | Path, overrides: list[str] | None = None, device: str | None = None,
                 cuda_available: bool | None = None) -> ExperimentConfig:
-    """Read, override, apply the fallback when no CUDA device is present, validate."""
+    """Read, apply the fallback when no CUDA device is present, then the overrides, validate.
+
+    Precedence, lowest first: the file, its `fallback:` section, what the user typed (`--set`,
+    `--device`). The typed values also decide whether the fallback applies (`--set device=cpu`).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config {path} not found", "give the path of a YAML file, e.g. configs/quickstart.yaml")
@@ -174,7 +180,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
     if cuda_available is None:
         import torch
         cuda_available = torch.cuda.is_available()
-    use_fallback = typed.get("device", "auto") == "cpu" or (typed.get("device", "auto") == "auto" and not cuda_available)
+    dev = typed.get("device", "auto")
+    use_fallback = dev == "cpu" or (dev == "auto" and not cuda_available)
     if use_fallback and isinstance(typed.get("fallback"), dict):
         # what the user typed (--set, --device) wins over the fallback, which wins over the file
         raw = _with_overrides(_merge(raw, typed["fallback"]), overrides or [], device)

@@ -109,7 +109,8 @@ def sweep_table(summary: dict) -> pd.DataFrame:
     for arm, points in curves.items():
         cols = [(k, label) for k, label in SWEEP_METRICS if any(p.get(k) is not None for p in points)]
         for p in points:
-            row = {"arm": arm, "offered req/s": str(p["rate"]), "ok": f"{p.get('n_ok') or 0}/{p.get('n_requests') or 0}"}
+            ok = f"{p.get('n_ok') or 0}/{p.get('n_requests') or 0}"
+            row = {"arm": arm, "offered req/s": str(p["rate"]), "ok": ok}
             row.update({label: fmt_number(p.get(k)) for k, label in cols})
             rows.append(row)
     if not rows:
