@@ -53,7 +53,8 @@ class Engine(ABC):
         """Raise UserError when this arm cannot run the workload at all; called before the run starts.
 
         `requests` are the arm's requests as the workload gives them, before any prompt-shaping
-        section runs (context steps only drop or cut chunks, so prompt lengths are upper bounds);
+        section runs (context steps mostly drop or cut chunks, so lengths are usually upper bounds;
+        retrieval from a corpus can add chunks, which the engine then meets at run time);
         `items` are the workload items they came from (same order). A request beyond the model's
         context is not an arm error: it fails alone at run time. Engines override this and call
         super(); every strategy section whose validated config has a method
