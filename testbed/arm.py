@@ -54,9 +54,10 @@ class ArmPlan:
     def new_engine(self) -> Engine:
         return ENGINES.get(self.arm.engine)(self.lm, self.arm.options, self.arm.sections)
 
-    def make_request(self, item: Item, arrival: float, request_id: str | None = None) -> Request:
+    def make_request(self, item: Item, arrival: float, request_id: str | None = None, shape: bool = True) -> Request:
+        """The item as this arm's request; shape=False skips the prompt-shaping sections (pre-run checks)."""
         chunks, stats = list(item.chunks), {}
-        for prep in self.preparers:
+        for prep in self.preparers if shape else ():
             t = time.perf_counter()
             chunks, st = prep.prepare(item, chunks)
             stats[type(prep).__name__] = {**st, "seconds": time.perf_counter() - t}

@@ -6,6 +6,8 @@ An arm is `engine` plus common keys (model, sampling, max_new_tokens) plus strat
 (`speculative:`, `context:`, `routing:`), each validated by the class registered for it in
 SECTIONS, plus engine-specific keys validated by the engine's `Options` model.
 """
+import copy
+import math
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from testbed.errors import UserError
 from testbed.registry import Registry
+from testbed.workloads.sweep import parse_rate
 
 SECTIONS: Registry[type[BaseModel]] = Registry("arm section")   # speculative, context, routing -> config class
 
@@ -37,10 +40,26 @@ class SamplingConfig(Strict):
 
 
 class ArrivalConfig(Strict):
-    kind: Literal["offline", "poisson", "concurrency"] = "offline"
+    kind: Literal["offline", "poisson", "concurrency", "sweep"] = "offline"
     rate: float | None = Field(None, gt=0, description="requests/s, for poisson")
+    rates: list[float | Literal["inf"]] | None = Field(
+        None, description="offered requests/s per sweep step, for sweep ('inf' = all at once); sorted on load")
     burstiness: float = Field(1.0, gt=0, description="gamma shape; 1 = Poisson (vLLM's definition)")
     n: int | None = Field(None, ge=1, description="requests in flight, for concurrency")
+
+    @field_validator("rates", mode="before")
+    @classmethod
+    def _sorted_rates(cls, v):
+        """Positive numbers or 'inf', ascending, duplicates dropped; inf kept as the string 'inf' (JSON-safe)."""
+        if v is None:
+            return v
+        if not isinstance(v, list):
+            raise ValueError("rates must be a list of requests/s, e.g. [1, 2, 4, inf]")
+        try:
+            rates = sorted({parse_rate(r) for r in v})
+        except (TypeError, ValueError):
+            raise ValueError(f"rates must be positive requests/s or 'inf' (got {v!r}), e.g. [1, 2, 4, inf]") from None
+        return ["inf" if math.isinf(r) else r for r in rates]
 
     @model_validator(mode="after")
     def _needs(self):
@@ -48,6 +67,14 @@ class ArrivalConfig(Strict):
             raise ValueError("arrival kind poisson needs rate (requests per second), e.g. {kind: poisson, rate: 2}")
         if self.kind == "concurrency" and self.n is None:
             raise ValueError("arrival kind concurrency needs n (requests in flight), e.g. {kind: concurrency, n: 4}")
+        if self.kind == "sweep" and not self.rates:
+            raise ValueError("arrival kind sweep needs rates (requests per second), "
+                             "e.g. {kind: sweep, rates: [1, 2, inf]}")
+        if self.kind == "sweep" and self.rate is not None:
+            raise ValueError("arrival kind sweep takes rates (a list), not rate; drop rate")
+        if self.kind != "sweep" and self.rates is not None:
+            raise ValueError(f"rates is for kind sweep; kind {self.kind} does not take it "
+                             "(drop rates or set kind: sweep)")
         return self
 
 
@@ -132,7 +159,11 @@ class ExperimentConfig(Strict):
 
 def load_config(path: str | Path, overrides: list[str] | None = None, device: str | None = None,
                 cuda_available: bool | None = None) -> ExperimentConfig:
-    """Read, override, apply the fallback when no CUDA device is present, validate."""
+    """Read, apply the fallback when no CUDA device is present, then the overrides, validate.
+
+    Precedence, lowest first: the file, its `fallback:` section, what the user typed (`--set`,
+    `--device`). The typed values also decide whether the fallback applies (`--set device=cpu`).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config {path} not found", "give the path of a YAML file, e.g. configs/quickstart.yaml")
@@ -145,18 +176,28 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
                         "fix the YAML syntax (indentation, colons, quotes)") from None
     if not isinstance(raw, dict):
         raise UserError(f"{path}: the top level must be a mapping", "start with `name: ...` and `model: ...`")
-    for ov in overrides or []:
-        _apply_override(raw, ov)
-    if device:
-        raw["device"] = device
+    typed = _with_overrides(raw, overrides or [], device)   # decides the device and the fallback to use
     if cuda_available is None:
         import torch
         cuda_available = torch.cuda.is_available()
-    use_fallback = raw.get("device", "auto") == "cpu" or (raw.get("device", "auto") == "auto" and not cuda_available)
-    if use_fallback and isinstance(raw.get("fallback"), dict):
-        raw = _merge(raw, raw["fallback"])
+    dev = typed.get("device", "auto")
+    use_fallback = dev == "cpu" or (dev == "auto" and not cuda_available)
+    if use_fallback and isinstance(typed.get("fallback"), dict):
+        # what the user typed (--set, --device) wins over the fallback, which wins over the file
+        raw = _with_overrides(_merge(raw, typed["fallback"]), overrides or [], device)
         raw["fallback_applied"] = True
+    else:
+        raw = typed
     return validate(raw, source=str(path))
+
+
+def _with_overrides(raw: dict, overrides: list[str], device: str | None) -> dict:
+    out = copy.deepcopy(raw)
+    for ov in overrides:
+        _apply_override(out, ov)
+    if device:
+        out["device"] = device
+    return out
 
 
 def validate(raw: dict, source: str = "config") -> ExperimentConfig:

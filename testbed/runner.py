@@ -2,11 +2,17 @@
 
     run_dir = run_experiment(load_config("configs/quickstart.yaml"))
 
-Everything that can be checked (config, dataset, models, context length) is checked before the
-run directory exists, so a bad input never leaves a half-written result behind. A Ctrl-C keeps
-requests.jsonl and writes a summary marked incomplete.
+Everything that can be checked (config, dataset, models, context length, each engine's and
+section's `check_arm`) is checked before the run directory exists, so a bad input never leaves
+a half-written result behind. A Ctrl-C keeps requests.jsonl and writes a summary marked incomplete.
+
+With `arrival: {kind: sweep, rates: [...]}` every arm runs once per rate (ascending, all arms at
+one rate before the next rate); request ids get `#q<rate>` and records a `rate`. The comparison
+rows pool every rate (tokens over the summed wall time, as repeats do); summary["sweep"] holds
+the per-rate curves.
 """
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,6 +23,7 @@ from tqdm import tqdm
 from testbed.arm import ArmPlan
 from testbed.config import ExperimentConfig
 from testbed.drive import drive, run_all
+from testbed.engines import ENGINES
 from testbed.env import collect_env
 from testbed.errors import UserError
 from testbed.metrics.memory import MemoryTracker
@@ -28,6 +35,18 @@ from testbed.report.writer import RunWriter
 from testbed.request import Request
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
+from testbed.workloads.sweep import arrival_schedule, rate_label, sweep_summary
+
+
+@dataclass
+class ArmRun:
+    """One arm's pass over the workload at one repeat and one offered rate (None: not a sweep)."""
+    repeat: int
+    rate: float | None
+    records: list[dict]
+    wall_s: float
+    engine_stats: dict
+    memory: dict
 
 
 class Experiment:
@@ -41,9 +60,11 @@ class Experiment:
         self.items = load_dataset(w.dataset, w.categories, limit or w.limit)
         self.device = pick_device(cfg.device)
         self.arm_names = [cfg.baseline] + [a for a in cfg.arms if a != cfg.baseline]
+        self.schedule = arrival_schedule(w.arrival.model_dump())
         self.plans = self._plans()
+        self._check_arms()
         self.records: list[dict] = []
-        self.per_repeat: dict[str, list[tuple]] = {}
+        self.runs: dict[str, list[ArmRun]] = {}
         self.baseline_outputs: dict[str, list[int]] = {}
 
     def _plans(self) -> dict[str, ArmPlan]:
@@ -62,6 +83,16 @@ class Experiment:
             plans[name] = plan
         return plans
 
+    def _check_arms(self) -> None:
+        """Each arm's engine (and its sections) checks the workload's requests before anything is written."""
+        for name, plan in self.plans.items():
+            requests = [plan.make_request(it, 0.0, it.id, shape=False) for it in self.items]
+            try:
+                ENGINES.get(plan.arm.engine).check_arm(plan.lm, plan.arm.options, plan.arm.sections,
+                                                       requests, self.items)
+            except UserError as e:
+                raise UserError(f"arms.{name}: {e.message}", e.fix) from None
+
     def run(self, out_dir: str | Path | None = None) -> Path:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         run_dir = Path(out_dir or self.cfg.output_dir) / f"{self.cfg.name}-{stamp}"
@@ -71,29 +102,34 @@ class Experiment:
         incomplete = False
         try:
             for repeat in range(self.cfg.repeats):
-                for name in self.arm_names:
-                    self._run_arm(name, repeat)
+                for rate, arrival in self.schedule:
+                    for name in self.arm_names:
+                        self._run_arm(name, repeat, rate, arrival)
         except KeyboardInterrupt:
             incomplete = True
             print("\n[testbed] interrupted: keeping the requests measured so far", flush=True)
         self._finish(incomplete)
         return run_dir
 
-    def _run_arm(self, name: str, repeat: int) -> None:
+    def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict) -> None:
         plan = self.plans[name]
         self._warm_up(plan)
         engine = plan.new_engine()
-        w = self.cfg.workload
-        offsets = arrival_offsets(w.arrival.kind, len(self.items), w.arrival.rate, w.arrival.burstiness, w.seed)
+        seed = self.cfg.workload.seed
+        offsets = arrival_offsets(arrival["kind"], len(self.items), arrival.get("rate"),
+                                  arrival.get("burstiness", 1.0), seed)
         records: list[dict] = []
-        by_id = {self._rid(it, repeat): it for it in self.items}
-        bar = tqdm(total=len(self.items), desc=f"{name}", unit="req", disable=not self.progress, leave=True)
+        by_id = {self._rid(it, repeat, rate): it for it in self.items}
+        desc = name if rate is None else f"{name} @ {rate_label(rate)} req/s"
+        bar = tqdm(total=len(self.items), desc=desc, unit="req", disable=not self.progress, leave=True)
 
-        def make(item, arrival):
-            return plan.make_request(item, arrival, self._rid(item, repeat))
+        def make(item, arrival_time):
+            return plan.make_request(item, arrival_time, self._rid(item, repeat, rate))
 
         def finished(req: Request):
             rec = self._record(name, repeat, req, by_id[req.id], t0_box[0])
+            if rate is not None:
+                rec["rate"] = rate_label(rate)
             records.append(rec)
             self.writer.append_record(rec)
             bar.update(1)
@@ -102,11 +138,13 @@ class Experiment:
         with MemoryTracker(self.device) as mem:
             try:
                 t0_box[0] = time.perf_counter()
-                drive(engine, self.items, make, offsets, w.arrival.n, finished)
+                drive(engine, self.items, make, offsets, arrival.get("n"), finished)
             finally:
                 wall = time.perf_counter() - t0_box[0]
                 bar.close()
-                self._summarize(name, repeat, records, wall, engine.stats(), mem)
+                self.records += records
+                self.runs.setdefault(name, []).append(ArmRun(repeat, rate, records, wall, engine.stats(),
+                                                             mem.as_metrics()))
 
     def _warm_up(self, plan: ArmPlan) -> None:
         n = self.cfg.workload.warmup
@@ -114,8 +152,9 @@ class Experiment:
             run_all(plan.new_engine(), [plan.make_request(it, time.perf_counter(), f"warmup-{it.id}")
                                         for it in self.items[:n]])
 
-    def _rid(self, item, repeat: int) -> str:
-        return item.id if self.cfg.repeats == 1 else f"{item.id}#r{repeat}"
+    def _rid(self, item, repeat: int, rate: float | None = None) -> str:
+        rid = item.id if self.cfg.repeats == 1 else f"{item.id}#r{repeat}"
+        return rid if rate is None else f"{rid}#q{rate_label(rate)}"
 
     def _record(self, arm: str, repeat: int, req: Request, item, t0: float) -> dict:
         text = self.plans[arm].lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
@@ -148,22 +187,23 @@ class Experiment:
             div = min(len(base), len(req.output_ids))
         return {"match_baseline": div is None, "first_divergence": div}
 
-    def _summarize(self, name, repeat, records, wall, engine_stats, mem) -> None:
-        self.records += records
-        self.per_repeat.setdefault(name, []).append((records, wall, engine_stats, mem.as_metrics()))
+    def _pooled(self, runs: list[ArmRun]) -> dict:
+        """Pool runs: tokens over the summed wall time, peak memory over all of them."""
+        records = [r for run in runs for r in run.records]
+        memory = {k: max(run.memory.get(k, 0) for run in runs) for k in runs[-1].memory}
+        return summarize_arm(records, sum(run.wall_s for run in runs), runs[-1].engine_stats, memory,
+                             self.cfg.cost.usd_per_hour, self.cfg.slo)
 
     def _arm_summary(self, name: str) -> dict:
-        """Pool an arm's repeats: tokens over the summed wall time, peak memory over all repeats."""
-        runs = self.per_repeat[name]
-        records = [r for run in runs for r in run[0]]
-        memory = {k: max(run[3].get(k, 0) for run in runs) for k in runs[-1][3]}
-        out = summarize_arm(records, sum(run[1] for run in runs), runs[-1][2], memory,
-                            self.cfg.cost.usd_per_hour, self.cfg.slo)
-        out.update(self.plans[name].aggregate(records))
-        if len(runs) > 1:
-            out["repeats"] = len(runs)
-            out["output_throughput_per_repeat"] = [summarize_arm(*run[:2], {}, {}, 0.0, self.cfg.slo)
-                                                   ["output_throughput"] for run in runs]
+        """The comparison row: every repeat and every rate of the arm pooled."""
+        runs = self.runs[name]
+        out = self._pooled(runs)
+        out.update(self.plans[name].aggregate([r for run in runs for r in run.records]))
+        repeats = sorted({run.repeat for run in runs})
+        if len(repeats) > 1:
+            out["repeats"] = len(repeats)
+            out["output_throughput_per_repeat"] = [self._pooled([run for run in runs if run.repeat == i])
+                                                   ["output_throughput"] for i in repeats]
         return out
 
     def _category_summary(self, name: str) -> dict:
@@ -174,15 +214,34 @@ class Experiment:
             row.update(self.plans[name].aggregate([r for r in records if (r.get("category") or "uncategorised") == cat]))
         return cats
 
+    def _sweep_summary(self) -> dict:
+        """{rates, curves, best}: per arm and rate, throughput, latency p50/p90 and goodput (repeats pooled)."""
+        per_rate: dict[float, dict[str, dict]] = {}
+        for rate, _ in self.schedule:
+            arms = {a: [run for run in self.runs.get(a, []) if run.rate == rate] for a in self.arm_names}
+            arms = {a: self._pooled(runs) for a, runs in arms.items() if runs}
+            if arms:
+                per_rate[rate] = arms
+        return sweep_summary(per_rate)
+
+    def _notes(self) -> list[str]:
+        notes = ["Fallback applied: no CUDA device, so the config's `fallback:` section was used."] \
+            if self.cfg.fallback_applied else []
+        if self.schedule[0][0] is not None:
+            rates = ", ".join(rate_label(r) for r, _ in self.schedule)
+            notes.append(f"Rate sweep at {rates} requests/s (inf: all at once): every comparison row pools all "
+                         "rates (tokens over the summed wall time); the sweep table gives each rate.")
+        return notes
+
     def _finish(self, incomplete: bool) -> dict:
-        arms = {a: self._arm_summary(a) for a in self.arm_names if a in self.per_repeat}
+        arms = {a: self._arm_summary(a) for a in self.arm_names if a in self.runs}
         if self.cfg.baseline in arms:
             arms = add_ratios(arms, self.cfg.baseline)
         cats = {a: self._category_summary(a) for a in arms}
-        notes = ["Fallback applied: no CUDA device, so the config's `fallback:` section was used."] \
-            if self.cfg.fallback_applied else []
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
-                        "arms": arms, "by_category": cats, "notes": notes}
+                        "arms": arms, "by_category": cats, "notes": self._notes()}
+        if self.schedule[0][0] is not None and arms:
+            self.summary["sweep"] = self._sweep_summary()
         self.writer.write_summary(self.summary)
         self.writer.write_report(self.summary, self.records)
         return self.summary

@@ -90,3 +90,46 @@ def test_poisson_needs_rate(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_set_wins_over_the_fallback_which_wins_over_the_file(tmp_path):
+    path = write(tmp_path, GOOD)
+    cfg = load_config(path, overrides=["model.id=random:small-llama", "workload.limit=7"], cuda_available=False)
+    assert cfg.fallback_applied
+    assert cfg.model.id == "random:small-llama" and cfg.workload.limit == 7    # typed by the user
+    assert cfg.workload.max_new_tokens == 8                                   # from the file, untouched
+    cfg = load_config(path, overrides=["workload.max_new_tokens=5"], cuda_available=False)
+    assert cfg.model.id == "random:tiny-qwen2" and cfg.workload.limit == 2     # fallback still applies elsewhere
+
+
+def test_set_can_edit_the_fallback_and_device_decides_it(tmp_path):
+    path = write(tmp_path, GOOD)
+    cfg = load_config(path, overrides=["fallback.workload.limit=3"], cuda_available=False)
+    assert cfg.workload.limit == 3
+    cfg = load_config(path, overrides=["device=cpu"], cuda_available=True)
+    assert cfg.fallback_applied and cfg.model.id == "random:tiny-qwen2"
+    assert not load_config(path, device="cuda", cuda_available=False).fallback_applied
+
+
+def test_sweep_rates_are_sorted_deduplicated_and_inf_kept(tmp_path):
+    text = GOOD.replace("max_new_tokens: 8}", "max_new_tokens: 8, arrival: {kind: sweep, rates: [4, inf, 1, 4]}}")
+    cfg = load_config(write(tmp_path, text), cuda_available=True)
+    assert cfg.workload.arrival.rates == [1.0, 4.0, "inf"]
+    cfg = load_config(write(tmp_path, GOOD), overrides=["workload.arrival={kind: sweep, rates: [2, .inf]}"],
+                      cuda_available=True)
+    assert cfg.workload.arrival.rates == [2.0, "inf"]
+
+
+@pytest.mark.parametrize("arrival, expect", [
+    ("{kind: sweep}", "needs rates"),
+    ("{kind: sweep, rates: []}", "needs rates"),
+    ("{kind: sweep, rates: [1, 0]}", "positive"),
+    ("{kind: sweep, rates: [fast]}", "positive"),
+    ("{kind: sweep, rates: 2}", "must be a list"),
+    ("{kind: sweep, rate: 2, rates: [1]}", "not rate"),
+    ("{kind: poisson, rate: 2, rates: [1]}", "rates is for kind sweep"),
+])
+def test_bad_sweeps_name_the_field_and_the_fix(tmp_path, arrival, expect):
+    msg = error_of(tmp_path, GOOD.replace("max_new_tokens: 8}", f"max_new_tokens: 8, arrival: {arrival}}}"))
+    assert "workload.arrival" in msg and expect in msg
+    assert "e.g." in msg or "drop" in msg

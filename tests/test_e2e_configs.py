@@ -25,6 +25,9 @@ def tiny_overrides(path: Path) -> list[str]:
             out.append(f"arms.{name}.model.id=random:tiny-llama")
         if isinstance((arm.speculative or {}).get("draft"), dict):
             out.append(f"arms.{name}.speculative.draft.id=random:tiny-llama")
+    rates = cfg.workload.arrival.rates
+    if rates:     # the tiny model is ~50x faster: offer 20x the rates, so the arrival waits stay short
+        out.append(f"workload.arrival.rates={[r if r == 'inf' else 20 * r for r in rates]}")
     return out
 
 
@@ -37,7 +40,7 @@ def test_config_runs_on_tiny_model_and_meets_contract(path, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary["arms"]) == set(cfg.arms) and not summary["incomplete"]
     lines = (run_dir / "requests.jsonl").read_text().splitlines()
-    assert len(lines) == 3 * len(cfg.arms)
+    assert len(lines) == 3 * len(cfg.arms) * len(cfg.workload.arrival.rates or [None])
     if not CHECKER.exists():
         pytest.skip(f"contract checker not found at {CHECKER}")
     res = subprocess.run([sys.executable, str(CHECKER), "contract", str(run_dir)], capture_output=True, text=True)

@@ -1,10 +1,15 @@
-"""Rate sweeps: expansion into per-rate arrival configs, curve building, and the plot."""
+"""Rate sweeps: expansion into per-rate arrival configs, curve building, the plot, and a tiny sweep end to end."""
+import json
 import math
+import textwrap
 
 import pytest
 
+from testbed.config import load_config
 from testbed.report.sweep_plot import sweep_plot
-from testbed.workloads.sweep import curve_points, curves_as_json, expand_sweep, sweep_metrics
+from testbed.runner import Experiment
+from testbed.workloads.sweep import (curve_points, curves_as_json, curves_from_json, expand_sweep, sweep_metrics,
+                                     sweep_summary)
 
 
 def test_expand_sorts_rates_dedups_and_maps_inf_to_offline():
@@ -37,8 +42,59 @@ def test_curves_are_per_arm_in_rate_order_with_missing_metrics_as_none():
     assert sweep_metrics(curves["paged"]) == {"goodput_max": 1.9, "rate_at_goodput_max": 2.0,
                                               "output_throughput_max": 60}
     assert curves_as_json(curves)["hf"][-1]["rate"] == "inf"
+    assert curves_from_json(curves_as_json(curves)) == curves
+
+
+def test_sweep_summary_labels_rates_for_json():
+    out = sweep_summary(per_rate())
+    assert out["rates"] == ["1", "2", "inf"]
+    assert out["best"]["hf"] == {"goodput_max": 1.5, "rate_at_goodput_max": "2", "output_throughput_max": 30}
+    json.dumps(out, allow_nan=False)          # no Infinity in summary.json
 
 
 def test_plot_writes_a_png(tmp_path):
     path = sweep_plot(curve_points(per_rate()), tmp_path / "plots" / "sweep.png")
     assert path.exists() and path.read_bytes()[:4] == b"\x89PNG"
+
+
+SWEEP = """
+name: tinysweep
+model: {id: random:tiny-llama}
+threads: 1
+workload: {dataset: golden/lookup, limit: 3, max_new_tokens: 6, warmup: 0, arrival: {kind: sweep, rates: [inf, 40]}}
+sampling: {temperature: 0}
+baseline: static
+arms:
+  static: {engine: hf, batch_size: 2}
+  paged: {engine: paged, kv_budget_tokens: 4096}
+slo: {ttft_ms: 600000}
+"""
+
+
+def test_tiny_sweep_runs_each_arm_per_rate_and_reports_the_curves(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(textwrap.dedent(SWEEP))
+    exp = Experiment(load_config(path, device="cpu"), progress=False)
+    run_dir = exp.run(tmp_path / "out")
+    records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
+    assert len(records) == 3 * 2 * 2                                       # items x rates x arms
+    assert {(r["arm"], r["rate"]) for r in records} == {(a, q) for a in ("static", "paged") for q in ("40", "inf")}
+    ids = [r["request_id"] for r in records if r["arm"] == "paged"]
+    assert len(set(ids)) == 6 and all(i.endswith(("#q40", "#qinf")) for i in ids)
+    assert all(r["match_baseline"] for r in records if r["arm"] == "paged")    # compared at the same rate
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    sweep = summary["sweep"]
+    assert sweep["rates"] == ["40", "inf"] and list(sweep["curves"]) == ["static", "paged"]
+    for arm, points in sweep["curves"].items():
+        assert [p["rate"] for p in points] == ["40", "inf"]
+        assert all(p["n_ok"] == 3 and p["output_throughput"] > 0 and p["goodput"] > 0 for p in points)
+        assert all(p["ttft_ms_p50"] <= p["ttft_ms_p90"] and p["itl_ms_p90"] is not None for p in points)
+    assert summary["arms"]["paged"]["n_requests"] == 6                       # comparison rows pool the rates
+    assert any("pools all rates" in n for n in summary["notes"])
+
+    report = (run_dir / "report.md").read_text()
+    assert "## Rate sweep" in report and "| paged  | inf" in report
+    assert "plots/throughput_vs_latency.png" in report
+    assert (run_dir / "plots" / "throughput_vs_latency.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Rate sweep</h2>" in (run_dir / "report.html").read_text()

@@ -10,6 +10,10 @@ The runner owns arrival and the clock; an engine only makes tokens:
 `step()` runs one scheduling unit (a static batch for `hf`, one iteration for `paged`) and
 returns the requests that finished in it. Engines append tokens with `Request.append_tokens`
 right after the device has produced them, so timestamps are honest.
+
+Before any run directory exists the runner calls `check_arm` once per arm, so an arm that
+cannot run the workload at all (a KV budget too small for one request, a draft model with
+another tokenizer, a context budget the question alone fills) stops the run with a UserError.
 """
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -18,6 +22,16 @@ from pydantic import BaseModel, ConfigDict
 
 from testbed.registry import Registry
 from testbed.request import Request
+
+
+def context_overflow(lm: Any, req: Request) -> str | None:
+    """Why `req` does not fit the model's context, or None."""
+    limit = lm.max_context
+    need = req.num_prompt_tokens + req.max_new_tokens
+    if limit and need > limit:
+        return (f"prompt {req.num_prompt_tokens} + max_new_tokens {req.max_new_tokens} = {need} tokens "
+                f"exceeds the model's context of {limit}")
+    return None
 
 
 class EngineOptions(BaseModel):
@@ -32,6 +46,24 @@ class Engine(ABC):
         self.model = model          # a testbed.models.LoadedModel
         self.options = options
         self.sections = sections or {}   # validated arm sections (speculative, ...) the engine honours
+
+    @classmethod
+    def check_arm(cls, lm: Any, options: EngineOptions, sections: dict[str, Any], requests: list[Request],
+                  items: list | None = None) -> None:
+        """Raise UserError when this arm cannot run the workload at all; called before the run starts.
+
+        `requests` are the arm's requests as the workload gives them, before any prompt-shaping
+        section runs (context steps mostly drop or cut chunks, so lengths are usually upper bounds;
+        retrieval from a corpus can add chunks, which the engine then meets at run time);
+        `items` are the workload items they came from (same order). A request beyond the model's
+        context is not an arm error: it fails alone at run time. Engines override this and call
+        super(); every strategy section whose validated config has a method
+        `check_arm(lm, requests, items)` is checked here, so a section plugs in its own checks.
+        """
+        for section in sections.values():
+            hook = getattr(section, "check_arm", None)
+            if callable(hook):
+                hook(lm, requests, items or [])
 
     @abstractmethod
     def add_request(self, req: Request) -> None: ...
@@ -58,12 +90,7 @@ class Engine(ABC):
 
     def validate_request(self, req: Request) -> str | None:
         """Why this request cannot run here (too long for the context, ...), or None."""
-        limit = self.model.max_context
-        need = req.num_prompt_tokens + req.max_new_tokens
-        if limit and need > limit:
-            return (f"prompt {req.num_prompt_tokens} + max_new_tokens {req.max_new_tokens} = {need} tokens "
-                    f"exceeds the model's context of {limit}")
-        return None
+        return context_overflow(self.model, req)
 
     def reject_if_invalid(self, req: Request) -> bool:
         """Fail a request that cannot run here and queue it in `self.rejected`; True when rejected."""

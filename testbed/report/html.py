@@ -7,8 +7,8 @@ import html
 from pathlib import Path
 
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
-from testbed.report.markdown import AUDIT_NOTE, METRICS_NOTE
-from testbed.report.tables import category_table, comparison_table, format_frame
+from testbed.report.markdown import AUDIT_NOTE, METRICS_NOTE, SWEEP_NOTE
+from testbed.report.tables import category_table, comparison_table, format_frame, sweep_table
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
@@ -56,6 +56,9 @@ def context_audit_html(summary: dict) -> list[str]:
 def render_html(summary: dict, plot_paths: list[Path]) -> str:
     body = [_header(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
             f'<p class="note">{html.escape(METRICS_NOTE)}</p>']
+    sweep = sweep_table(summary)
+    if not sweep.empty:
+        body += ["<h2>Rate sweep</h2>", sweep.to_html(), f'<p class="note">{html.escape(SWEEP_NOTE)}</p>']
     cats = category_table(summary)
     cats = cats[[c for c in cats.columns if not is_audit_key(c)]] if not cats.empty else cats
     if not cats.empty:

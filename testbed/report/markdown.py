@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
-from testbed.report.tables import category_table, comparison_table, format_frame, to_markdown
+from testbed.report.tables import category_table, comparison_table, format_frame, sweep_table, to_markdown
 
 METRICS_NOTE = ("Latency and throughput follow vLLM's `vllm bench serve` definitions: TTFT from the scheduled "
                 "arrival to the first token; TPOT = (E2EL - TTFT) / (output tokens - 1); ITL = gaps between "
@@ -19,6 +19,11 @@ AUDIT_NOTE = ("Duplicate rate: share of chunks repeating an earlier one (above 0
               "almost certainly a cause of failures). Relevance: share of the delivered chunks that carry a gold "
               "fact. Min: the gold chunks' tokens. Gold position: index of the first gold chunk in the final "
               "context. Context step time is inside TTFT and E2EL.")
+
+
+SWEEP_NOTE = ("Each offered rate is a full run of every arm on the same requests, sent with gamma-distributed "
+              "gaps at that mean rate (inf: all at once). Goodput counts requests meeting every configured "
+              "SLO per second of the arm's wall time at that rate.")
 
 
 def _header(summary: dict) -> list[str]:
@@ -45,6 +50,9 @@ def context_audit_markdown(summary: dict) -> list[str]:
 def render_markdown(summary: dict, plot_paths: list[Path], run_dir: str | Path) -> str:
     lines = _header(summary)
     lines += ["", "## Comparison", "", to_markdown(comparison_table(summary)), "", METRICS_NOTE]
+    sweep = sweep_table(summary)
+    if not sweep.empty:
+        lines += ["", "## Rate sweep", "", to_markdown(sweep), "", SWEEP_NOTE]
     cats = category_table(summary)
     cats = cats[[c for c in cats.columns if not is_audit_key(c)]] if not cats.empty else cats
     if not cats.empty:

@@ -3,6 +3,7 @@
     latency_cdf_e2el.png, latency_cdf_ttft.png   one step-CDF line per arm, ok requests only
     quality_vs_cost.png                          cost per success (x) vs quality_accuracy (y), one point per arm
     output_throughput.png                        output tokens/s per arm, baseline first
+    throughput_vs_latency.png                    rate sweeps only: one curve per arm (sweep_plot.py)
 
     paths = make_plots(summary, records, run_dir)
 """
@@ -16,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 import numpy as np  # noqa: E402
 
 from testbed.metrics import latency  # noqa: E402
+from testbed.report.sweep_plot import sweep_plot  # noqa: E402
+from testbed.workloads.sweep import curves_from_json  # noqa: E402
 
 LATENCY_FNS = {"e2el": latency.e2el_ms, "ttft": latency.ttft_ms}
 
@@ -89,7 +92,12 @@ def make_plots(summary: dict, records: list[dict], run_dir: str | Path) -> list[
     """Write every report plot to run_dir/plots/ and return their paths."""
     out = Path(run_dir) / "plots"
     arms = _arm_order(summary)
-    return [latency_cdf(records, "e2el", out / "latency_cdf_e2el.png", arms),
-            latency_cdf(records, "ttft", out / "latency_cdf_ttft.png", arms),
-            quality_vs_cost(summary, out / "quality_vs_cost.png"),
-            throughput_bar(summary, out / "output_throughput.png")]
+    paths = [latency_cdf(records, "e2el", out / "latency_cdf_e2el.png", arms),
+             latency_cdf(records, "ttft", out / "latency_cdf_ttft.png", arms),
+             quality_vs_cost(summary, out / "quality_vs_cost.png"),
+             throughput_bar(summary, out / "output_throughput.png")]
+    curves = (summary.get("sweep") or {}).get("curves")
+    if curves:
+        paths.insert(0, sweep_plot(curves_from_json(curves), out / "throughput_vs_latency.png",
+                                   title=f"{summary.get('name', 'run')}: rate sweep"))
+    return paths

@@ -3,6 +3,7 @@
     comparison_table(summary)       # formatted DataFrame, cells like "412.3 (×1.84)"
     summary_frame(summary)          # every flat metric as numbers, for summary.csv
     category_table(summary)         # one row per (arm, category)
+    sweep_table(summary)            # one row per (arm, offered rate) of a rate sweep
     to_markdown(df)
 """
 import numbers
@@ -85,6 +86,36 @@ def summary_frame(summary: dict) -> pd.DataFrame:
     frame = pd.DataFrame.from_dict(summary["arms"], orient="index")
     frame.index.name = "arm"
     return frame
+
+
+# (curve key, column label) of the sweep table
+SWEEP_METRICS = (
+    ("output_throughput", "output tok/s"),
+    ("request_throughput", "req/s"),
+    ("goodput", "goodput req/s"),
+    ("ttft_ms_p50", "TTFT p50 ms"),
+    ("ttft_ms_p90", "TTFT p90 ms"),
+    ("itl_ms_p50", "ITL p50 ms"),
+    ("itl_ms_p90", "ITL p90 ms"),
+    ("e2el_ms_p50", "E2EL p50 ms"),
+    ("e2el_ms_p90", "E2EL p90 ms"),
+)
+
+
+def sweep_table(summary: dict) -> pd.DataFrame:
+    """Formatted strings, one row per (arm, offered rate) from summary["sweep"]; empty when not a sweep."""
+    curves = (summary.get("sweep") or {}).get("curves") or {}
+    rows = []
+    for arm, points in curves.items():
+        cols = [(k, label) for k, label in SWEEP_METRICS if any(p.get(k) is not None for p in points)]
+        for p in points:
+            ok = f"{p.get('n_ok') or 0}/{p.get('n_requests') or 0}"
+            row = {"arm": arm, "offered req/s": str(p["rate"]), "ok": ok}
+            row.update({label: fmt_number(p.get(k)) for k, label in cols})
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).fillna("").set_index(["arm", "offered req/s"])
 
 
 def category_table(summary: dict) -> pd.DataFrame:

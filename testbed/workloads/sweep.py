@@ -4,6 +4,7 @@
     # -> [(1.0, {"kind": "poisson", "rate": 1.0, ...}), (2.0, {...}), (inf, {"kind": "offline"})]
     curves = curve_points({rate: summary["arms"] for rate, summary in per_rate.items()})
     flat = sweep_metrics(curves["paged"])       # goodput_max, rate_at_goodput_max, ...
+    summary["sweep"] = sweep_summary(per_rate)   # what the runner writes; the report reads it back
 
 Each rate is a full run of every arm on the same requests (vLLM's `bench serve --request-rate`
 sweep); "inf" sends everything at t=0. Goodput (requests/s meeting every SLO) comes from the
@@ -12,22 +13,27 @@ per-rate summaries, so the curve needs no records.
 import math
 from dataclasses import asdict, dataclass
 
-CURVE_KEYS = ("request_throughput", "output_throughput", "goodput", "ttft_ms_p50", "ttft_ms_p99",
-              "tpot_ms_p50", "tpot_ms_p99", "e2el_ms_p50", "e2el_ms_p99")
+CURVE_KEYS = ("n_requests", "n_ok", "request_throughput", "output_throughput", "goodput",
+              "ttft_ms_p50", "ttft_ms_p90", "tpot_ms_p50", "tpot_ms_p90", "itl_ms_p50", "itl_ms_p90",
+              "e2el_ms_p50", "e2el_ms_p90")
 
 
 @dataclass
 class CurvePoint:
     rate: float                  # offered requests/s (inf = all at once)
+    n_requests: int | None = None
+    n_ok: int | None = None
     request_throughput: float | None = None
     output_throughput: float | None = None
     goodput: float | None = None
     ttft_ms_p50: float | None = None
-    ttft_ms_p99: float | None = None
+    ttft_ms_p90: float | None = None
     tpot_ms_p50: float | None = None
-    tpot_ms_p99: float | None = None
+    tpot_ms_p90: float | None = None
+    itl_ms_p50: float | None = None
+    itl_ms_p90: float | None = None
     e2el_ms_p50: float | None = None
-    e2el_ms_p99: float | None = None
+    e2el_ms_p90: float | None = None
 
 
 def parse_rate(rate) -> float:
@@ -35,6 +41,11 @@ def parse_rate(rate) -> float:
     if not value > 0:
         raise ValueError(f"sweep rates must be positive requests/s or 'inf' (got {rate!r})")
     return value
+
+
+def arrival_schedule(arrival: dict) -> list[tuple[float | None, dict]]:
+    """The arrival configs one run goes through: one per rate for a sweep, else [(None, arrival)]."""
+    return expand_sweep(arrival) if arrival.get("kind") == "sweep" else [(None, arrival)]
 
 
 def expand_sweep(arrival: dict) -> list[tuple[float, dict]]:
@@ -80,3 +91,22 @@ def sweep_metrics(points: list[CurvePoint]) -> dict[str, float]:
 def curves_as_json(curves: dict[str, list[CurvePoint]]) -> dict[str, list[dict]]:
     """JSON-safe curves (inf rates as the string 'inf') for summary.json."""
     return {arm: [{**asdict(p), "rate": rate_label(p.rate)} for p in pts] for arm, pts in curves.items()}
+
+
+def curves_from_json(data: dict[str, list[dict]]) -> dict[str, list[CurvePoint]]:
+    """The inverse of curves_as_json (summary.json back to points); unknown keys are ignored."""
+    keys = set(CURVE_KEYS)
+    return {arm: [CurvePoint(parse_rate(p["rate"]), **{k: v for k, v in p.items() if k in keys}) for p in pts]
+            for arm, pts in data.items()}
+
+
+def sweep_summary(per_rate: dict[float, dict[str, dict]]) -> dict:
+    """summary["sweep"]: the rates, each arm's curve and its best points, all JSON-safe."""
+    curves = curve_points(per_rate)
+    best = {}
+    for arm, pts in curves.items():
+        flat = sweep_metrics(pts)
+        if "rate_at_goodput_max" in flat:
+            flat["rate_at_goodput_max"] = rate_label(flat["rate_at_goodput_max"])
+        best[arm] = flat
+    return {"rates": [rate_label(r) for r in sorted(per_rate)], "curves": curves_as_json(curves), "best": best}

@@ -11,7 +11,7 @@ import time
 
 from pydantic import Field, model_validator
 
-from testbed.engines.base import ENGINES, Engine, EngineOptions
+from testbed.engines.base import ENGINES, Engine, EngineOptions, context_overflow
 from testbed.engines.hf import KVLedger
 from testbed.engines.paged.block_manager import BlockManager, blocks_for
 from testbed.engines.paged.model_runner import ModelRunner
@@ -77,13 +77,25 @@ class PagedEngine(Engine):
 
     def check_request(self, req: Request) -> None:
         """UserError when the whole KV budget cannot hold this request even alone."""
-        need = blocks_for(req.num_prompt_tokens + req.max_new_tokens - 1, self.blocks.block_size)
-        if need > len(self.blocks.blocks):
-            raise UserError(f"engine paged: KV budget of {self.capacity_tokens} tokens "
-                            f"({len(self.blocks.blocks)} blocks of {self.blocks.block_size}) cannot hold request "
+        self.check_kv_budget(self.options, req)
+
+    @staticmethod
+    def check_kv_budget(options: PagedOptions, req: Request) -> None:
+        n, bs = options.blocks(), options.block_size
+        need = blocks_for(req.num_prompt_tokens + req.max_new_tokens - 1, bs)
+        if need > n:
+            raise UserError(f"engine paged: KV budget of {n * bs} tokens ({n} blocks of {bs}) cannot hold request "
                             f"{req.id!r} ({req.num_prompt_tokens} prompt + {req.max_new_tokens} new tokens) even alone",
-                            f"raise kv_budget_tokens to at least {need * self.blocks.block_size}, "
+                            f"raise kv_budget_tokens to at least {need * bs} (or num_blocks to {need}), "
                             "or lower max_new_tokens")
+
+    @classmethod
+    def check_arm(cls, lm, options: PagedOptions, sections, requests, items=None) -> None:
+        """Before the run: the KV budget must hold the longest request that fits the model's context."""
+        super().check_arm(lm, options, sections, requests, items)
+        fits = [r for r in requests if context_overflow(lm, r) is None]
+        if fits:
+            cls.check_kv_budget(options, max(fits, key=lambda r: r.num_prompt_tokens + r.max_new_tokens))
 
     def add_request(self, req: Request) -> None:
         if self.reject_if_invalid(req):

@@ -1,0 +1,109 @@
+"""Pre-run checks (Engine.check_arm and section hooks) stop a bad arm before any run directory exists;
+a request longer than the model's context fails alone and the run goes on, on hf and paged."""
+import json
+import textwrap
+
+import pytest
+
+from testbed.cli import main
+from testbed.config import load_config
+from testbed.engines.base import Engine
+from testbed.engines.hf import HFEngine, HFOptions
+from testbed.engines.paged.engine import PagedEngine, PagedOptions
+from testbed.errors import UserError
+from testbed.request import Request
+from testbed.runner import Experiment
+
+BASE = """
+name: checks
+model: {id: random:tiny-llama}
+threads: 1
+workload: {dataset: golden/lookup, limit: 2, max_new_tokens: 4, warmup: 0}
+baseline: static
+arms:
+  static: {engine: hf, batch_size: 2}
+  paged: {engine: paged, block_size: 16, kv_budget_tokens: 32}
+"""
+
+
+def write(tmp_path, text, name="c.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_kv_budget_too_small_stops_before_any_directory(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path, BASE)), "--out", str(out), "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "arms.paged: engine paged: KV budget of 32 tokens (2 blocks of 16)" in err
+    assert "cannot hold request 'lookup-" in err and "prompt +" in err
+    assert "fix: raise kv_budget_tokens to at least" in err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+class Refuses:
+    """A strategy section's config with a pre-run check (how speculative and context plug theirs in)."""
+
+    def __init__(self):
+        self.seen = None
+
+    def check_arm(self, lm, requests, items):
+        self.seen = (lm, [r.id for r in requests], [it.id for it in items])
+        raise UserError("speculative.draft: tokenizer differs", "use a draft with the target's tokenizer")
+
+
+def test_section_hooks_run_through_the_runner_with_the_arm_named(tmp_path):
+    cfg = load_config(write(tmp_path, BASE), overrides=["arms.paged.kv_budget_tokens=4096"], device="cpu")
+    hook = Refuses()
+    cfg.arms["static"]._sections["speculative"] = hook
+    with pytest.raises(UserError) as e:
+        Experiment(cfg, progress=False)
+    assert e.value.message == "arms.static: speculative.draft: tokenizer differs"
+    assert e.value.fix == "use a draft with the target's tokenizer"
+    assert hook.seen[1] == hook.seen[2] and len(hook.seen[1]) == 2     # every request, with its item
+
+
+@pytest.mark.parametrize("engine, options", [(HFEngine, HFOptions()), (PagedEngine, PagedOptions(num_blocks=4))])
+def test_check_arm_calls_every_section_hook(tiny_lm, engine, options):
+    hook = Refuses()
+    req = Request("r0", [1, 2, 3], max_new_tokens=2)
+    with pytest.raises(UserError, match="tokenizer differs"):
+        engine.check_arm(tiny_lm, options, {"speculative": hook, "routing": {"plain": "dict"}}, [req], [])
+    Engine.check_arm(tiny_lm, options, {"routing": {"plain": "dict"}}, [req])      # no hook, no error
+
+
+def test_paged_check_skips_requests_beyond_the_context(tiny_lm):
+    over = Request("long", [1] * tiny_lm.max_context, max_new_tokens=4)     # fails alone at run time
+    options = PagedOptions(block_size=16, num_blocks=2)
+    PagedEngine.check_arm(tiny_lm, options, {}, [over, Request("short", [1] * 20, max_new_tokens=4)])
+    with pytest.raises(UserError, match=r"'short' \(40 prompt \+ 4 new tokens\)"):
+        PagedEngine.check_arm(tiny_lm, options, {}, [over, Request("short", [1] * 40, max_new_tokens=4)])
+
+
+def long_dataset(tmp_path, n_words: int) -> str:
+    items = [{"id": "short-1", "question": "What is the capital of France?", "answers": ["Paris"],
+              "chunks": [{"id": "c1", "text": "Paris is the capital of France."}]},
+             {"id": "too-long", "question": "What colour is the sky?", "answers": ["blue"],
+              "chunks": [{"id": "c2", "text": " ".join(["sky"] * n_words)}]},
+             {"id": "short-2", "question": "What is two plus two?", "answers": ["four"]}]
+    path = tmp_path / "long.jsonl"
+    path.write_text("\n".join(json.dumps(it) for it in items) + "\n")
+    return str(path)
+
+
+def test_request_beyond_context_fails_alone_on_hf_and_paged(tmp_path):
+    text = BASE.replace("dataset: golden/lookup, limit: 2", f"dataset: {long_dataset(tmp_path, 6000)}")
+    cfg = load_config(write(tmp_path, text), overrides=["arms.paged.kv_budget_tokens=512"], device="cpu")
+    exp = Experiment(cfg, progress=False)          # the KV check passes: the long request is not the arm's fault
+    run_dir = exp.run(tmp_path / "out")
+    records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
+    assert len(records) == 6
+    for r in records:
+        if r["item_id"] == "too-long":
+            assert r["status"] == "failed" and "exceeds the model's context of 4096" in r["error"]
+            assert r["prompt_tokens"] > 4096 and r["output_tokens"] == 0
+        else:
+            assert r["status"] == "ok" and r["output_tokens"] == 4
+    for arm in ("static", "paged"):
+        assert exp.summary["arms"][arm]["n_failed"] == 1 and exp.summary["arms"][arm]["n_ok"] == 2
