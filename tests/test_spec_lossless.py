@@ -197,6 +197,9 @@ def test_smollm2_greedy_tokens_equal_the_baseline_for_every_proposer():
         done, engine = run(lm, section, reqs=reqs())
         assert outputs(done) == base, section
         assert engine.stats()["spec_num_draft_tokens"] > 0
+    pl = {**SECTIONS["prompt_lookup"], "ngram": 3, "ngram_min": 2, "num_draft_tokens": 10}
+    done, engine = run_paged(lm, pl, dict(block_size=16, kv_budget_tokens=2048), reqs=reqs())
+    assert outputs(done) == base and engine.stats()["spec_num_draft_tokens"] > 0
 
 
 # The paged engine: drafts per sequence, every sequence's k + 1 positions verified in one batched forward.
