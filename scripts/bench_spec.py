@@ -6,7 +6,9 @@ method runs every prompt, round robin (prompt 1 through all methods, then prompt
 drift on a shared machine hits all of them alike. Speed is output tokens per wall second and per
 process CPU second (steadier under contention with one thread).
 
-Ours: prompt lookup (fixed k and adaptive), self-speculative (the first layers of the target),
+Ours: prompt lookup (fixed k: with transformers' n-gram sizes 3..1, and without single-token
+matches, which are rarely accepted and make a step cost a k+1-token verify for ~1 token; adaptive;
+and the same proposer batched on the paged engine), self-speculative (the first layers of the target),
 and a draft model (on the CPU the only offline same-tokenizer model is the target itself: α = 1,
 c ≈ 1, so it measures overhead). Theirs: `generate(prompt_lookup_num_tokens=k)` and
 `generate(assistant_model=...)` with the same self-speculative draft and the same draft model.
@@ -18,6 +20,7 @@ equal the baseline's. The last stdout line is one JSON object.
 
     python scripts/bench_spec.py                           # 8 prompts, 64 new tokens
     python scripts/bench_spec.py --limit 3 --methods base,ours_pl,hf_pl
+    python scripts/bench_spec.py --limit 8 --methods ours_pl,ours_pl_min,ours_pl_adaptive,hf_pl --threads 1
 """
 import argparse
 import copy
@@ -29,6 +32,7 @@ import torch
 from testbed.config import ModelSpec
 from testbed.drive import run_all
 from testbed.engines.hf import HFEngine, HFOptions
+from testbed.engines.paged.engine import PagedEngine, PagedOptions
 from testbed.models import load_model
 from testbed.request import Request
 from testbed.speculative.config import SpeculativeConfig
@@ -45,6 +49,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--limit", type=int, default=8, help="prompts (interleaved across the categories)")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--k", type=int, default=10, help="draft tokens for prompt lookup")
+    ap.add_argument("--ngram-min", type=int, default=2, help="shortest n-gram the tuned prompt lookup arms match")
     ap.add_argument("--self-layers", type=float, default=0.6, help="self-speculative depth: share of layers")
     ap.add_argument("--self-k", type=int, default=2)
     ap.add_argument("--draft-k", type=int, default=4)
@@ -63,13 +68,17 @@ def prompts(lm, limit: int) -> list[tuple[str, list[int]]]:
 class OurMethod:
     """A runner: prompt ids -> (output ids, request); its engine's stats accumulate over calls."""
 
-    def __init__(self, lm, section: dict | None):
+    def __init__(self, lm, section: dict | None, paged: bool = False):
         self.lm = lm
         self.sections = {"speculative": SpeculativeConfig(**section)} if section else {}
+        self.paged = paged
         self.reset()
 
     def reset(self) -> None:
-        self.engine = HFEngine(self.lm, HFOptions(batch_size=1), self.sections)
+        if self.paged:
+            self.engine = PagedEngine(self.lm, PagedOptions(block_size=16), self.sections)
+        else:
+            self.engine = HFEngine(self.lm, HFOptions(batch_size=1), self.sections)
 
     def __call__(self, ids: list[int], max_new: int):
         req = Request(id="b", prompt_ids=ids, max_new_tokens=max_new, arrival_time=time.perf_counter(),
@@ -102,11 +111,14 @@ def methods(lm, a) -> dict:
     depth = draft_depth(a.self_layers, lm.model.config.num_hidden_layers)
     self_draft = assistant(truncated_model(lm.model, depth), a.self_k)
     full_draft = assistant(copy.copy(lm.model), a.draft_k)    # the target as its own draft (shares weights)
+    pl = {"method": "prompt_lookup", "ngram": 3, "num_draft_tokens": a.k}
+    tuned = {**pl, "ngram_min": a.ngram_min}
     return {
         "base": OurMethod(lm, None),
-        "ours_pl": OurMethod(lm, {"method": "prompt_lookup", "ngram": 3, "num_draft_tokens": a.k}),
-        "ours_pl_adaptive": OurMethod(lm, {"method": "prompt_lookup", "ngram": 3, "num_draft_tokens": 4,
-                                           "adaptive": {"max": 24}}),
+        "ours_pl": OurMethod(lm, pl),                                      # transformers' proposer: n-grams 3..1
+        "ours_pl_min": OurMethod(lm, tuned),                               # no single-token matches
+        "ours_pl_adaptive": OurMethod(lm, {**tuned, "num_draft_tokens": 4, "adaptive": {"max": 24}}),
+        "paged_pl_min": OurMethod(lm, tuned, paged=True),
         "hf_pl": hf_method(lm, prompt_lookup_num_tokens=a.k, max_matching_ngram_size=3),
         "ours_self": OurMethod(lm, {"method": "self_speculative", "layers": depth, "num_draft_tokens": a.self_k}),
         "ours_self_adaptive": OurMethod(lm, {"method": "self_speculative", "layers": depth,

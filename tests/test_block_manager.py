@@ -78,7 +78,19 @@ def test_fork_shares_blocks_and_copies_on_write():
     check_invariants(bm, [parent, child])
 
 
-ops = st.lists(st.tuples(st.sampled_from(["new", "append", "fork", "free", "preempt", "commit"]),
+def test_trim_frees_the_blocks_that_held_only_rejected_drafts():
+    bm = BlockManager(num_blocks=8, block_size=4)
+    s = seq(list(range(6)))
+    bm.may_append(s, 6 + 7)                 # 6 tokens + 7 draft slots: 4 blocks
+    assert len(s.block_table) == 4
+    s.num_computed = 6 + 2                  # 2 drafts accepted, 5 rejected
+    tail = s.block_table[2:]
+    assert bm.trim(s) == 2 and len(s.block_table) == 2 and all(b in bm.free for b in tail)
+    assert bm.trim(s) == 0
+    check_invariants(bm, [s])
+
+
+ops = st.lists(st.tuples(st.sampled_from(["new", "append", "speculate", "fork", "free", "preempt", "commit"]),
                          st.integers(0, 7), st.integers(1, 9)), max_size=60)
 
 
@@ -99,6 +111,14 @@ def test_no_block_leaked_or_freed_twice(operations, block_size, prefix):
             bm.may_append(target, n)
             target.token_ids += [pick] * max(0, target.num_computed + n - target.num_tokens)
             target.num_computed += n
+        elif op == "speculate" and bm.can_append(target, n):    # n - 1 drafts; pick % n of them accepted
+            bm.may_append(target, n)
+            accepted = pick % n
+            target.num_computed += 1 + accepted if target.num_computed < target.num_tokens else accepted
+            target.token_ids += [pick] * max(0, target.num_computed - target.num_tokens)
+            bm.commit(target)
+            bm.trim(target)
+            assert len(target.block_table) == -(-target.num_computed // block_size)
         elif op == "fork":
             child = seq(list(target.token_ids))
             bm.fork(target, child)

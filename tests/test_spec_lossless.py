@@ -1,5 +1,5 @@
 """Speculative decoding is lossless: greedy tokens equal the plain hf engine's for every proposer,
-and under sampling the first token after speculation is distributed as the target's next token."""
+on the hf engine and batched on the paged engine (block sizes, preemption), and under sampling the first token after speculation is distributed as the target's next token."""
 import time
 
 import numpy as np
@@ -10,6 +10,7 @@ from scipy.stats import chisquare
 from testbed.config import ModelSpec
 from testbed.drive import run_all
 from testbed.engines.hf import HFEngine, HFOptions
+from testbed.engines.paged.engine import PagedEngine, PagedOptions
 from testbed.models import load_model
 from testbed.request import Request, SamplingParams
 from testbed.speculative.adaptive import Controller
@@ -196,3 +197,61 @@ def test_smollm2_greedy_tokens_equal_the_baseline_for_every_proposer():
         done, engine = run(lm, section, reqs=reqs())
         assert outputs(done) == base, section
         assert engine.stats()["spec_num_draft_tokens"] > 0
+    pl = {**SECTIONS["prompt_lookup"], "ngram": 3, "ngram_min": 2, "num_draft_tokens": 10}
+    done, engine = run_paged(lm, pl, dict(block_size=16, kv_budget_tokens=2048), reqs=reqs())
+    assert outputs(done) == base and engine.stats()["spec_num_draft_tokens"] > 0
+
+
+# The paged engine: drafts per sequence, every sequence's k + 1 positions verified in one batched forward.
+PAGED_CASES = [dict(block_size=16), dict(block_size=4, max_num_batched_tokens=16),
+               dict(block_size=2, num_blocks=30, max_num_batched_tokens=24),        # tight: preempts
+               dict(block_size=3, max_num_seqs=2, enable_prefix_caching=False)]
+
+
+def run_paged(lm, section: dict, case: dict, reqs=None) -> tuple[list[Request], PagedEngine]:
+    engine = PagedEngine(lm, PagedOptions(**case), {"speculative": SpeculativeConfig(**section)})
+    return run_all(engine, reqs or requests(lm)), engine
+
+
+@pytest.mark.parametrize("name", ["prompt_lookup", "prompt_lookup_adaptive", "self_speculative",
+                                  "draft_itself_adaptive"])
+def test_paged_greedy_tokens_equal_the_baseline_for_block_sizes_and_preemption(chaotic_lm, chaotic_baseline, name):
+    preempted = 0
+    for case in PAGED_CASES:
+        done, engine = run_paged(chaotic_lm, SECTIONS[name], case)
+        assert divergences(outputs(done), chaotic_baseline) == {}, case
+        st = engine.stats()
+        assert st["spec_num_draft_tokens"] > 0 and 0 <= st["spec_acceptance_rate"] <= 1, case
+        assert all(r.stats["speculative"]["steps"] > 0 for r in done)
+        assert engine.blocks.num_free == len(engine.blocks.blocks)          # rejected slots' blocks came back
+        preempted += st["preemptions"]
+    assert preempted > 0
+
+
+def test_paged_rejections_happen_and_verify_several_sequences_per_step(chaotic_lm):
+    _, engine = run_paged(chaotic_lm, SECTIONS["self_speculative"], PAGED_CASES[0])
+    st = engine.stats()
+    assert st["spec_acceptance_rate"] < 0.9                     # rollback and block trimming exercised
+    assert st["mean_step_tokens"] > 4 and st["max_concurrent_seqs"] == 4
+
+
+def test_paged_accepted_runs_share_a_timestamp(tiny_lm):
+    done, engine = run_paged(tiny_lm, SECTIONS["prompt_lookup"], PAGED_CASES[1])
+    for r in done:
+        assert len(r.token_times) == len(r.output_ids) == r.max_new_tokens
+        assert r.token_times == sorted(r.token_times) and r.token_times[0] >= r.arrival_time
+    zero_gaps = sum(int((np.diff(r.token_times) == 0).sum()) for r in done)
+    assert zero_gaps >= engine.stats()["spec_num_accepted_tokens"] > 0
+
+
+def test_paged_sampling_the_verifier_cannot_honour_fails_the_request(tiny_lm):
+    reqs = requests(tiny_lm, sampling=SamplingParams(temperature=1e-5))
+    done, _ = run_paged(tiny_lm, SECTIONS["prompt_lookup"], PAGED_CASES[0], reqs=reqs)
+    assert all(r.status == "failed" and "temperature" in r.error for r in done)
+
+
+def test_paged_seeded_sampling_is_reproducible_and_uses_drafts(chaotic_lm):
+    runs = [run_paged(chaotic_lm, SECTIONS["draft_other_model"], PAGED_CASES[1],
+                      reqs=requests(chaotic_lm, sampling=SamplingParams(temperature=1.0, seed=5))) for _ in range(2)]
+    assert outputs(runs[0][0]) == outputs(runs[1][0])
+    assert runs[0][1].stats()["spec_num_draft_tokens"] > 0

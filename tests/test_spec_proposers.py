@@ -5,10 +5,13 @@ import numpy as np
 import pytest
 import torch
 
+from testbed.arm import ArmPlan
 from testbed.config import ModelSpec, validate
 from testbed.errors import UserError
+from testbed.models import load_model
 from testbed.request import SamplingParams
 from testbed.speculative.adaptive import AdaptiveK, best_k
+from testbed.speculative.checks import check_arm
 from testbed.speculative.config import SpeculativeConfig
 from testbed.speculative.draft_model import DraftModel, common_prefix
 from testbed.speculative.prompt_lookup import find_continuation
@@ -171,3 +174,41 @@ def test_stats_without_drafts_leave_the_rates_absent():
 
 def test_common_prefix():
     assert common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2 and common_prefix([], [1]) == 0
+
+
+
+def plan(spec: dict, sampling: dict | None = None):
+    """The ArmPlan of arm `s` of a validated two-arm config, its target random:tiny-llama loaded."""
+    cfg = arm_config(spec)
+    if sampling:
+        cfg["sampling"] = sampling
+    cfg = validate(cfg)
+    return ArmPlan("s", cfg, load_model(cfg.model, "cpu"))
+
+
+def test_check_arm_refuses_a_draft_with_another_tokenizer_naming_both():
+    with pytest.raises(UserError) as e:
+        check_arm(plan({"draft": {"id": "smollm2-135m"}}))          # a 49k-token vocabulary vs the tiny one
+    msg = str(e.value)
+    assert msg.startswith("arms.s: speculative.draft") and "'smollm2-135m'" in msg and "'random:tiny-llama'" in msg
+
+
+@pytest.mark.parametrize("sampling, message", [({"temperature": 1e-5}, "arms.s.sampling: .*temperature 1e-05"),
+                                               ({"temperature": 0.5, "top_p": 1.0}, None)])
+def test_check_arm_refuses_sampling_the_verifier_cannot_honour(sampling, message):
+    p = plan({"method": "prompt_lookup"}, sampling)
+    if message is None:
+        check_arm(p)
+        return
+    with pytest.raises(UserError, match=message):
+        check_arm(p)
+
+
+def test_check_arm_builds_the_proposer_once_and_refuses_a_too_deep_self_draft():
+    p = plan({"draft": {"id": "random:tiny-qwen2"}})
+    check_arm(p)
+    section = p.arm.sections["speculative"]
+    assert section.proposer(p.lm) is section.proposer(p.lm)        # the engine reuses the checked proposer
+    with pytest.raises(UserError, match="arms.s: speculative.layers: 5 is not between 1 and 1"):
+        check_arm(plan({"method": "self_speculative", "layers": 5}))
+    check_arm(ArmPlan("a", validate(arm_config({"method": "prompt_lookup"})), p.lm))   # no section: nothing to do

@@ -2,12 +2,14 @@
 
     proposer = PROPOSERS.get("prompt_lookup")(cfg, lm)    # cfg: the validated `speculative:` section
     proposer.reset()                                        # before each request
+    mine = proposer.fork()                                  # one per running sequence (paged engine)
     draft = proposer.propose(context_ids, k, sampling, generator)
 
 A proposer may return fewer than k tokens (prompt lookup without a match returns none, and the
 step becomes a plain decode step). Under sampling it also returns the distribution q each draft
 token was drawn from; a deterministic proposer returns None and the verifier uses one-hot q.
 """
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +35,12 @@ class Proposer(ABC):
 
     def reset(self) -> None:
         """Forget per-request state; called before each request."""
+
+    def fork(self) -> "Proposer":
+        """A proposer for one more concurrent request: shares the models, owns fresh per-request state."""
+        twin = copy.copy(self)
+        twin.reset()
+        return twin
 
     @abstractmethod
     def propose(self, context: list[int], k: int, sampling: SamplingParams,

@@ -102,10 +102,14 @@ class SpeculativeDecoder:
         return req.append_tokens(emitted, now)
 
     def _room(self, req: Request, context_len: int) -> int:
-        """Most draft tokens worth proposing: a step emits up to k+1, within max_new_tokens and the context."""
-        left = req.max_new_tokens - req.num_output_tokens - 1
-        limit = self.lm.max_context - context_len - 1 if self.lm.max_context else left
-        return max(0, min(left, limit))
+        return draft_room(req, context_len, self.lm.max_context)
 
     def stats(self) -> dict:
         return self.totals.metrics()
+
+
+def draft_room(req: Request, context_len: int, max_context: int) -> int:
+    """Most draft tokens worth proposing: a step emits up to k+1, within max_new_tokens and the context."""
+    left = req.max_new_tokens - req.num_output_tokens - 1
+    limit = max_context - context_len - 1 if max_context else left
+    return max(0, min(left, limit))

@@ -5,6 +5,7 @@
     if bm.can_append(seq, n):        # room for the next n tokens of seq?
         copies = bm.may_append(seq, n)   # grow the block table; (src, dst) copy-on-write pairs
     bm.commit(seq)                   # after the forward: hash the blocks that became full
+    bm.trim(seq)                     # after a speculative step: free blocks that held only rejected drafts
     bm.deallocate(seq)               # finish or preempt: drop references
 
 Invariants (tests/test_block_manager.py checks them over random operation sequences): a block
@@ -112,16 +113,27 @@ class BlockManager:
         child.block_table = list(parent.block_table)
         child.num_computed = parent.num_computed
 
+    def trim(self, seq: Sequence) -> int:
+        """Free the tail blocks beyond seq's computed tokens (rejected draft slots); return how many."""
+        keep = blocks_for(seq.num_computed, self.block_size)
+        tail = seq.block_table[keep:]
+        del seq.block_table[keep:]
+        self._release(tail)
+        return len(tail)
+
     def deallocate(self, seq: Sequence) -> None:
         """Drop seq's references; blocks reaching 0 return to the free queue, tail blocks first."""
-        for bid in reversed(seq.block_table):
+        self._release(seq.block_table)
+        seq.block_table = []
+        seq.num_computed = 0
+
+    def _release(self, table: list[int]) -> None:
+        for bid in reversed(table):
             block = self.blocks[bid]
             assert block.ref_count > 0, f"block {bid} freed twice"
             block.ref_count -= 1
             if block.ref_count == 0:
                 self.free[bid] = None
-        seq.block_table = []
-        seq.num_computed = 0
 
     def _shared_tail(self, seq: Sequence) -> int | None:
         """Index of the partly filled block seq writes next, when another table shares it."""

@@ -2,10 +2,14 @@
 
     arms:
       paged: {engine: paged, block_size: 16, kv_budget_tokens: 8192, max_num_seqs: 64}
+      paged_ngram: {engine: paged, speculative: {method: prompt_lookup, ngram: 3, num_draft_tokens: 8}}
 
 `step()` is schedule -> run -> postprocess (nano-vllm). After every step the KV ledger
 (shared with the hf engine) records slots allocated (blocks in use x block_size) against
 slots holding computed tokens, so kv_waste_pct means the same thing for both engines.
+
+With a `speculative:` section, each step first drafts up to k tokens per decoding sequence
+(testbed/speculative/batched.py); the same forward then verifies every sequence's k + 1 positions.
 """
 import time
 
@@ -19,6 +23,8 @@ from testbed.engines.paged.scheduler import ScheduledBatch, Scheduler, Scheduler
 from testbed.engines.paged.sequence import Sequence
 from testbed.errors import UserError
 from testbed.request import Request
+from testbed.speculative.batched import BatchSpeculator
+from testbed.speculative.verify import unsupported_sampling
 
 
 class PagedOptions(EngineOptions):
@@ -61,6 +67,8 @@ class PagedEngine(Engine):
         self.peak_seqs = 0
         self.steps = 0
         self.step_tokens = 0
+        spec = self.sections.get("speculative")
+        self.speculator = BatchSpeculator(spec, model) if spec is not None else None
 
     @property
     def capacity_tokens(self) -> int:
@@ -73,6 +81,8 @@ class PagedEngine(Engine):
         if reason is None and not o.chunked_prefill and need > o.max_num_batched_tokens:
             reason = (f"prompt {req.num_prompt_tokens} + max_new_tokens {req.max_new_tokens} exceeds "
                       f"max_num_batched_tokens {o.max_num_batched_tokens} with chunked_prefill off")
+        if reason is None and self.speculator is not None:
+            reason = unsupported_sampling(req.sampling)
         return reason
 
     def check_request(self, req: Request) -> None:
@@ -131,14 +141,24 @@ class PagedEngine(Engine):
 
     def step(self) -> list[Request]:
         done, self.rejected = self.rejected, []
+        if self.speculator is not None:
+            self.speculator.propose(self.scheduler.running)     # draft tokens for decoding sequences
         batch = self.scheduler.schedule()
         if not batch.items:
             return done
         self.peak_seqs = max(self.peak_seqs, len(self.scheduler.running))
         self.runner.copy_blocks(batch.copies)
+        drafted = BatchSpeculator.drafted(batch.items)
+        t0 = time.perf_counter()
         tokens = self.runner.run(batch.items)
-        finished = self.scheduler.postprocess(batch, tokens, time.perf_counter())
+        now = time.perf_counter()
+        if self.speculator is not None:
+            self.speculator.record(batch.items, drafted, tokens, now - t0)
+        finished = self.scheduler.postprocess(batch, tokens, now)
         self._account(batch)
+        if self.speculator is not None:
+            for seq in finished:
+                self.speculator.finish(seq)
         return done + [seq.request for seq in finished]
 
     def _account(self, batch: ScheduledBatch) -> None:
@@ -163,4 +183,6 @@ class PagedEngine(Engine):
             out["prefix_cache_hit_rate"] = st.prefix_hit_tokens / st.prefix_query_tokens
         if self.steps:
             out["mean_step_tokens"] = self.step_tokens / self.steps
+        if self.speculator is not None:
+            out.update(self.speculator.stats())
         return out

@@ -16,6 +16,7 @@ from testbed.engines.paged.attention import build_meta, paged_attention, write_k
 from testbed.engines.paged.sequence import Sequence
 from testbed.engines.sampling import sample
 from testbed.errors import UserError
+from testbed.speculative.verify import verify
 
 SUPPORTED = ("llama", "qwen2")
 
@@ -56,24 +57,24 @@ class ModelRunner:
             self.v_cache[:, dst] = self.v_cache[:, src]
 
     @torch.inference_mode()
-    def run(self, items: list[tuple[Sequence, int]]) -> list[int | None]:
-        """Compute the items' new tokens; sample a next token for each sequence that reaches its end."""
+    def run(self, items: list[tuple[Sequence, int]]) -> list[int | list[int] | None]:
+        """Compute the items' new tokens; per item: the next token of a sequence that reaches its end,
+        None for an unfinished prefill chunk, or (a sequence with draft tokens) the verified tokens."""
         ids, pos = [], []
         for seq, n in items:
-            ids += seq.token_ids[seq.num_computed:seq.num_computed + n]
+            ids += seq.token_ids[seq.num_computed:seq.num_computed + n] + seq.spec_tokens   # drafts: scheduled in full
             pos += range(seq.num_computed, seq.num_computed + n)
         dev = self.lm.device
         meta = build_meta([(s.num_computed, n, s.block_table) for s, n in items], self.block_size, dev)
         hidden = self.forward(torch.tensor(ids, device=dev), torch.tensor(pos, device=dev), meta)   # [T, hidden]
-        ends = [s.num_computed + n == s.num_tokens for s, n in items]
-        last_rows = torch.tensor(_cumsum([n for _, n in items]), device=dev) - 1
-        rows = last_rows[torch.tensor(ends, device=dev)]
-        if not rows.numel():
+        ends = [s.num_computed + n == s.num_tokens + len(s.spec_tokens) for s, n in items]
+        scored = [(s, 1 + len(s.spec_tokens)) for (s, _), e in zip(items, ends) if e]
+        if not scored:
             return [None] * len(items)
-        logits = self.lm.model.lm_head(self.core.norm(hidden[rows]))                                # [S, V]
-        picked = [s for (s, _), e in zip(items, ends) if e]
-        tokens = iter(sample(logits, [s.request.sampling for s in picked], [s.generator for s in picked]))
-        return [next(tokens) if e else None for e in ends]
+        rows = _scored_rows(items, ends)
+        logits = self.lm.model.lm_head(self.core.norm(hidden[torch.tensor(rows, device=dev)]))   # [R, V]
+        picked = iter(pick_tokens(logits, scored))
+        return [next(picked) if e else None for e in ends]
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, meta) -> torch.Tensor:
         """ids, pos [T] -> hidden states [T, hidden] before the final norm."""
@@ -93,6 +94,32 @@ class ModelRunner:
         q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
         write_kv(self.k_cache[i], self.v_cache[i], k, v, meta.slots)
         return attn.o_proj(paged_attention(q, k, v, self.k_cache[i], self.v_cache[i], meta, self.scale))
+
+
+def _scored_rows(items: list[tuple[Sequence, int]], ends: list[bool]) -> list[int]:
+    """Flattened rows whose logits are needed: the last 1 + k rows of every item that reaches its end."""
+    rows = []
+    for last, (seq, _), end in zip(_cumsum([n for _, n in items]), items, ends):
+        if end:
+            rows += range(last - 1 - len(seq.spec_tokens), last)
+    return rows
+
+
+def pick_tokens(logits: torch.Tensor, scored: list[tuple[Sequence, int]]) -> list[int | list[int]]:
+    """logits [R, V], 1 + k rows per scored sequence -> its next token, or for a sequence with
+    drafts the tokens the speculative verifier emits (accepted drafts + one)."""
+    if all(m == 1 for _, m in scored):      # no drafts: one batched sample
+        return sample(logits, [s.request.sampling for s, _ in scored], [s.generator for s, _ in scored])
+    out, start = [], 0
+    for seq, m in scored:
+        rows = logits[start:start + m]                                              # [1+k, V]
+        start += m
+        if m == 1:
+            out.append(sample(rows, [seq.request.sampling], [seq.generator])[0])
+            continue
+        draft = torch.tensor(seq.spec_tokens, dtype=torch.long, device=logits.device)   # [k]
+        out.append(verify(draft, rows.float(), seq.request.sampling, seq.spec_probs, seq.generator)[0])
+    return out
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,8 @@ rest of its prompt up to the budget); waiting ones are admitted after, while the
 max_num_seqs and free blocks allow. Long prompts are split into chunks when chunked prefill is
 on. When a running sequence needs a block and none is free, the newest running sequence is
 preempted: its blocks are freed and it goes back to the front of the queue to be recomputed.
+A decoding sequence with draft tokens (speculative decoding) asks for 1 + k tokens; its drafts
+shrink to fit the budget and the free blocks, and are dropped before anything is preempted.
 """
 from collections import deque
 from dataclasses import dataclass, field
@@ -72,7 +74,7 @@ class Scheduler:
         i = 0
         while i < len(self.running) and budget > 0:
             seq = self.running[i]
-            n = min(seq.num_uncomputed, budget)
+            n = self._fit_draft(seq, budget)
             while not self.blocks.can_append(seq, n) and seq in self.running:
                 self._preempt(self.running[-1])
             if seq not in self.running:
@@ -82,6 +84,19 @@ class Scheduler:
             budget -= n
             i += 1
         return budget
+
+    def _fit_draft(self, seq: Sequence, budget: int) -> int:
+        """Tokens to schedule for a running seq: its uncomputed ones plus as many drafts as budget and blocks allow.
+
+        Drafts are dropped before anything is preempted for them."""
+        n = min(seq.num_uncomputed, budget)
+        k = min(len(seq.spec_tokens), budget - n) if seq.is_decoding else 0
+        if k and not self.blocks.can_append(seq, n + k):
+            k = 0
+        if k < len(seq.spec_tokens):
+            probs = seq.spec_probs[:k] if seq.spec_probs is not None and k else None
+            seq.spec_tokens, seq.spec_probs = seq.spec_tokens[:k], probs
+        return n + k
 
     def _admit_waiting(self, batch: ScheduledBatch, budget: int) -> None:
         while self.waiting and budget > 0 and len(self.running) < self.config.max_num_seqs:
@@ -109,6 +124,7 @@ class Scheduler:
         """Free seq's blocks and requeue it at the front; its tokens are recomputed later."""
         self.running.remove(seq)
         self.blocks.deallocate(seq)
+        seq.clear_draft()
         seq.status = SeqStatus.WAITING
         self.waiting.appendleft(seq)
         self.stats.preemptions += 1
@@ -125,16 +141,23 @@ class Scheduler:
                     return seq
         return None
 
-    def postprocess(self, batch: ScheduledBatch, tokens: list[int | None], now: float) -> list[Sequence]:
-        """Advance computed counts, append sampled tokens with their time; return finished sequences."""
+    def postprocess(self, batch: ScheduledBatch, tokens: list[int | list[int] | None], now: float) -> list[Sequence]:
+        """Advance computed counts, append sampled tokens with their time; return finished sequences.
+
+        Per item: None (an unfinished prefill chunk), a token, or a speculative step's accepted
+        drafts plus one corrected or bonus token. Rejected drafts' slots are not computed, and
+        blocks that held only them go back to the free queue."""
         finished = []
-        for (seq, n), tok in zip(batch.items, tokens):
-            seq.num_computed += n
+        for (seq, n), out in zip(batch.items, tokens):
+            emitted = [] if out is None else out if isinstance(out, list) else [out]
+            rejected = len(seq.spec_tokens) - max(0, len(emitted) - 1)
+            seq.token_ids += emitted          # before commit: accepted drafts fill blocks that get hashed
+            seq.num_computed += n - rejected
+            seq.clear_draft()
             self.blocks.commit(seq)
-            if tok is None:
-                continue
-            seq.append(tok)
-            if seq.request.append_tokens([tok], now):
+            if rejected:
+                self.blocks.trim(seq)
+            if emitted and seq.request.append_tokens(emitted, now):
                 finished.append(self._finish(seq))
         return finished
 

@@ -3,6 +3,9 @@
 `token_ids` is prompt + outputs so far; the last sampled token is not in the cache until the
 next step computes it. A preempted sequence keeps its tokens and recomputes them all
 (preemption by recompute), so after a preemption its "prompt" is prompt + outputs so far.
+
+Speculative decoding: `spec_tokens` are draft tokens proposed for the next step. They are not in
+`token_ids`; the step computes them after the last token, and only the accepted ones join.
 """
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,6 +30,8 @@ class Sequence:
     block_table: list[int] = field(default_factory=list)
     status: SeqStatus = SeqStatus.WAITING
     generator: torch.Generator | None = None
+    spec_tokens: list[int] = field(default_factory=list)     # draft tokens this step verifies
+    spec_probs: torch.Tensor | None = None                   # q [k, V] they were sampled from; None = one-hot
 
     @classmethod
     def from_request(cls, req: Request) -> "Sequence":
@@ -40,5 +45,13 @@ class Sequence:
     def num_uncomputed(self) -> int:
         return self.num_tokens - self.num_computed
 
+    @property
+    def is_decoding(self) -> bool:
+        """Every token but the last sampled one is in the cache: the next step is a decode step."""
+        return self.num_uncomputed == 1
+
     def append(self, token: int) -> None:
         self.token_ids.append(token)
+
+    def clear_draft(self) -> None:
+        self.spec_tokens, self.spec_probs = [], None
