@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from testbed.arm import ArmPlan
 from testbed.config import ExperimentConfig
+from testbed.diagnose import diagnose_experiment
 from testbed.drive import drive, run_all
 from testbed.env import collect_env
 from testbed.errors import UserError
@@ -175,6 +176,7 @@ class Experiment:
             if self.cfg.fallback_applied else []
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
                         "arms": arms, "by_category": cats, "notes": notes}
+        self.summary["diagnosis"] = diagnose_experiment(self)
         self.writer.write_summary(self.summary)
         self.writer.write_report(self.summary, self.records)
         return self.summary

@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from testbed.report.markdown import METRICS_NOTE
+from testbed.report.markdown import DIAGNOSIS_NOTE, METRICS_NOTE, diagnosis_lines, diagnosis_table
 from testbed.report.tables import category_table, comparison_table, format_frame
 
 CSS = """
@@ -37,12 +37,22 @@ def _header(summary: dict) -> str:
     return "\n".join(parts)
 
 
+def diagnosis_html(diag: dict | None) -> list[str]:
+    """The "Failure diagnosis" section: per-arm causes, the rule of thumb, items left unprobed."""
+    if not diag:
+        return []
+    note = html.escape(DIAGNOSIS_NOTE).replace("**", "")
+    return (["<h2>Failure diagnosis</h2>", f'<p class="note">{note}</p>', diagnosis_table(diag).to_html()]
+            + [f"<p>{html.escape(line)}</p>" for line in diagnosis_lines(diag)])
+
+
 def render_html(summary: dict, plot_paths: list[Path]) -> str:
     body = [_header(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
             f'<p class="note">{html.escape(METRICS_NOTE)}</p>']
     cats = category_table(summary)
     if not cats.empty:
         body += ["<h2>By category</h2>", format_frame(cats).to_html()]
+    body += diagnosis_html(summary.get("diagnosis"))
     if plot_paths:
         body += ["<h2>Plots</h2>", '<div class="plots">' + "".join(embed_png(p) for p in plot_paths) + "</div>"]
     title = html.escape(str(summary.get("name", "run")))
