@@ -19,7 +19,7 @@ from typing import Any
 from testbed.config import ExperimentConfig, ModelSpec
 from testbed.diagnose.classify import Probe
 from testbed.drive import run_all
-from testbed.engines import ENGINES
+from testbed.engines.hf import HFEngine
 from testbed.metrics.quality import score_output
 from testbed.models import load_model
 from testbed.request import Request, SamplingParams
@@ -127,9 +127,8 @@ class ProbeRunner:
                       max_new_tokens=item.max_new_tokens or setting.max_new_tokens, sampling=setting.sampling(),
                       arrival_time=time.perf_counter(), item_id=item.id, category=item.category,
                       eos_token_ids=lm.eos_token_ids)
-        engine = ENGINES.get("hf")
         t = time.perf_counter()
-        run_all(engine(lm, engine.Options(), {}), [req])
+        run_all(HFEngine(lm, HFEngine.Options(), {}), [req])
         output = lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
         scored = score_output(item, output) if req.status == "finished" else {"score": 0.0, "correct": False}
         return {"kind": p.kind, "arm": p.arm, "model": p.model, "item_id": p.item_id, "chunk_ids": list(p.chunk_ids),
