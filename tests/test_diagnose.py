@@ -1,7 +1,6 @@
-"""The failure diagnosis's rules on synthetic records and a fake probe: each cause, evidence, and the counts adding up."""
-import random
-
+"""The failure diagnosis's rules on synthetic records and a fake probe: each cause, its evidence, counts adding up."""
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from testbed.diagnose.classify import APART, CAUSES, Probe, diagnose, no_probe, reading
 from testbed.report.html import diagnosis_html
@@ -138,27 +137,29 @@ def test_unlabelled_unknown_and_failed_requests_are_counted_apart():
     assert a["model_share_of_classed"] is None and a["reading"] == "no classed failures"
 
 
-def test_counts_add_up_to_the_failures_on_random_runs():
-    rng = random.Random(0)
-    for _ in range(50):
-        records = []
-        for i in range(rng.randint(1, 30)):
-            item = rng.choice(list(ITEMS) + ["nope"])
-            stats = audit(("retrieved", 1.0, "gd"), ("rerank", rng.choice([0.0, 1.0]), rng.choice(["g", "d"])),
-                          tokens_after=rng.choice([4, 10])) if rng.random() < 0.5 else None
-            rt = route(rng.randint(0, 2), rng.choice(["small", "mid", "large"])) if rng.random() < 0.3 else None
-            records.append(rec(rng.choice("abc"), item, correct=rng.random() < 0.3, stats=stats, route=rt,
-                               status=rng.choice(["ok"] * 9 + ["failed"]), model=rng.choice(["small", "large"])))
-        answers = {(k, m): rng.choice([True, False, None]) for k in ("gold_only", "strongest")
-                   for m in ("small", "mid", "large")}
-        diag = diagnose(records, ITEMS, FakeProbe(answers))
-        assert sum(a["failures"] for a in diag["arms"].values()) == len(diag["rows"])
-        for arm, a in diag["arms"].items():
-            wrong = [r for r in records if r["arm"] == arm and not r["correct"]]
-            assert a["failures"] == len(wrong) == sum(a["counts"].values())
-            assert set(a["counts"]) == set(CAUSES) | set(APART)
-            if wrong:
-                assert sum(a["shares"].values()) == pytest.approx(1.0)
+ANSWER = st.sampled_from([True, False, None])
+RECORD = st.builds(
+    lambda arm, item, correct, status, model, stats, rt: rec(arm, item, correct, model, status, stats, rt),
+    st.sampled_from("abc"), st.sampled_from([*ITEMS, "nope"]), st.booleans(), st.sampled_from(["ok", "failed"]),
+    st.sampled_from(["small", "large"]),
+    st.none() | st.builds(lambda g, ids, tok: audit(("retrieved", 1.0, "gd"), ("rerank", g, ids), tokens_after=tok),
+                          st.sampled_from([0.0, 1.0]), st.sampled_from(["g", "d", "gd"]), st.sampled_from([4, 10])),
+    st.none() | st.builds(route, st.integers(0, 2), st.sampled_from(["small", "mid", "large"])))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(RECORD, min_size=1, max_size=30),
+       st.dictionaries(st.tuples(st.sampled_from(["gold_only", "strongest"]),
+                                 st.sampled_from(["small", "mid", "large"])), ANSWER))
+def test_counts_add_up_to_the_failures(records, answers):
+    diag = diagnose(records, ITEMS, FakeProbe(answers))
+    assert sum(a["failures"] for a in diag["arms"].values()) == len(diag["rows"])
+    for arm, a in diag["arms"].items():
+        wrong = [r for r in records if r["arm"] == arm and not r["correct"]]
+        assert a["failures"] == len(wrong) == sum(a["counts"].values())
+        assert set(a["counts"]) == set(CAUSES) | set(APART)
+        if wrong:
+            assert sum(a["shares"].values()) == pytest.approx(1.0)
 
 
 def test_reading_applies_the_twenty_percent_rule():

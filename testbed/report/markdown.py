@@ -48,7 +48,8 @@ def diagnosis_lines(diag: dict) -> list[str]:
     lines = [diag.get("rule", "")]
     if pending:
         shown = ", ".join(pending[:20]) + (" ..." if len(pending) > 20 else "")
-        lines.append(f"Needs a probe ({len(pending)} items; run `python -m testbed diagnose RUN_DIR` to finish): {shown}")
+        lines.append(f"Needs a probe ({len(pending)} items; `python -m testbed diagnose RUN_DIR` finishes it): "
+                     f"{shown}")
     probes = diag.get("probes") or {}
     lines.append(f"Probes: {probes.get('run', 0)} run, {probes.get('cached', 0)} cached, "
                  f"{probes.get('not_run', 0)} not run. Per-request causes: {diag.get('file', 'diagnosis.json')}.")
