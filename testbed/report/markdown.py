@@ -1,9 +1,11 @@
-"""report.md: the comparison table with ratios to the baseline, per-category breakdown, plot links.
+"""report.md: the comparison table with ratios to the baseline, per-category breakdown, failure diagnosis, plots.
 
     text = render_markdown(summary, plot_paths, run_dir)
 """
 import os
 from pathlib import Path
+
+import pandas as pd
 
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
 from testbed.report.tables import category_table, comparison_table, format_frame, sweep_table, to_markdown
@@ -24,6 +26,54 @@ AUDIT_NOTE = ("Duplicate rate: share of chunks repeating an earlier one (above 0
 SWEEP_NOTE = ("Each offered rate is a full run of every arm on the same requests, sent with gamma-distributed "
               "gaps at that mean rate (inf: all at once). Goodput counts requests meeting every configured "
               "SLO per second of the arm's wall time at that rate.")
+
+
+DIAGNOSIS_NOTE = ("Each wrong answer of an item with gold chunk labels gets one cause: **retrieval** (no gold chunk "
+                  "reached the model), **routing** (a cheaper tier failed where the strongest tier is right), "
+                  "**context** (gold present, wrong, but right from the gold chunks alone with the same model), "
+                  "**model** (clean context, right tier, still wrong). Failures that cannot be classed are counted "
+                  "apart, so each row adds up to its wrong answers. The reading applies the rule below to the "
+                  "classed failures.")
+DIAGNOSIS_APART = ("needs_probe", "unlabelled", "request_error")
+
+
+def diagnosis_table(diag: dict) -> pd.DataFrame:
+    """One row per arm: wrong answers, each cause as "count (share)", and the rule of thumb's reading."""
+    arms = diag.get("arms") or {}
+    causes = ["retrieval", "routing", "context", "model"]
+    causes += [c for c in DIAGNOSIS_APART if any(a["counts"].get(c) for a in arms.values())]
+    rows = []
+    for name, a in arms.items():
+        row = {"arm": name, "wrong": f"{a['failures']}/{a['requests']}"}
+        for c in causes:
+            n = a["counts"].get(c, 0)
+            row[c.replace("_", " ")] = f"{n} ({n / a['failures']:.0%})" if a["failures"] else "0"
+        row["reading"] = a["reading"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("arm") if rows else pd.DataFrame()
+
+
+def diagnosis_lines(diag: dict) -> list[str]:
+    """The "Failure diagnosis" section's body after the table: the rule, items left unprobed, the file."""
+    pending = diag.get("needs_probe") or []
+    lines = [diag.get("rule", "")]
+    if pending:
+        shown = ", ".join(pending[:20]) + (" ..." if len(pending) > 20 else "")
+        lines.append(f"Needs a probe ({len(pending)} items; `python -m testbed diagnose RUN_DIR` finishes it): "
+                     f"{shown}")
+    probes = diag.get("probes") or {}
+    lines.append(f"Probes: {probes.get('run', 0)} run, {probes.get('cached', 0)} cached, "
+                 f"{probes.get('not_run', 0)} not run. Per-request causes: {diag.get('file', 'diagnosis.json')}.")
+    return lines
+
+
+def diagnosis_section(diag: dict | None) -> list[str]:
+    if not diag:
+        return []
+    lines = ["", "## Failure diagnosis", "", DIAGNOSIS_NOTE, "", to_markdown(diagnosis_table(diag))]
+    for text in diagnosis_lines(diag):
+        lines += ["", text]
+    return lines
 
 
 def _header(summary: dict) -> list[str]:
@@ -58,6 +108,7 @@ def render_markdown(summary: dict, plot_paths: list[Path], run_dir: str | Path) 
     if not cats.empty:
         lines += ["", "## By category", "", to_markdown(format_frame(cats))]
     lines += context_audit_markdown(summary)
+    lines += diagnosis_section(summary.get("diagnosis"))
     if plot_paths:
         lines += ["", "## Plots", ""]
         lines += [f"![{Path(p).stem}]({Path(os.path.relpath(p, run_dir)).as_posix()})" for p in plot_paths]
