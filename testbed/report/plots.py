@@ -3,6 +3,7 @@
     latency_cdf_e2el.png, latency_cdf_ttft.png   one step-CDF line per arm, ok requests only
     quality_vs_cost.png                          cost per success (x) vs quality_accuracy (y), one point per arm
     output_throughput.png                        output tokens/s per arm, baseline first
+    routing_quality_vs_cost.png                  routed arms only: sweep curves, random line, oracle (testbed.routing.plot)
 
     paths = make_plots(summary, records, run_dir)
 """
@@ -16,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 import numpy as np  # noqa: E402
 
 from testbed.metrics import latency  # noqa: E402
+from testbed.routing.plot import routing_plot  # noqa: E402
 
 LATENCY_FNS = {"e2el": latency.e2el_ms, "ttft": latency.ttft_ms}
 
@@ -89,7 +91,9 @@ def make_plots(summary: dict, records: list[dict], run_dir: str | Path) -> list[
     """Write every report plot to run_dir/plots/ and return their paths."""
     out = Path(run_dir) / "plots"
     arms = _arm_order(summary)
-    return [latency_cdf(records, "e2el", out / "latency_cdf_e2el.png", arms),
-            latency_cdf(records, "ttft", out / "latency_cdf_ttft.png", arms),
-            quality_vs_cost(summary, out / "quality_vs_cost.png"),
-            throughput_bar(summary, out / "output_throughput.png")]
+    paths = [latency_cdf(records, "e2el", out / "latency_cdf_e2el.png", arms),
+             latency_cdf(records, "ttft", out / "latency_cdf_ttft.png", arms),
+             quality_vs_cost(summary, out / "quality_vs_cost.png"),
+             throughput_bar(summary, out / "output_throughput.png")]
+    routed = routing_plot(summary, out / "routing_quality_vs_cost.png")
+    return paths + ([routed] if routed else [])
