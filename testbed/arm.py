@@ -3,7 +3,10 @@
 Request building happens when the request arrives, so the time spent in context steps
 (retrieve, dedup, rerank, compress) and tokenisation counts in TTFT, as it would in a server.
 Strategy sections that shape the prompt register a `Preparer` in PREPARERS under their
-section name; sections the engine honours (speculative) are handed to the engine.
+section name; sections the engine honours (speculative) are handed to the engine. A section
+that runs several models (routing) may define hooks, called here by name and never by section:
+`bind(plan, items, where)` at plan time, `new_engine(engine_cls, options, sections)`,
+`lm_for(req)` (the model that answered), `record_fields(req)`, `aggregate(records)`, `details(records)`.
 """
 import time
 from typing import Any, Protocol
@@ -44,15 +47,48 @@ class ArmPlan:
         self.preparers = [PREPARERS.get(sec)(sec_cfg, lm) for sec, sec_cfg in self.arm.sections.items()
                           if sec in PREPARERS]
 
+    def _hooks(self, name: str) -> list:
+        return [getattr(sec, name) for sec in self.arm.sections.values() if hasattr(sec, name)]
+
+    def bind(self, items: list[Item]) -> None:
+        """Plan-time checks and loads of the sections that need the items (a routed arm's tiers)."""
+        for sec_name, sec in self.arm.sections.items():
+            if hasattr(sec, "bind"):
+                sec.bind(self, items, where=f"arms.{self.name}.{sec_name}")
+
     def aggregate(self, records: list[dict]) -> dict[str, float]:
-        """Flat summary metrics from every prompt-shaping strategy of this arm."""
+        """Flat summary metrics from every prompt-shaping strategy and section of this arm."""
         out: dict[str, float] = {}
         for prep in self.preparers:
             out.update(type(prep).aggregate(records))
+        for hook in self._hooks("aggregate"):
+            out.update(hook(records))
+        return out
+
+    def details(self, records: list[dict]) -> dict:
+        """Non-flat per-arm results (a router's sweep curve) for summary["details"]."""
+        out: dict = {}
+        for hook in self._hooks("details"):
+            out.update(hook(records))
+        return out
+
+    def lm_for(self, req: Request) -> Any:
+        """The model that produced req's output: a routed arm's tier, else the arm's model."""
+        hooks = self._hooks("lm_for")
+        return hooks[0](req) if hooks else self.lm
+
+    def record_fields(self, req: Request) -> dict:
+        out: dict = {}
+        for hook in self._hooks("record_fields"):
+            out.update(hook(req))
         return out
 
     def new_engine(self) -> Engine:
-        return ENGINES.get(self.arm.engine)(self.lm, self.arm.options, self.arm.sections)
+        cls = ENGINES.get(self.arm.engine)
+        hooks = self._hooks("new_engine")     # a section that runs several models builds one engine per model
+        if hooks:
+            return hooks[0](cls, self.arm.options, self.arm.sections)
+        return cls(self.lm, self.arm.options, self.arm.sections)
 
     def make_request(self, item: Item, arrival: float, request_id: str | None = None, shape: bool = True) -> Request:
         """The item as this arm's request; shape=False skips the prompt-shaping sections (pre-run checks)."""
@@ -61,8 +97,10 @@ class ArmPlan:
             t = time.perf_counter()
             chunks, st = prep.prepare(item, chunks)
             stats[type(prep).__name__] = {**st, "seconds": time.perf_counter() - t}
-        text, ids = render_prompt(self.lm.tokenizer, build_messages(item, chunks, self.system_prompt))
+        messages = build_messages(item, chunks, self.system_prompt)
+        text, ids = render_prompt(self.lm.tokenizer, messages)
         return Request(id=request_id or item.id, prompt_ids=ids, prompt_text=text,
                        max_new_tokens=item.max_new_tokens or self.max_new_tokens,
                        sampling=self.sampling, arrival_time=arrival, item_id=item.id,
-                       category=item.category, eos_token_ids=self.lm.eos_token_ids, stats=stats)
+                       category=item.category, eos_token_ids=self.lm.eos_token_ids, stats=stats,
+                       messages=messages)

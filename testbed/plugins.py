@@ -14,6 +14,7 @@ MODULES = [
     "testbed.context.budget",
     "testbed.context.oracle",
     "testbed.context.pipeline",
+    "testbed.routing.config",
 ]
 
 

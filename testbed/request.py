@@ -29,6 +29,7 @@ class Request:
     category: str = ""
     prompt_text: str = ""
     eos_token_ids: tuple[int, ...] = ()
+    messages: list[dict] | None = None   # the chat turns the prompt was rendered from (a routed arm re-renders per tier)
     # state, written by the engine
     status: str = "waiting"           # waiting | running | finished | failed
     output_ids: list[int] = field(default_factory=list)

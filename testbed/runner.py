@@ -77,6 +77,7 @@ class Experiment:
             if key not in loaded:
                 loaded[key] = load_model(spec, self.device)
             plan = ArmPlan(name, self.cfg, loaded[key])
+            plan.bind(self.items)
             limit = plan.lm.max_context
             if limit and plan.max_new_tokens >= limit:
                 raise UserError(f"arms.{name}: max_new_tokens {plan.max_new_tokens} is beyond the context of "
@@ -158,10 +159,11 @@ class Experiment:
         return rid if rate is None else f"{rid}#q{rate_label(rate)}"
 
     def _record(self, arm: str, repeat: int, req: Request, item, t0: float) -> dict:
-        text = self.plans[arm].lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
+        lm = self.plans[arm].lm_for(req)     # a routed arm's answer comes from one of its tiers
+        text = lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
         rel = lambda t: None if t is None else t - t0   # noqa: E731
         rec = {"arm": arm, "repeat": repeat, "request_id": req.id, "item_id": item.id, "category": item.category,
-               "model": self.plans[arm].lm.spec_id, "status": "ok" if req.status == "finished" else "failed",
+               "model": lm.spec_id, "status": "ok" if req.status == "finished" else "failed",
                "error": req.error, "finish_reason": req.finish_reason,
                "prompt_tokens": req.num_prompt_tokens, "output_tokens": req.num_output_tokens,
                "arrival_s": rel(req.arrival_time),
@@ -173,6 +175,7 @@ class Experiment:
         rec.update(score_output(item, text) if req.status == "finished"
                    else {"scores": {}, "score": 0.0, "correct": False})
         rec.update(self._match(arm, req))
+        rec.update(self.plans[arm].record_fields(req))     # routed arms: route, cost_usd
         rec["stats"] = req.stats
         return rec
 
@@ -239,8 +242,10 @@ class Experiment:
         if self.cfg.baseline in arms:
             arms = add_ratios(arms, self.cfg.baseline)
         cats = {a: self._category_summary(a) for a in arms}
+        details = {a: d for a in arms if (d := self.plans[a].details([r for r in self.records if r["arm"] == a]))}
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
-                        "arms": arms, "by_category": cats, "notes": self._notes()}
+                        "arms": arms, "by_category": cats, "notes": self._notes(),
+                        **({"details": details} if details else {})}
         if self.schedule[0][0] is not None and arms:
             self.summary["sweep"] = self._sweep_summary()
         self.summary["diagnosis"] = diagnose_experiment(self)

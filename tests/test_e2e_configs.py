@@ -25,6 +25,13 @@ def tiny_overrides(path: Path) -> list[str]:
             out.append(f"arms.{name}.model.id=random:tiny-llama")
         if isinstance((arm.speculative or {}).get("draft"), dict):
             out.append(f"arms.{name}.speculative.draft.id=random:tiny-llama")
+        if arm.routing:     # two tiny tiers; random labels leave a learned router nothing to learn, so rules
+            tiers = "[{name: small, model: {id: 'random:tiny-llama'}, usd_per_hour: 1}, " \
+                    "{name: large, model: {id: 'random:small-llama'}, usd_per_hour: 1}]"
+            router = "{kind: rules, categories: [lookup]}" if arm.routing["router"]["kind"] == "learned" else None
+            for at in (f"arms.{name}.routing", f"fallback.arms.{name}.routing"):
+                out.append(f"{at}.tiers={tiers}")
+                out += [f"{at}.router={router}"] if router else []
     rates = cfg.workload.arrival.rates
     if rates:     # the tiny model is ~50x faster: offer 20x the rates, so the arrival waits stay short
         out.append(f"workload.arrival.rates={[r if r == 'inf' else 20 * r for r in rates]}")

@@ -4,6 +4,7 @@
     quality_vs_cost.png                          cost per success (x) vs quality_accuracy (y), one point per arm
     output_throughput.png                        output tokens/s per arm, baseline first
     throughput_vs_latency.png                    rate sweeps only: one curve per arm (sweep_plot.py)
+    routing_quality_vs_cost.png                  routed arms only: sweep curves, random line, oracle (testbed.routing.plot)
 
     paths = make_plots(summary, records, run_dir)
 """
@@ -19,6 +20,7 @@ import numpy as np  # noqa: E402
 from testbed.metrics import latency  # noqa: E402
 from testbed.report.sweep_plot import sweep_plot  # noqa: E402
 from testbed.workloads.sweep import curves_from_json  # noqa: E402
+from testbed.routing.plot import routing_plot  # noqa: E402
 
 LATENCY_FNS = {"e2el": latency.e2el_ms, "ttft": latency.ttft_ms}
 
@@ -100,4 +102,5 @@ def make_plots(summary: dict, records: list[dict], run_dir: str | Path) -> list[
     if curves:
         paths.insert(0, sweep_plot(curves_from_json(curves), out / "throughput_vs_latency.png",
                                    title=f"{summary.get('name', 'run')}: rate sweep"))
-    return paths
+    routed = routing_plot(summary, out / "routing_quality_vs_cost.png")
+    return paths + ([routed] if routed else [])

@@ -1,0 +1,79 @@
+"""Per-tier outcomes on every item: the labels of the learned and oracle routers and of every sweep.
+
+Each tier answers each item once, alone (batch of one), so its seconds are its own; the answers
+are scored as the run scores them. Tables are cached per process (one run), keyed by the tiers,
+the items and the generation settings, so several routed arms label once.
+
+    table = label_tiers(tiers, items, render, run_one)
+    table.correct[:, 0].mean()     # the cheapest tier's accuracy
+"""
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from testbed.metrics.quality import score_output
+
+_CACHE: dict[tuple, "OutcomeTable"] = {}
+
+
+@dataclass
+class OutcomeTable:
+    item_ids: list[str]
+    categories: list[str]
+    tier_names: list[str]
+    correct: np.ndarray          # [n_items, n_tiers] bool
+    cost_usd: np.ndarray         # [n_items, n_tiers] answering, confidence pass excluded
+    confidence: np.ndarray       # [n_items, n_tiers] mean token log-prob (NaN: not measured or empty answer)
+    confidence_cost_usd: np.ndarray   # [n_items, n_tiers] the confidence pass alone
+    seconds: np.ndarray          # [n_items, n_tiers]
+    index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+
+    @property
+    def n(self) -> int:
+        return len(self.item_ids)
+
+    def quality(self, rank: int) -> float:
+        return float(self.correct[:, rank].mean())
+
+    def as_json(self) -> dict:
+        return {"item_ids": self.item_ids, "tiers": self.tier_names, "correct": self.correct.tolist(),
+                "cost_usd": self.cost_usd.tolist(), "seconds": self.seconds.tolist(),
+                "confidence": [[None if np.isnan(v) else v for v in row] for row in self.confidence.tolist()]}
+
+
+def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confidence_of: Callable | None) -> OutcomeTable:
+    """Run every tier on every item (cached under `key`).
+
+    run_one(rank, item) -> (request, text, seconds); confidence_of(rank, request) -> (value or None, seconds).
+    `tiers` are TierConfig; the last tier's confidence is never needed (nothing to escalate to).
+    """
+    if key in _CACHE:
+        return _CACHE[key]
+    n, t = len(items), len(tiers)
+    correct, cost, seconds = np.zeros((n, t), bool), np.zeros((n, t)), np.zeros((n, t))
+    conf, conf_cost = np.full((n, t), np.nan), np.zeros((n, t))
+    for j, tier in enumerate(tiers):
+        for i, item in enumerate(items):
+            req, text, sec = run_one(j, item)
+            tokens = req.num_prompt_tokens + req.num_output_tokens
+            correct[i, j] = req.status == "finished" and bool(score_output(item, text)["correct"])
+            seconds[i, j], cost[i, j] = sec, tier.cost_usd(sec, tokens)
+            if confidence_of is not None and j < t - 1 and req.status == "finished":
+                value, csec = confidence_of(j, req)
+                conf[i, j] = np.nan if value is None else value
+                conf_cost[i, j] = tier.cost_usd(csec, tokens)
+    table = OutcomeTable([it.id for it in items], [it.category for it in items], [tr.name for tr in tiers],
+                         correct, cost, conf, conf_cost, seconds)
+    _CACHE[key] = table
+    return table
+
+
+def timed(fn: Callable, *args) -> tuple:
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t

@@ -1,0 +1,77 @@
+"""A routed arm's summary: route shares, measured cost, PGR at the operating point, APGR/CPT from the sweep.
+
+    arm_metrics(routing, records)  -> flat keys: route_share_<tier>, cost_usd_total, cost_per_success_usd,
+                                      quality_weak, quality_strong, quality_vs_strong, cost_vs_strong,
+                                      pgr, apgr, apgr_ci_low, apgr_ci_high, cpt_50, cpt_80, escalation_rate
+    arm_details(routing, records)  -> curves and points for the quality-vs-cost plot (summary["details"])
+
+The weak and strong figures come from the labelling pass on the same items (each tier alone);
+the router's own quality and cost are those measured in the arm's run.
+"""
+from collections import Counter
+
+import numpy as np
+
+from testbed.metrics.latency import is_ok
+from testbed.routing import metrics
+
+
+def _correct(rec: dict) -> bool:
+    return is_ok(rec) and bool(rec.get("correct"))
+
+
+def _put(out: dict, key: str, value) -> None:
+    if value is not None and not (isinstance(value, float) and np.isnan(value)):
+        out[key] = value
+
+
+def route_shares(routing, records: list[dict]) -> dict[str, float]:
+    tiers = Counter((r.get("route") or {}).get("tier") for r in records)
+    return {f"route_share_{t.name}": tiers.get(t.name, 0) / max(1, len(records)) for t in routing.tiers}
+
+
+def _sweep(routing) -> dict:
+    return metrics.sweep(routing.table, routing.scores(), routing.router.pays_weak_first)
+
+
+def arm_metrics(routing, records: list[dict]) -> dict:
+    table, router = routing.table, routing.router
+    out = route_shares(routing, records)
+    cost = float(sum(r.get("cost_usd") or 0.0 for r in records))
+    n_ok = sum(map(_correct, records))
+    q = n_ok / len(records) if records else 0.0
+    ids = [table.index[r["item_id"]] for r in records if r["item_id"] in table.index]
+    qw, qs = float(table.correct[ids, 0].mean()), float(table.correct[ids, -1].mean())
+    strong_cost = float(table.cost_usd[ids, -1].sum())
+    out.update(cost_usd_total=cost, quality_weak=qw, quality_strong=qs)
+    _put(out, "cost_per_success_usd", cost / n_ok if n_ok else None)
+    _put(out, "quality_vs_strong", q / qs if qs else None)
+    _put(out, "cost_vs_strong", cost / strong_cost if strong_cost else None)
+    _put(out, "pgr", metrics.pgr(q, qw, qs))
+    if router.needs_confidence:
+        out["escalation_rate"] = sum(bool((r.get("route") or {}).get("escalated")) for r in records) / max(1, len(records))
+    curve = _sweep(routing)
+    qw_all, qs_all = table.quality(0), table.quality(-1)
+    _put(out, "apgr", metrics.apgr(curve, qw_all, qs_all))
+    if "apgr" in out:
+        ci = metrics.apgr_ci(table, routing.scores(), router.pays_weak_first, routing.section.bootstrap)
+        _put(out, "apgr_ci_low", ci["ci_low"])
+        _put(out, "apgr_ci_high", ci["ci_high"])
+    _put(out, "cpt_50", metrics.cpt(curve, qw_all, qs_all, 0.5))
+    _put(out, "cpt_80", metrics.cpt(curve, qw_all, qs_all, 0.8))
+    return out
+
+
+def arm_details(routing, records: list[dict]) -> dict:
+    """What the plot and diagnosis read: tiers, the sweep curve, the operating point, oracle and labels."""
+    table = routing.table
+    curve = _sweep(routing)
+    n_ok = sum(map(_correct, records))
+    return {"router": routing.section.router.kind,
+            "tiers": [{"name": t.name, "rank": t.rank, "model": t.lm.spec_id} for t in routing.tiers],
+            "tier_points": metrics.tier_points(table),
+            "oracle": metrics.oracle_point(table),
+            "curve": {k: v.tolist() for k, v in curve.items()},
+            "operating_point": {"quality": n_ok / max(1, len(records)),
+                                "cost_usd": float(sum(r.get("cost_usd") or 0.0 for r in records)), "n": len(records)},
+            "outcomes": table.as_json()}

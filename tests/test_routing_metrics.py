@@ -1,0 +1,93 @@
+"""PGR, APGR and CPT on hand-made outcome tables; the learned router's cross-fitting."""
+import numpy as np
+import pytest
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+
+from testbed.errors import UserError
+from testbed.routing import metrics
+from testbed.routing.config import LearnedRouter
+from testbed.routing.features import Features
+from testbed.routing.learned import Learned, check_enough
+from testbed.routing.outcomes import OutcomeTable
+
+
+def table(weak, strong, cost=(1.0, 4.0), conf=None):
+    n = len(weak)
+    return OutcomeTable([f"i{k}" for k in range(n)], ["c"] * n, ["small", "large"],
+                        np.array([weak, strong], bool).T, np.tile(cost, (n, 1)),
+                        np.array([conf or [np.nan] * n, [np.nan] * n]).T, np.zeros((n, 2)), np.zeros((n, 2)))
+
+
+def test_pgr_is_the_share_of_the_gap_recovered():
+    assert metrics.pgr(0.6, 0.4, 0.8) == pytest.approx(0.5)
+    assert metrics.pgr(0.5, 0.5, 0.5) is None          # no gap: undefined, not 0
+
+
+def test_perfect_scores_recover_the_gap_with_the_fewest_strong_calls():
+    t = table([1, 1, 0, 0, 1, 0, 1, 1], [1, 1, 1, 1, 1, 0, 1, 1])    # strong helps on items 2 and 3 only
+    scores = np.array([0, 0, 1, 1, 0, 0, 0, 0], float)
+    c = metrics.sweep(t, scores)
+    qw, qs = t.quality(0), t.quality(-1)
+    assert c["quality"][2] == pytest.approx(qs)          # two strong calls reach the strong tier's quality
+    assert c["cost_usd"][2] == pytest.approx(6 * 1 + 2 * 4)
+    assert metrics.cpt(c, qw, qs, 0.5) == pytest.approx(1 / 8)
+    assert metrics.cpt(c, qw, qs, 0.8) == pytest.approx(2 / 8)
+    assert metrics.apgr(c, qw, qs) > 0.85
+    inverted = metrics.apgr(metrics.sweep(t, -scores), qw, qs)
+    assert inverted < 0.2                                # the worst order recovers the gap last
+
+
+def test_random_scores_give_apgr_near_one_half_and_a_ci_around_it():
+    rng = np.random.default_rng(1)
+    weak = rng.random(400) < 0.4
+    strong = weak | (rng.random(400) < 0.5)
+    t = table(weak, strong)
+    scores = rng.random(400)
+    a = metrics.apgr(metrics.sweep(t, scores), t.quality(0), t.quality(-1))
+    ci = metrics.apgr_ci(t, scores, n_resamples=200)
+    assert abs(a - 0.5) < 0.08
+    assert ci["ci_low"] < a < ci["ci_high"]
+
+
+def test_cascade_pays_the_weak_tier_on_every_item():
+    t = table([1, 0, 0, 1], [1, 1, 1, 1], conf=[-0.1, -2.0, -1.0, -0.2])
+    c = metrics.sweep(t, -t.confidence[:, 0], pays_weak_first=True)
+    assert c["cost_usd"][0] == pytest.approx(4 * 1)
+    assert c["cost_usd"][2] == pytest.approx(4 * 1 + 2 * 4)
+    assert c["quality"][2] == pytest.approx(1.0)        # the two least confident were the two wrong ones
+
+
+def test_oracle_point_takes_the_cheapest_right_tier():
+    t = table([1, 0, 0, 1], [1, 1, 0, 1])
+    assert metrics.oracle_point(t) == {"quality": 0.75, "cost_usd": 1 + 4 + 1 + 1}
+
+
+def _features(n, leak):
+    return {f"i{k}": Features(f"i{k}", f"cat{k}" if leak else "c", "What is it?", 100 + k, 50, 2) for k in range(n)}
+
+
+def test_learned_router_never_scores_an_item_it_was_trained_on():
+    # each item has its own category: fitted on all items the model memorises every label,
+    # so only out-of-fold scoring keeps the scores near chance
+    n = 24
+    strong_helps = np.arange(n) % 3 == 0
+    t = table(~strong_helps, np.ones(n, bool))
+    router = Learned(LearnedRouter(kind="learned", folds=4, c=100.0), _features(n, leak=True), 2)
+    router.fit(t)
+    in_sample = make_pipeline(DictVectorizer(sparse=False), LogisticRegression(C=100.0, max_iter=1000))
+    x = [router.features[i].as_dict() for i in t.item_ids]
+    in_sample.fit(x, strong_helps)
+    assert roc_auc_score(strong_helps, in_sample.predict_proba(x)[:, 1]) == 1.0
+    assert roc_auc_score(strong_helps, router.scores(t)) < 0.75
+
+
+def test_learned_router_needs_enough_items_of_each_label():
+    with pytest.raises(UserError, match="router.folds"):
+        check_enough(6, 5, "arms.x.routing")
+    t = table([1] * 10 + [0] * 2, [1] * 12)             # two "strong helps" items cannot fill 5 folds
+    router = Learned(LearnedRouter(kind="learned", folds=5), _features(12, leak=False), 2)
+    with pytest.raises(UserError, match="folds"):
+        router.fit(t)
