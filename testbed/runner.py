@@ -33,6 +33,7 @@ from testbed.metrics.summary import add_ratios, by_category, summarize_arm
 from testbed.models import load_model, pick_device
 from testbed.plugins import load_plugins
 from testbed.report.writer import RunWriter
+from testbed.speculative.checks import check_arm as check_speculative
 from testbed.request import Request
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
@@ -86,8 +87,13 @@ class Experiment:
         return plans
 
     def _check_arms(self) -> None:
-        """Each arm's engine (and its sections) checks the workload's requests before anything is written."""
+        """Each arm's engine (and its sections) checks the workload's requests before anything is written:
+        the speculative draft and sampling, every context step against the dataset, the engine's budget."""
         for name, plan in self.plans.items():
+            check_speculative(plan)
+            for prep in plan.preparers:
+                if hasattr(prep, "check"):
+                    prep.check(self.items, name)
             requests = [plan.make_request(it, 0.0, it.id, shape=False) for it in self.items]
             try:
                 ENGINES.get(plan.arm.engine).check_arm(plan.lm, plan.arm.options, plan.arm.sections,

@@ -56,7 +56,7 @@ class Refuses:
 def test_section_hooks_run_through_the_runner_with_the_arm_named(tmp_path):
     cfg = load_config(write(tmp_path, BASE), overrides=["arms.paged.kv_budget_tokens=4096"], device="cpu")
     hook = Refuses()
-    cfg.arms["static"]._sections["speculative"] = hook
+    cfg.arms["static"]._sections["custom"] = hook
     with pytest.raises(UserError) as e:
         Experiment(cfg, progress=False)
     assert e.value.message == "arms.static: speculative.draft: tokenizer differs"
@@ -107,3 +107,24 @@ def test_request_beyond_context_fails_alone_on_hf_and_paged(tmp_path):
             assert r["status"] == "ok" and r["output_tokens"] == 4
     for arm in ("static", "paged"):
         assert exp.summary["arms"][arm]["n_failed"] == 1 and exp.summary["arms"][arm]["n_ok"] == 2
+
+
+def test_a_context_budget_below_the_question_stops_before_any_directory(tmp_path, capsys):
+    text = BASE.replace("  paged: {engine: paged, block_size: 16, kv_budget_tokens: 32}",
+                        "  tight: {engine: hf, context: {steps: [{name: budget, budget_tokens: 2}]}}")
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "arms.tight.context.steps[0].budget_tokens = 2 is smaller than the" in err
+    assert not out.exists()
+
+
+def test_bad_speculative_sampling_stops_before_any_directory(tmp_path, capsys):
+    text = BASE.replace("  paged: {engine: paged, block_size: 16, kv_budget_tokens: 32}",
+                        "  spec: {engine: hf, sampling: {temperature: 0.00001},"
+                        " speculative: {method: prompt_lookup, num_draft_tokens: 3}}")
+    out = tmp_path / "out"
+    code = main(["run", str(write(tmp_path, text)), "--out", str(out), "--device", "cpu", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "arms.spec.sampling" in err, err
+    assert not out.exists()
