@@ -116,6 +116,10 @@ class Experiment:
         except KeyboardInterrupt:
             incomplete = True
             print("\n[testbed] interrupted: keeping the requests measured so far", flush=True)
+        except UserError as e:      # found only mid-run (e.g. a router with too few labels): keep what ran
+            print(f"\n[testbed] stopped: {e.message}; keeping the requests measured so far in {run_dir}", flush=True)
+            self._finish(True)
+            raise
         self._finish(incomplete)
         return run_dir
 

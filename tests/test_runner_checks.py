@@ -128,3 +128,23 @@ def test_bad_speculative_sampling_stops_before_any_directory(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "arms.spec.sampling" in err, err
     assert not out.exists()
+
+
+def test_an_error_found_mid_run_keeps_what_ran(tmp_path, monkeypatch):
+    cfg = load_config(write(tmp_path, BASE), overrides=["arms.paged.kv_budget_tokens=4096"], device="cpu")
+    exp = Experiment(cfg, progress=False)
+    real = exp._run_arm
+
+    def second_arm_fails(name, *args):
+        if name == "paged":
+            raise UserError("arms.paged.routing.router.folds: too few labelled items", "lower folds")
+        return real(name, *args)
+
+    monkeypatch.setattr(exp, "_run_arm", second_arm_fails)
+    with pytest.raises(UserError):
+        exp.run(tmp_path / "out")
+    run_dir = next((tmp_path / "out").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["incomplete"] is True and list(summary["arms"]) == ["static"]
+    lines = (run_dir / "requests.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["arm"] == "static" for line in lines)
