@@ -118,6 +118,8 @@ def methods(lm, a) -> dict:
         "ours_pl": OurMethod(lm, pl),                                      # transformers' proposer: n-grams 3..1
         "ours_pl_min": OurMethod(lm, tuned),                               # no single-token matches
         "ours_pl_adaptive": OurMethod(lm, {**tuned, "num_draft_tokens": 4, "adaptive": {"max": 24}}),
+        "paged_base": OurMethod(lm, None, paged=True),                     # the paged engine's own baseline
+        "paged_pl": OurMethod(lm, pl, paged=True),
         "paged_pl_min": OurMethod(lm, tuned, paged=True),
         "hf_pl": hf_method(lm, prompt_lookup_num_tokens=a.k, max_matching_ngram_size=3),
         "ours_self": OurMethod(lm, {"method": "self_speculative", "layers": depth, "num_draft_tokens": a.self_k}),
@@ -152,6 +154,10 @@ def bound(alpha: float, c: float, k: float) -> float:
     return gain / (c * k + 1)
 
 
+def own_base(name: str) -> str:
+    return "paged_base" if name.startswith("paged") else "base"
+
+
 def card(fns: dict, res: dict) -> dict:
     base = res["base"]
     base_tpot = sum(base["tpot"]) / len(base["tpot"]) if base["tpot"] else None
@@ -160,6 +166,10 @@ def card(fns: dict, res: dict) -> dict:
         row = {"tok_s": r["tokens"] / r["wall"], "tok_per_cpu_s": r["tokens"] / r["cpu"],
                "match": sum(r["outputs"][p] == base["outputs"][p] for p in base["outputs"]) / len(base["outputs"])}
         row["speedup"] = row["tok_s"] / (base["tokens"] / base["wall"])
+        own = res.get(own_base(name), base)        # speculation alone: against the same engine without it
+        row["speedup_own"] = row["tok_s"] / (own["tokens"] / own["wall"])
+        if r["tpot"] and own["tpot"]:              # decode only (prefill left out): TPOT ratio
+            row["tpot_speedup"] = (sum(own["tpot"]) / len(own["tpot"])) / (sum(r["tpot"]) / len(r["tpot"]))
         row["speedup_cpu"] = row["tok_per_cpu_s"] / (base["tokens"] / base["cpu"])
         engine = getattr(fns[name], "engine", None)
         st = engine.stats() if engine is not None and name != "base" else {}
@@ -175,10 +185,14 @@ def card(fns: dict, res: dict) -> dict:
 
 def show(rows: dict, n_prompts: int, device: str) -> None:
     print(f"\nspeculative decoding, batch 1, greedy, {n_prompts} golden extraction/grounded prompts, {device}")
-    print(f"{'method':<20}{'tok/s':>8}{'x base':>8}{'x (cpu)':>8}{'match':>7}{'α':>7}{'c':>7}{'k':>6}{'bound':>7}")
+    print("x base: output tok/s over hf plain decoding; x own: over the same engine without speculation "
+          "(paged_* over paged_base); tpot x: decode-only (prefill left out)")
+    print(f"{'method':<20}{'tok/s':>8}{'x base':>8}{'x own':>7}{'tpot x':>8}{'x (cpu)':>8}{'match':>7}{'α':>7}{'c':>7}"
+          f"{'k':>6}{'bound':>7}")
     for name, r in rows.items():
         opt = lambda key, f="{:.2f}": f.format(r[key]) if key in r else "-"   # noqa: E731
-        print(f"{name:<20}{r['tok_s']:>8.1f}{r['speedup']:>8.2f}{r['speedup_cpu']:>8.2f}{r['match']:>7.0%}"
+        print(f"{name:<20}{r['tok_s']:>8.1f}{r['speedup']:>8.2f}{r['speedup_own']:>7.2f}{opt('tpot_speedup'):>8}"
+              f"{r['speedup_cpu']:>8.2f}{r['match']:>7.0%}"
               f"{opt('alpha'):>7}{opt('c'):>7}{opt('k_mean', '{:.1f}'):>6}{opt('bound'):>7}")
 
 
@@ -190,6 +204,7 @@ def main() -> None:
     fns = methods(lm, a)
     if a.methods:
         keep = {"base", *a.methods.split(",")}
+        keep |= {own_base(n) for n in keep}
         fns = {n: f for n, f in fns.items() if n in keep}
     run(fns, work[:1], 8)                                    # warm-up: every method once, not timed
     for fn in fns.values():
