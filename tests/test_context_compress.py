@@ -80,3 +80,48 @@ def test_prune_hits_its_ratio_and_keeps_ids(tiny_lm, ratio):
         words = src.text.split()
         it = iter(words)
         assert all(w in it for w in out.text.split())   # an ordered subsequence of the words
+
+
+CEO_Q = "Who is the chief executive of Brindle Analytics?"
+OLD = Chunk("old", "From 2012 until 2019 the chief executive of Brindle Analytics was Samir Haddad, who has since retired.")
+NOW = Chunk("now", "Brindle Analytics is a data consultancy with offices in three states. "
+                   "Its chief executive is Maren Okafor, who leads a team of analysts.")
+TWIN = Chunk("twin", "Brindle Analytica is a data consultancy with offices in three states. "
+                     "Its chief executive is Lena Vostrikova, who leads a team of analysts.")
+
+
+def test_extract_ranks_sentences_with_the_rerankers_temporal_rule():
+    def best(**kw):
+        kept, _ = ExtractStep(ExtractOptions(name="extract", budget_tokens=200, top_n=1, **kw))(CEO_Q, [OLD, TWIN, NOW])
+        return kept
+    assert [c.id for c in best()] == ["old"]          # plain BM25: the archived sentence names everything asked
+    kept = best(prefer_current=True, coverage=2)
+    assert [c.id for c in kept] == ["now"] and kept[0].text == NOW.text   # the current fact, read with its lead
+
+
+def test_extract_keeps_the_best_sentence_alone_when_its_lead_does_not_fit():
+    answer = "Its chief executive is Maren Okafor, who leads a team of analysts."
+    n = count_tokens(None, [answer])[0]
+    kept, stats = ExtractStep(ExtractOptions(name="extract", budget_tokens=n, prefer_current=True))(CEO_Q, [OLD, NOW])
+    assert [(c.id, c.text) for c in kept] == [("now", answer)]
+    assert stats["chunks_without_lead"] == 1
+    kept, stats = ExtractStep(ExtractOptions(name="extract", budget_tokens=n - 1, prefer_current=True))(CEO_Q, [OLD, NOW])
+    assert "Maren" not in " ".join(c.text for c in kept)     # does not fit at all: never cut mid-sentence
+
+
+def test_extract_orders_chunks_best_last_and_takes_a_repeated_sentence_once():
+    opts = dict(name="extract", budget_tokens=200, prefer_current=True, coverage=2)
+    first, _ = ExtractStep(ExtractOptions(order="best_first", **opts))(CEO_Q, [NOW, OLD, NOW, TWIN])
+    last, stats = ExtractStep(ExtractOptions(order="best_last", **opts))(CEO_Q, [NOW, OLD, NOW, TWIN])
+    assert first[0].id == "now" and [c.id for c in last] == [c.id for c in first][::-1]
+    assert [c.id for c in last].count("now") == 1              # the exact copy adds nothing
+    assert stats["sentences_kept"] == sum(len(_sentences_of(c)) for c in last)
+
+
+def test_extract_top_n_and_min_relative_cut_the_tail():
+    opts = dict(name="extract", budget_tokens=200, prefer_current=True, coverage=2)
+    everything, _ = ExtractStep(ExtractOptions(**opts))(CEO_Q, [OLD, TWIN, NOW])
+    one, _ = ExtractStep(ExtractOptions(top_n=1, **opts))(CEO_Q, [OLD, TWIN, NOW])
+    near, _ = ExtractStep(ExtractOptions(min_relative=0.99, **opts))(CEO_Q, [OLD, TWIN, NOW])
+    assert {c.id for c in everything} == {"old", "twin", "now"}
+    assert [c.id for c in one] == [c.id for c in near] == ["now"]

@@ -1,26 +1,32 @@
 """Compression that keeps chunk ids: query-aware sentence extraction and LLMLingua-style token pruning.
 
     {name: extract, budget_tokens: 200}          # best sentences for the question, up to 200 tokens
-    {name: extract, ratio: 0.4}                  # ... up to 40% of the incoming context tokens
+    {name: extract, ratio: 0.15, coverage: 2, prefer_current: true, min_relative: 0.5, order: best_last}
     {name: prune, keep_ratio: 0.5}               # keep the most informative half of each chunk's tokens
 
-`extract` scores every sentence (read after its chunk's lead sentence) by BM25 against the question, plus `chunk_weight` times its chunk's
-score (a sentence inherits relevance from where it sits), both scaled to [0, 1]; it takes sentences
-best first while they fit, then writes each kept chunk's sentences back in their original order,
-with the chunk's lead sentence (its title: which contract, which clause) when `keep_lead` is on.
+`extract` scores every sentence, read after its chunk's lead sentence ("Its chief executive is ..."
+names no company itself), with the reranker's relevance (rerank.adjusted: BM25, times question-word
+`coverage`, times `dated_weight` for a dated past when the question asks about now), plus
+`chunk_weight` times its chunk's own relevance, both scaled to [0, 1]. Sentences within
+`min_relative` of the best score's distance from the worst are taken best first, at most `top_n`,
+while they fit the budget, each with its chunk's lead (its title: which contract, which company) when `keep_lead` is on;
+the best sentence comes alone when its lead does not fit; a sentence whose text (with its lead) was already taken is not
+taken twice. Each kept chunk's sentences are written back in their original order, the chunks
+ordered by their best sentence (`order`, as in rerank: best_last puts it nearest the question).
 
 `prune` computes each token's self-information -log p(token | preceding tokens of the chunk) with
 the arm's small model, sums it per word (a word is what stays readable), and keeps the words with
 the most information until `keep_ratio` of the chunk's tokens is reached, in their original order.
 """
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from testbed.context.base import STEPS, Step, StepOptions
 from testbed.context.lm import token_logprobs
-from testbed.context.text import bm25_scores, count_tokens, sentences
+from testbed.context.rerank import RerankOptions, adjusted, arrange, select
+from testbed.context.text import bm25_scores, count_tokens, sentences, text_hash
 from testbed.workloads.items import Chunk
 
 
@@ -30,6 +36,12 @@ class ExtractOptions(StepOptions):
     chunk_weight: float = Field(0.5, ge=0.0, description="weight of the chunk's own relevance in a sentence's score")
     keep_lead: bool = Field(True, description="keep a chunk's first sentence with any sentence taken from it")
     drop_unmatched: bool = Field(True, description="never take a sentence that shares no word with the question")
+    coverage: float = Field(0.0, ge=0.0, le=8.0, description="power of the question-word coverage factor (0: off)")
+    prefer_current: bool = Field(False, description="down-weight dated-past sentences when the question asks about now")
+    dated_weight: float = Field(0.5, ge=0.0, le=1.0, description="factor on a dated-past sentence's relevance")
+    min_relative: float | None = Field(None, ge=0.0, le=1.0, description="take only sentences above this share of the score range")
+    top_n: int | None = Field(None, ge=1, description="take at most this many sentences (their leads come with them)")
+    order: Literal["best_first", "best_last", "retrieved"] = "retrieved"
 
     @model_validator(mode="after")
     def _one_budget(self):
@@ -46,30 +58,48 @@ def _scaled(x: np.ndarray) -> np.ndarray:
     return x / x.max() if len(x) and x.max() > 0 else np.zeros_like(x)
 
 
-def sentence_table(query: str, chunks: list[Chunk], chunk_weight: float) -> list[tuple[int, int, str, float, float]]:
-    """(chunk index, sentence index, text, score, own BM25) for every sentence of every chunk."""
+def relevance(o: ExtractOptions, query: str, chunks: list[Chunk]) -> np.ndarray:
+    """The reranker's corrected relevance of each chunk (or sentence-with-lead) for `query`. [len(chunks)]"""
+    ro = RerankOptions(name="rerank", coverage=o.coverage, prefer_current=o.prefer_current, dated_weight=o.dated_weight)
+    return adjusted(ro, query, chunks, bm25_scores(query, [c.text for c in chunks]))[0]
+
+
+def sentence_table(o: ExtractOptions, query: str, chunks: list[Chunk]) -> list[tuple[int, int, str, float, str]]:
+    """(chunk index, sentence index, text, score, text read with its lead) for every sentence of every chunk."""
     split = [sentences(c.text) or [c.text] for c in chunks]
-    rows = [(ci, si, s) for ci, ss in enumerate(split) for si, s in enumerate(ss)]
-    # a sentence is read with its chunk's lead ("Its chief executive is ..." names no company itself)
-    own = bm25_scores(query, [s if si == 0 else f"{split[ci][0]} {s}" for ci, si, s in rows])
-    chunk = _scaled(bm25_scores(query, [c.text for c in chunks]))
-    score = _scaled(own) + chunk_weight * np.array([chunk[r[0]] for r in rows])
-    return [(ci, si, s, float(sc), float(o)) for (ci, si, s), sc, o in zip(rows, score, own)]
+    rows = [(ci, si, s, s if si == 0 else f"{split[ci][0]} {s}") for ci, ss in enumerate(split) for si, s in enumerate(ss)]
+    own = relevance(o, query, [Chunk(chunks[ci].id, read) for ci, _, _, read in rows])
+    chunk = _scaled(relevance(o, query, chunks))
+    score = _scaled(own) + o.chunk_weight * np.array([chunk[r[0]] for r in rows])
+    # a sentence with no word of the question (zero BM25, so zero corrected relevance) is marked -inf
+    score = np.where((own > 0) | (not o.drop_unmatched), score, -np.inf)
+    return [(ci, si, s, float(sc), read) for (ci, si, s, read), sc in zip(rows, score)]
 
 
-def pick_sentences(rows, tokens: list[int], budget: int, keep_lead: bool, drop_unmatched: bool) -> set[tuple[int, int]]:
-    """Greedy best-first selection of (chunk, sentence) keys whose tokens (plus leads) fit `budget`."""
+def pick_sentences(rows, tokens: list[int], budget: int, keep_lead: bool, min_relative: float | None,
+                   top_n: int | None = None) -> dict[tuple[int, int], float]:
+    """Greedy best-first (chunk, sentence) keys that fit `budget`, with the score that brought each in."""
     size = {(r[0], r[1]): t for r, t in zip(rows, tokens)}
-    picked: set[tuple[int, int]] = set()
-    used = 0
-    for ci, si, _, _, own in sorted(rows, key=lambda r: (-r[3], r[0], r[1])):
-        if drop_unmatched and own <= 0:
+    reads = {(r[0], r[1]): r[4] for r in rows}
+    scores = np.array([r[3] for r in rows])
+    finite = np.isfinite(scores)
+    ranked = select(np.where(finite, scores, scores[finite].min() if finite.any() else 0.0), None, None, min_relative)
+    picked: dict[tuple[int, int], float] = {}
+    seen, used, taken = set(), 0, 0
+    for ci, si, _, score, read in (rows[i] for i in ranked if finite[i]):
+        if text_hash(read) in seen or (top_n and taken >= top_n):
             continue
-        new = {(ci, si)} | ({(ci, 0)} if keep_lead else set())
-        cost = sum(size[k] for k in new - picked)
-        if used + cost <= budget:
-            picked |= new
-            used += cost
+        key, lead = (ci, si), (ci, 0)
+        with_lead = [k for k in dict.fromkeys((lead, key)) if k not in picked and (k == key or keep_lead)]
+        # only the best sentence may come alone: a lead-less fragment further down is mostly noise
+        for new in (with_lead, [] if picked else [key]):
+            cost = sum(size[k] for k in new)
+            if new and used + cost <= budget:
+                picked |= {k: score for k in new if k not in picked}
+                seen |= {text_hash(reads[k]) for k in new}
+                used += cost
+                taken += 1
+                break
     return picked
 
 
@@ -78,17 +108,24 @@ class ExtractStep(Step):
     Options = ExtractOptions
 
     def __call__(self, query, chunks, item=None):
+        if not chunks:
+            return [], {}
         o = self.options
-        rows = sentence_table(query, chunks, o.chunk_weight)
+        rows = sentence_table(o, query, chunks)
         tokens = count_tokens(self.lm, [r[2] for r in rows])
         budget = o.budget_tokens or int(o.ratio * sum(count_tokens(self.lm, [c.text for c in chunks])))
-        picked = pick_sentences(rows, tokens, budget, o.keep_lead, o.drop_unmatched)
+        picked = pick_sentences(rows, tokens, budget, o.keep_lead, o.min_relative, o.top_n)
+        best = {}
+        for (ci, _), score in picked.items():
+            best[ci] = max(best.get(ci, -np.inf), score)
+        ranked = sorted(best, key=lambda ci: (-best[ci], ci))
         out = []
-        for ci, c in enumerate(chunks):
+        for ci in arrange(ranked, o.order):
             kept = [r[2] for r in rows if r[0] == ci and (ci, r[1]) in picked]
-            if kept:
-                out.append(Chunk(c.id, " ".join(kept), c.source))
-        return out, {"budget_tokens": budget, "sentences_in": len(rows), "sentences_kept": len(picked)}
+            out.append(Chunk(chunks[ci].id, " ".join(kept), chunks[ci].source))
+        leads = sum(1 for ci, si in picked if si == 0)
+        return out, {"budget_tokens": budget, "sentences_in": len(rows), "sentences_kept": len(picked),
+                     "chunks_without_lead": len(best) - leads if o.keep_lead else 0}
 
 
 def word_spans(lm: Any, text: str) -> tuple[list[int], list[tuple[int, int]], list[int]]:
