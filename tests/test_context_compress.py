@@ -83,7 +83,8 @@ def test_prune_hits_its_ratio_and_keeps_ids(tiny_lm, ratio):
 
 
 CEO_Q = "Who is the chief executive of Brindle Analytics?"
-OLD = Chunk("old", "From 2012 until 2019 the chief executive of Brindle Analytics was Samir Haddad, who has since retired.")
+OLD = Chunk("old", "From 2012 until 2019 the chief executive of Brindle Analytics was Samir Haddad, "
+                   "who has since retired.")
 NOW = Chunk("now", "Brindle Analytics is a data consultancy with offices in three states. "
                    "Its chief executive is Maren Okafor, who leads a team of analysts.")
 TWIN = Chunk("twin", "Brindle Analytica is a data consultancy with offices in three states. "
@@ -105,7 +106,8 @@ def test_extract_keeps_the_best_sentence_alone_when_its_lead_does_not_fit():
     kept, stats = ExtractStep(ExtractOptions(name="extract", budget_tokens=n, prefer_current=True))(CEO_Q, [OLD, NOW])
     assert [(c.id, c.text) for c in kept] == [("now", answer)]
     assert stats["chunks_without_lead"] == 1
-    kept, stats = ExtractStep(ExtractOptions(name="extract", budget_tokens=n - 1, prefer_current=True))(CEO_Q, [OLD, NOW])
+    short = ExtractOptions(name="extract", budget_tokens=n - 1, prefer_current=True)
+    kept, _ = ExtractStep(short)(CEO_Q, [OLD, NOW])
     assert "Maren" not in " ".join(c.text for c in kept)     # does not fit at all: never cut mid-sentence
 
 

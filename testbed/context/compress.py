@@ -39,7 +39,8 @@ class ExtractOptions(StepOptions):
     coverage: float = Field(0.0, ge=0.0, le=8.0, description="power of the question-word coverage factor (0: off)")
     prefer_current: bool = Field(False, description="down-weight dated-past sentences when the question asks about now")
     dated_weight: float = Field(0.5, ge=0.0, le=1.0, description="factor on a dated-past sentence's relevance")
-    min_relative: float | None = Field(None, ge=0.0, le=1.0, description="take only sentences above this share of the score range")
+    min_relative: float | None = Field(None, ge=0.0, le=1.0,
+                                       description="take only sentences above this share of the score range")
     top_n: int | None = Field(None, ge=1, description="take at most this many sentences (their leads come with them)")
     order: Literal["best_first", "best_last", "retrieved"] = "retrieved"
 
@@ -67,7 +68,8 @@ def relevance(o: ExtractOptions, query: str, chunks: list[Chunk]) -> np.ndarray:
 def sentence_table(o: ExtractOptions, query: str, chunks: list[Chunk]) -> list[tuple[int, int, str, float, str]]:
     """(chunk index, sentence index, text, score, text read with its lead) for every sentence of every chunk."""
     split = [sentences(c.text) or [c.text] for c in chunks]
-    rows = [(ci, si, s, s if si == 0 else f"{split[ci][0]} {s}") for ci, ss in enumerate(split) for si, s in enumerate(ss)]
+    rows = [(ci, si, s, s if si == 0 else f"{split[ci][0]} {s}")
+            for ci, ss in enumerate(split) for si, s in enumerate(ss)]
     own = relevance(o, query, [Chunk(chunks[ci].id, read) for ci, _, _, read in rows])
     chunk = _scaled(relevance(o, query, chunks))
     score = _scaled(own) + o.chunk_weight * np.array([chunk[r[0]] for r in rows])
