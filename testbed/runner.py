@@ -258,7 +258,7 @@ class Experiment:
                         **({"details": details} if details else {})}
         if self.schedule[0][0] is not None and arms:
             self.summary["sweep"] = self._sweep_summary()
-        self.summary["diagnosis"] = diagnose_experiment(self)
+        self.summary["diagnosis"] = diagnose_experiment(self, probe=not incomplete)   # Ctrl-C: no probes
         self.writer.write_summary(self.summary)
         self.writer.write_report(self.summary, self.records)
         return self.summary

@@ -33,12 +33,15 @@ DIAGNOSIS_FILE = "diagnosis.json"
 RUN_DIR_FIX = "give a directory written by `python -m testbed run`, e.g. results/quickstart-<UTC>"
 
 
-def diagnose_experiment(exp: Any) -> dict:
-    """The runner's hook (an Experiment after its arms ran): diagnosis.json, and the report's part returned."""
+def diagnose_experiment(exp: Any, probe: bool = True) -> dict:
+    """The runner's hook (an Experiment after its arms ran): diagnosis.json, and the report's part returned.
+
+    probe=False (an interrupted run): only the run's own evidence and cached probes, no generation."""
     items = {it.id: it for it in exp.items}
     settings = arm_settings(exp.cfg)
     models = {plan.lm.spec_id: plan.lm for plan in exp.plans.values()}
-    probe = ProbeRunner(exp.writer.run_dir, items, settings, models, load=False, budget_s=REPORT_PROBE_BUDGET_S)
+    probe = ProbeRunner(exp.writer.run_dir, items, settings, models if probe else {}, load=False,
+                        budget_s=REPORT_PROBE_BUDGET_S if probe else 0.0)
     return write_diagnosis(exp.writer.run_dir, diagnose(exp.records, items, probe, settings), probe)
 
 
