@@ -16,12 +16,19 @@ arms: {a: {engine: hf}, b: {engine: hf}}
 """
 
 
+def default_sigint() -> None:
+    """A shell's background job inherits SIGINT ignored, and Python then never raises KeyboardInterrupt:
+    give the child the default disposition so Ctrl-C behaves as at a terminal, wherever the suite runs."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_keeps_records_and_marks_summary_incomplete(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(SLOW_ARRIVALS)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "testbed", "run", str(cfg), "--out", str(out), "--quiet"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)
     deadline = time.time() + 60
     records = []
     while time.time() < deadline and len(records) < 3:
