@@ -54,6 +54,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--self-k", type=int, default=2)
     ap.add_argument("--draft-k", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cuda on a GPU (wall-time ratios there; CPU-time ratios mean little)")
+    ap.add_argument("--dtype", default="auto", help="float32 keeps greedy agreement exact; bfloat16 may part early")
     ap.add_argument("--methods", default="", help="comma-separated subset of the method names (default all)")
     return ap.parse_args()
 
@@ -89,7 +91,7 @@ class OurMethod:
 
 def hf_method(lm, **kwargs):
     def go(ids, max_new):
-        x = torch.tensor([ids])
+        x = torch.tensor([ids], device=lm.model.device)
         with torch.inference_mode():
             out = lm.model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new, do_sample=False,
                                     temperature=None, top_p=None, top_k=None, eos_token_id=list(lm.eos_token_ids),
@@ -199,7 +201,7 @@ def show(rows: dict, n_prompts: int, device: str) -> None:
 def main() -> None:
     a = parse()
     torch.set_num_threads(a.threads)
-    lm = load_model(ModelSpec(id=a.model), "cpu")
+    lm = load_model(ModelSpec(id=a.model, dtype=a.dtype), a.device)
     work = prompts(lm, a.limit)
     fns = methods(lm, a)
     if a.methods:
@@ -212,7 +214,8 @@ def main() -> None:
             fn.reset()
     res = run(fns, work, a.max_new_tokens)
     rows = card(fns, res)
-    show(rows, len(work), f"{lm.model.config.num_hidden_layers}-layer {a.model}, {a.threads} thread(s), CPU")
+    where = torch.cuda.get_device_name(a.device) if a.device.startswith("cuda") else f"{a.threads} thread(s), CPU"
+    show(rows, len(work), f"{lm.model.config.num_hidden_layers}-layer {a.model} ({a.dtype}), {where}")
     print(json.dumps({"model": a.model, "prompts": len(work), "max_new_tokens": a.max_new_tokens,
                       "threads": a.threads, "methods": {n: {k: round(v, 4) for k, v in r.items()}
                                                          for n, r in rows.items()}}))

@@ -23,3 +23,7 @@ python3 scripts/bench_paged.py --model random:small-llama --device cuda --dtype 
 # 2. the issue-3 benchmark on a ~1B Llama-shape model, bfloat16, paged vs hf static at the same KV budget
 python3 scripts/bench_paged.py --model random:llama-1b --device cuda --dtype bfloat16 --requests 64 \
   --kv-budget 32768 --block-size 16 --max-batched-tokens 4096 --rounds 2 --threads 4 2>&1 | tee "$OUT/paged_llama1b_bf16.txt"
+# 3. speculative decoding on the GPU, batch 1, fp32 (lossless check: match 100%), hf and paged engines,
+#    next to transformers' assisted generation. Random weights: α says little about real models.
+python3 scripts/bench_spec.py --model random:llama-1b --device cuda --dtype float32 --limit 8 --threads 4 \
+  --methods ours_pl,ours_pl_min,paged_pl,paged_pl_min,hf_pl,ours_self,hf_self 2>&1 | tee "$OUT/spec_llama1b_fp32.txt"
