@@ -115,3 +115,15 @@ def test_settings_the_verifier_cannot_honour_are_named(sp):
 def test_supported_settings_pass():
     assert unsupported_sampling(GREEDY) is None
     assert unsupported_sampling(SamplingParams(temperature=0.7, top_p=0.9, top_k=50)) is None
+
+
+def test_the_cache_goes_by_the_keyword_the_model_takes():
+    from testbed.speculative.decoder import cache_kwarg
+
+    class Old:      # transformers 5.17: forward(input_ids, ..., past_key_values, ...)
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None, **kwargs): ...
+
+    class New:      # transformers 5.24: forward(input_ids, ..., cache, ...)
+        def forward(self, input_ids=None, cache=None, use_cache=None, **kwargs): ...
+
+    assert cache_kwarg(Old) == "past_key_values" and cache_kwarg(New) == "cache"
