@@ -48,6 +48,7 @@ from testbed.drive import drive
 from testbed.engines.openai import OpenAIEngine, OpenAIOptions
 from testbed.models import load_model
 from testbed.request import Request
+from testbed.serve.metrics import scrape
 from testbed.workloads.datasets import load_dataset
 from testbed.workloads.prompts import build_messages, render_prompt
 
@@ -89,10 +90,8 @@ def start_server(sets: list[str], port: int, log) -> subprocess.Popen:
     raise RuntimeError("server did not start in 300 s")
 
 
-def scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in lines)}
+def metrics_at(port: int) -> dict[str, float]:
+    return scrape(f"http://127.0.0.1:{port}/metrics")
 
 
 def short_prompts(lm, n: int) -> list[list[dict]]:
@@ -141,9 +140,9 @@ def phase_ttft(lm, local, remote, port, prompts, pairs: int, warmup: int, max_ne
             if path == "A":
                 got["A"] = run_alone(local, f"a{i}", messages, lm, max_new)
                 continue
-            before = scrape(port)[key]
+            before = metrics_at(port)[key]
             got["B"] = run_alone(remote, f"b{i}", messages, lm, max_new)
-            server_ms = (scrape(port)[key] - before) * 1e3    # the server's own arrival -> first token
+            server_ms = (metrics_at(port)[key] - before) * 1e3    # the server's own arrival -> first token
         if i < warmup:
             continue
         if got["B"].status != "finished" or not got["A"].token_times or not got["B"].token_times:
@@ -174,7 +173,7 @@ def phase_load(lm, port, prompts, n_clients: int, max_new: int) -> dict:
     wall = time.perf_counter() - t0
     engine.close()
     errors = [r.error or r.status for r in reqs if r.status != "finished"]
-    m = scrape(port)
+    m = metrics_at(port)
     return {"clients": n_clients, "completed": n_clients - len(errors), "errors": len(errors),
             "first_errors": errors[:3], "wall_s": wall, "output_tokens": sum(r.num_output_tokens for r in reqs),
             "ttft_ms_p50": float(np.median([ttft_ms(r) for r in reqs])),
@@ -184,21 +183,21 @@ def phase_load(lm, port, prompts, n_clients: int, max_new: int) -> dict:
 
 def phase_disconnect(port: int, model: str, max_tokens: int) -> dict:
     """Stream, read one event, hang up; then watch /metrics until the request is aborted and its blocks are back."""
-    before = scrape(port)
+    before = metrics_at(port)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     body = {"model": model, "prompt": COUNTING, "max_tokens": max_tokens,
             "temperature": 0, "stream": True}
     conn.request("POST", "/v1/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
     resp = conn.getresponse()
     first = resp.readline()
-    during = scrape(port)
+    during = metrics_at(port)
     t = time.perf_counter()
     conn.sock.close()
     conn.close()
     freed, m = False, during
     while time.perf_counter() - t < 60 and not freed:
         time.sleep(0.02)
-        m = scrape(port)
+        m = metrics_at(port)
         freed = m.get(ABORTED, 0) > before.get(ABORTED, 0) and m["testbed_requests_running"] == 0 \
             and m.get(BLOCKS, 0) <= before.get(BLOCKS, 0)
     return {"status": resp.status, "first_event": first.startswith(b"data: "), "max_tokens": max_tokens,

@@ -51,10 +51,17 @@ class ArmPlan:
         return [getattr(sec, name) for sec in self.arm.sections.values() if hasattr(sec, name)]
 
     def bind(self, items: list[Item]) -> None:
-        """Plan-time checks and loads of the sections that need the items (a routed arm's tiers)."""
+        """Plan-time checks and loads of the sections (a routed arm's tiers, a speculative draft)."""
         for sec_name, sec in self.arm.sections.items():
             if hasattr(sec, "bind"):
                 sec.bind(self, items, where=f"arms.{self.name}.{sec_name}")
+
+    def check(self, items: list[Item]) -> None:
+        """Pre-run checks of every prompt-shaping step that has a `check` against the workload
+        (sections check themselves in `bind`)."""
+        for prep in self.preparers:
+            if hasattr(prep, "check"):
+                prep.check(items, self.name)
 
     def aggregate(self, records: list[dict]) -> dict[str, float]:
         """Flat summary metrics from every prompt-shaping strategy and section of this arm."""

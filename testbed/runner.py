@@ -33,7 +33,6 @@ from testbed.metrics.summary import add_ratios, by_category, summarize_arm
 from testbed.models import load_model, pick_device
 from testbed.plugins import load_plugins
 from testbed.report.writer import RunWriter
-from testbed.speculative.checks import check_arm as check_speculative
 from testbed.request import Request
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
@@ -87,13 +86,11 @@ class Experiment:
         return plans
 
     def _check_arms(self) -> None:
-        """Each arm's engine (and its sections) checks the workload's requests before anything is written:
-        the speculative draft and sampling, every context step against the dataset, the engine's budget."""
+        """Before anything is written: every context step against the dataset, then each arm's engine
+        (and its sections) against the workload's requests, e.g. the paged KV budget. Sections such as
+        speculative check their model and sampling earlier, in ArmPlan.bind."""
         for name, plan in self.plans.items():
-            check_speculative(plan)
-            for prep in plan.preparers:
-                if hasattr(prep, "check"):
-                    prep.check(self.items, name)
+            plan.check(self.items)
             requests = [plan.make_request(it, 0.0, it.id, shape=False) for it in self.items]
             try:
                 ENGINES.get(plan.arm.engine).check_arm(plan.lm, plan.arm.options, plan.arm.sections,

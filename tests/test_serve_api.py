@@ -53,20 +53,6 @@ def raw_post(server, path: str, body: bytes, headers: dict | None = None) -> tup
         conn.close()
 
 
-def metrics(server) -> dict[str, float]:
-    u = urlsplit(server.base_url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-    conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
-    conn.close()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
 def test_chat_greedy_matches_the_in_process_engine(server, client):
     lm = server.state.lm
     text, ids = render_prompt(lm.tokenizer, MESSAGES)
@@ -211,11 +197,11 @@ def test_64_concurrent_streaming_clients_all_complete(server, client):
         stream = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": f"q{i}"}],
                                                 temperature=0, max_tokens=8, stream=True)
         return [c.choices[0].finish_reason for c in stream if c.choices and c.choices[0].finish_reason]
-    before = metrics(server)
+    before = server.metrics()
     with ThreadPoolExecutor(64) as pool:
         finals = list(pool.map(one, range(64), timeout=120))
     assert all(f in (["length"], ["stop"]) for f in finals)
-    after = metrics(server)
+    after = server.metrics()
     done = sum(v - before.get(k, 0) for k, v in after.items() if k.startswith("testbed_requests_total{outcome=\"")
                and ("stop" in k or "length" in k))
     assert done == 64
@@ -224,14 +210,14 @@ def test_64_concurrent_streaming_clients_all_complete(server, client):
 
 def test_metrics_exports_engine_stats_and_totals(server, client):
     client.completions.create(model=MODEL, prompt="hi", max_tokens=3, temperature=0)
-    m = metrics(server)
+    m = server.metrics()
     assert m["testbed_generation_tokens_total"] >= 3 and m["testbed_prompt_tokens_total"] > 0
     assert "testbed_engine_kv_cache_allocated_tokens" in m and m['testbed_info{model="random:tiny-llama"}'] == 1
     assert m["testbed_time_to_first_token_seconds_count"] >= 1
 
 
 def test_a_client_disconnecting_mid_stream_frees_its_request(server):
-    before = metrics(server).get('testbed_requests_total{outcome="aborted"}', 0)
+    before = server.metrics().get('testbed_requests_total{outcome="aborted"}', 0)
     u = urlsplit(server.base_url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     body = {"model": MODEL, "prompt": "Tell a long story", "max_tokens": 400, "temperature": 0, "stream": True}
@@ -242,7 +228,7 @@ def test_a_client_disconnecting_mid_stream_frees_its_request(server):
     conn.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        m = metrics(server)
+        m = server.metrics()
         if m.get('testbed_requests_total{outcome="aborted"}', 0) > before and m["testbed_requests_running"] == 0:
             break
         time.sleep(0.1)

@@ -86,15 +86,6 @@ def server():
         yield srv
 
 
-def metrics(server) -> dict[str, float]:
-    u = urlsplit(server.base_url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
-    conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
-    conn.close()
-    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in text.splitlines() if line[:1] not in ("#", ""))}
-
-
 def open_stream(server, body: dict) -> http.client.HTTPConnection:
     """POST a streaming completion and read its first SSE event; the caller closes the connection."""
     u = urlsplit(server.base_url)
@@ -109,7 +100,7 @@ def open_stream(server, body: dict) -> http.client.HTTPConnection:
 def wait_for(server, pred, timeout=60.0) -> dict[str, float]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        m = metrics(server)
+        m = server.metrics()
         if pred(m):
             return m
         time.sleep(0.05)
@@ -118,11 +109,11 @@ def wait_for(server, pred, timeout=60.0) -> dict[str, float]:
 
 def test_disconnect_mid_stream_frees_its_kv_blocks_and_the_server_keeps_serving(server):
     client = OpenAI(base_url=server.base_url, api_key="-", max_retries=0, timeout=30)
-    before = metrics(server)
+    before = server.metrics()
     assert before["testbed_engine_kv_blocks_in_use"] == 0
     aborted = before.get('testbed_requests_total{outcome="aborted"}', 0)
     conn = open_stream(server, {"prompt": "Tell a long story", "max_tokens": 3000, "temperature": 0})
-    during = metrics(server)
+    during = server.metrics()
     assert during["testbed_engine_kv_blocks_in_use"] > 0 and during["testbed_requests_running"] == 1
     conn.sock.close()                    # go away mid-stream, 2,999 tokens short
     conn.close()

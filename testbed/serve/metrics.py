@@ -8,11 +8,19 @@ acceptance, paged block peaks — whatever the engine reports), and, for engines
 """
 import math
 import re
+import urllib.request
 from collections import Counter
 
 from testbed.serve.loop import EngineLoop
 
 PREFIX = "testbed"
+
+
+def scrape(url: str, timeout: float = 10.0) -> dict[str, float]:
+    """GET a /metrics page and read it back as {series with labels: value}; comment lines skipped."""
+    text = urllib.request.urlopen(url, timeout=timeout).read().decode()
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return {k: float(v) for k, v in (line.rsplit(" ", 1) for line in lines)}
 
 
 def family(name: str, kind: str, help_: str, samples: list[tuple[dict, float]]) -> list[str]:

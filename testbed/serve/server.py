@@ -26,6 +26,7 @@ from testbed.request import Request
 from testbed.serve.app import ServeState, create_app
 from testbed.serve.build import Defaults
 from testbed.serve.loop import EngineLoop
+from testbed.serve.metrics import scrape
 
 
 def check_host(host: str, allow_remote: bool) -> None:
@@ -114,6 +115,10 @@ class BackgroundServer:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
+
+    def metrics(self) -> dict[str, float]:
+        """The server's /metrics right now, as {series: value}."""
+        return scrape(f"http://{self.host}:{self.port}/metrics")
 
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True

@@ -14,6 +14,7 @@ from testbed.config import SECTIONS, ModelSpec, Strict
 from testbed.speculative import draft_model, prompt_lookup, self_speculative  # noqa: F401  (register proposers)
 from testbed.speculative.adaptive import AdaptiveK, Controller
 from testbed.speculative.base import PROPOSERS, Proposer
+from testbed.speculative.checks import check_arm
 from testbed.speculative.decoder import SpeculativeDecoder
 
 MAX_DRAFT_TOKENS = 64
@@ -78,6 +79,11 @@ class SpeculativeConfig(Strict):
         if id(lm) not in self._proposers:
             self._proposers[id(lm)] = PROPOSERS.get(self.method)(self, lm)
         return self._proposers[id(lm)]
+
+    def bind(self, plan: Any, items: list, where: str) -> None:
+        """ArmPlan's plan-time hook: the draft loads and shares the target's tokenizer, and the arm's
+        sampling is one the verifier honours, before any run directory exists."""
+        check_arm(plan)
 
     def build(self, lm: Any) -> SpeculativeDecoder:
         """The decoder the hf engine calls: run_batch(requests), stats()."""
