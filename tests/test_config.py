@@ -42,6 +42,13 @@ def test_fallback_applies_without_cuda(tmp_path):
     assert cfg.workload.limit == 2 and cfg.workload.max_new_tokens == 8   # deep merge keeps siblings
 
 
+def test_a_fallback_model_replaces_the_model_whole(tmp_path):
+    # the GPU model's bfloat16 must not leak onto the CPU fallback's model (nor its revision)
+    text = GOOD.replace("model: {id: random:tiny-llama}", "model: {id: random:tiny-llama, dtype: bfloat16, revision: v1}")
+    cfg = load_config(write(tmp_path, text), cuda_available=False)
+    assert (cfg.model.id, cfg.model.dtype, cfg.model.revision) == ("random:tiny-qwen2", "auto", None)
+
+
 def test_overrides_set_nested_values(tmp_path):
     cfg = load_config(write(tmp_path, GOOD), overrides=["workload.limit=5", "arms.a.batch_size=3"],
                       cuda_available=True)

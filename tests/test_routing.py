@@ -61,6 +61,9 @@ def test_a_tier_that_cannot_load_names_its_field(tmp_path):
 @pytest.mark.parametrize("router, field", [({"kind": "cascade", "threshold": 0.5}, "threshold"),
                                            ({"kind": "learned", "threshold": 1.5}, "threshold"),
                                            ({"kind": "random", "threshold": -0.1}, "threshold"),
+                                           ({"kind": "learned", "strong_share": 0.0}, "strong_share"),
+                                           ({"kind": "cascade", "threshold": -1.0, "strong_share": 0.3},
+                                            "threshold or strong_share"),
                                            ({"kind": "nearest"}, "expected tags")])
 def test_router_settings_out_of_range_name_the_field(router, field):
     with pytest.raises(UserError, match=rf"arms\.r\.routing\.router.*{field}"):

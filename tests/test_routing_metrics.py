@@ -8,10 +8,11 @@ from sklearn.pipeline import make_pipeline
 
 from testbed.errors import UserError
 from testbed.routing import metrics
-from testbed.routing.config import LearnedRouter
+from testbed.routing.config import CascadeRouter, LearnedRouter
 from testbed.routing.features import Features
 from testbed.routing.learned import Learned, check_enough
 from testbed.routing.outcomes import OutcomeTable
+from testbed.routing.routers import Cascade
 
 
 def table(weak, strong, cost=(1.0, 4.0), conf=None):
@@ -91,3 +92,32 @@ def test_learned_router_needs_enough_items_of_each_label():
     router = Learned(LearnedRouter(kind="learned", folds=5), _features(12, leak=False), 2)
     with pytest.raises(UserError, match="folds"):
         router.fit(t)
+
+
+def test_strong_share_sets_the_cut_from_the_scores_alone():
+    # learned: 24 items, 25% strong -> the 6 highest cross-fitted scores go strong, whatever their labels
+    n = 24
+    t = table(np.arange(n) % 3 != 0, np.ones(n, bool))
+    router = Learned(LearnedRouter(kind="learned", folds=4, strong_share=0.25), _features(n, leak=False), 2)
+    router.fit(t)
+    strong = [i for i in t.item_ids if router.first_tier(i) == 1]
+    assert len(strong) == 6
+    assert min(router.oof[i] for i in strong) == router.threshold >= max(
+        router.oof[i] for i in t.item_ids if i not in strong)
+    # cascade: half of four items escalate, the two least confident, and the cut sits just above them
+    t = table([1, 0, 0, 1], [1, 1, 1, 1], conf=[-0.1, -2.0, -1.0, -0.2])
+    cascade = Cascade(CascadeRouter(kind="cascade", strong_share=0.5), {}, 2)
+    cascade.fit(t)
+    assert [cascade.escalate(0, c) for c in (-0.1, -2.0, -1.0, -0.2)] == [False, True, True, False]
+    assert cascade.escalate(0, None) and not cascade.escalate(1, -5.0)
+
+
+@pytest.mark.parametrize("router", [{"kind": "cascade", "strong_share": 0.3, "threshold": -1.0},
+                                    {"kind": "learned", "strong_share": 0.3, "threshold": 0.4},
+                                    {"kind": "learned", "strong_share": 1.0}])
+def test_strong_share_is_checked_like_a_threshold(router):
+    from pydantic import TypeAdapter, ValidationError
+
+    from testbed.routing.config import RouterConfig
+    with pytest.raises(ValidationError, match="strong_share"):
+        TypeAdapter(RouterConfig).validate_python(router)

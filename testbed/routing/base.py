@@ -30,6 +30,14 @@ class Router(ABC):
     def fit(self, table: OutcomeTable) -> None:
         """Learn from the labelled per-tier outcomes (called once, before the arm runs)."""
 
+    def cut_for_share(self, scores: np.ndarray) -> float:
+        """The score cut that sends the configured strong_share of items, the highest-scored, strong.
+
+        Reads the scores only (never the labels): RouteLLM's threshold calibration by call share.
+        """
+        k = max(1, round(self.cfg.strong_share * len(scores)))
+        return float(np.sort(scores)[::-1][min(k, len(scores)) - 1])
+
     @abstractmethod
     def first_tier(self, item_id: str) -> int: ...
 

@@ -8,6 +8,7 @@
             - {name: small, model: {id: smollm2-135m}, usd_per_hour: 0.10}
             - {name: large, model: {id: qwen2.5-coder-0.5b}, usd_per_hour: 0.10}
           router: {kind: cascade, threshold: -0.25}     # escalate when mean token log-prob < -0.25
+                                                        # or {kind: cascade, strong_share: 0.3}: the 30% least confident
 
 Routers: rules (category, keywords, prompt length), learned (logistic regression, cross-fitted),
 cascade (small tier first, escalate on low confidence), random and oracle. A tier's cost is its
@@ -39,6 +40,16 @@ class TierConfig(Strict):
         return self.usd_per_million_tokens * tokens / 1e6
 
 
+class _Cut(Strict):
+    """A router with a score threshold, or a strong-call share that sets it (RouteLLM's calibration)."""
+
+    @model_validator(mode="after")
+    def _one_cut(self):
+        if self.strong_share is not None and "threshold" in self.model_fields_set:
+            raise ValueError("give threshold or strong_share, not both")
+        return self
+
+
 class RulesRouter(Strict):
     """Strong tier when any rule matches: a category, a keyword in the question, a long prompt."""
     kind: Literal["rules"]
@@ -47,19 +58,25 @@ class RulesRouter(Strict):
     min_prompt_tokens: int | None = Field(None, ge=1, description="prompts at least this long go strong")
 
 
-class LearnedRouter(Strict):
+class LearnedRouter(_Cut):
     """Logistic regression on cheap features, cross-fitted: each item scored by a model that never saw it."""
     kind: Literal["learned"]
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="strong tier when P(strong helps) >= this")
+    strong_share: float | None = Field(None, gt=0.0, lt=1.0, description=(
+        "instead of threshold: send this share of the items, the highest-scored, to the strong tier "
+        "(the cut is read off the cross-fitted scores, never off the labels)"))
     folds: int = Field(5, ge=2, le=20, description="cross-fitting folds")
     c: float = Field(1.0, gt=0, description="inverse regularisation strength")
     seed: int = 0
 
 
-class CascadeRouter(Strict):
+class CascadeRouter(_Cut):
     """The cheapest tier first; escalate while its mean token log-prob is below threshold."""
     kind: Literal["cascade"]
     threshold: float = Field(-0.25, le=0.0, ge=-20.0, description="mean token log-prob below which to escalate (<= 0)")
+    strong_share: float | None = Field(None, gt=0.0, lt=1.0, description=(
+        "instead of threshold: escalate this share of the items, the least confident (the cut is read off "
+        "the labelling pass's confidences, never off the labels)"))
 
 
 class RandomRouter(Strict):

@@ -47,9 +47,10 @@ class Learned(Router):
         cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.cfg.seed)
         prob = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
         self.oof = dict(zip(table.item_ids, prob))
+        self.threshold = self.cfg.threshold if self.cfg.strong_share is None else self.cut_for_share(prob)
 
     def first_tier(self, item_id: str) -> int:
-        return self.n_tiers - 1 if self.oof[item_id] >= self.cfg.threshold else 0
+        return self.n_tiers - 1 if self.oof[item_id] >= self.threshold else 0
 
     def scores(self, table: OutcomeTable) -> np.ndarray:
         return np.array([self.oof[i] for i in table.item_ids])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from tqdm import tqdm
 
 from testbed.metrics.quality import score_output
 
@@ -57,7 +58,9 @@ def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confide
     n, t = len(items), len(tiers)
     correct, cost, seconds = np.zeros((n, t), bool), np.zeros((n, t)), np.zeros((n, t))
     conf, conf_cost = np.full((n, t), np.nan), np.zeros((n, t))
+    bar = tqdm(total=n * t, desc="labelling", unit="answer", leave=True)
     for j, tier in enumerate(tiers):
+        bar.set_postfix_str(f"tier {tier.name}")
         for i, item in enumerate(items):
             req, text, sec = run_one(j, item)
             tokens = req.num_prompt_tokens + req.num_output_tokens
@@ -67,6 +70,8 @@ def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confide
                 value, csec = confidence_of(j, req)
                 conf[i, j] = np.nan if value is None else value
                 conf_cost[i, j] = tier.cost_usd(csec, tokens)
+            bar.update()
+    bar.close()
     table = OutcomeTable([it.id for it in items], [it.category for it in items], [tr.name for tr in tiers],
                          correct, cost, conf, conf_cost, seconds)
     _CACHE[key] = table

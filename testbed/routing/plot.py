@@ -1,5 +1,6 @@
 """The quality-vs-cost plot of routed arms: each router's sweep curve and measured point, the tiers,
-the random line between the cheapest and strongest tier, and the oracle point.
+the random line between the cheapest and strongest tier, the oracle point, and a dotted line at 95%
+of the strongest tier's quality.
 
     path = routing_plot(summary, run_dir / "plots" / "routing_quality_vs_cost.png")   # None without routed arms
 
@@ -32,6 +33,9 @@ def routing_plot(summary: dict, path: Path) -> Path | None:
         ax.scatter(t["cost_usd"] / n, t["quality"], marker="s", color="black", zorder=3)
         ax.annotate(f"tier {t['tier']}", (t["cost_usd"] / n, t["quality"]), xytext=(5, -10),
                     textcoords="offset points", fontsize="small")
+    ax.axhline(0.95 * strong["quality"], color="grey", lw=0.8, ls=":")
+    ax.annotate("95% of the strongest tier", (weak["cost_usd"] / n, 0.95 * strong["quality"]), xytext=(0, 3),
+                textcoords="offset points", fontsize="x-small", color="grey")
     o = first["oracle"]
     ax.scatter(o["cost_usd"] / n, o["quality"], marker="*", s=160, color="gold", edgecolor="black", zorder=3,
                label="oracle")

@@ -31,11 +31,18 @@ class Cascade(Router):
     needs_confidence = True
     pays_weak_first = True
 
+    def fit(self, table: OutcomeTable) -> None:
+        # strong_share: escalate that share, the least confident of the labelling pass (score = -confidence)
+        if self.cfg.strong_share is None:
+            self.threshold = self.cfg.threshold
+        else:
+            self.threshold = float(np.nextafter(-self.cut_for_share(self.scores(table)), np.inf))
+
     def first_tier(self, item_id: str) -> int:
         return 0
 
     def escalate(self, rank: int, confidence: float | None) -> bool:
-        return rank < self.n_tiers - 1 and (confidence is None or confidence < self.cfg.threshold)
+        return rank < self.n_tiers - 1 and (confidence is None or confidence < self.threshold)
 
     def scores(self, table: OutcomeTable) -> np.ndarray:
         conf = table.confidence[:, 0]

@@ -1,6 +1,6 @@
 """A routed arm's summary: route shares, measured cost, PGR at the operating point, APGR/CPT from the sweep.
 
-    arm_metrics(routing, records)  -> flat keys: route_share_<tier>, cost_usd_total, cost_per_success_usd,
+    arm_metrics(routing, records)  -> flat keys: route_share_<tier>, router_threshold, cost_usd_total, cost_per_success_usd,
                                       quality_weak, quality_strong, quality_vs_strong, cost_vs_strong,
                                       pgr, apgr, apgr_ci_low, apgr_ci_high, cpt_50, cpt_80, escalation_rate
     arm_details(routing, records)  -> curves and points for the quality-vs-cost plot (summary["details"])
@@ -37,6 +37,7 @@ def _sweep(routing) -> dict:
 def arm_metrics(routing, records: list[dict]) -> dict:
     table, router = routing.table, routing.router
     out = route_shares(routing, records)
+    _put(out, "router_threshold", getattr(router, "threshold", None))   # the cut in force (set or calibrated)
     cost = float(sum(r.get("cost_usd") or 0.0 for r in records))
     n_ok = sum(map(_correct, records))
     q = n_ok / len(records) if records else 0.0
