@@ -35,8 +35,8 @@ class Router(ABC):
 
         Reads the scores only (never the labels): RouteLLM's threshold calibration by call share.
         """
-        k = max(1, round(self.cfg.strong_share * len(scores)))
-        return float(np.sort(scores)[::-1][min(k, len(scores)) - 1])
+        k = max(1, round(self.cfg.strong_share * len(scores)))    # 0 < strong_share < 1, so k <= n
+        return float(np.sort(scores)[-k])
 
     @abstractmethod
     def first_tier(self, item_id: str) -> int: ...
