@@ -36,8 +36,9 @@ PREPARERS: Registry[type] = Registry("prompt-shaping section")   # section name 
 
 
 class ArmPlan:
-    def __init__(self, name: str, cfg: ExperimentConfig, lm: Any):
+    def __init__(self, name: str, cfg: ExperimentConfig, lm: Any, progress: bool = True):
         self.name = name
+        self.progress = progress        # progress bars for long plan-time work (a routing labelling pass)
         self.arm: ArmConfig = cfg.arms[name]
         self.lm = lm
         s = cfg.arm_sampling(name)

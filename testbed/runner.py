@@ -76,7 +76,7 @@ class Experiment:
             key = (spec.id, spec.dtype, spec.revision)
             if key not in loaded:
                 loaded[key] = load_model(spec, self.device)
-            plan = ArmPlan(name, self.cfg, loaded[key])
+            plan = ArmPlan(name, self.cfg, loaded[key], progress=self.progress)
             plan.bind(self.items)
             limit = plan.lm.max_context
             if limit and plan.max_new_tokens >= limit:

@@ -56,3 +56,13 @@ def test_config_runs_on_tiny_model_and_meets_contract(path, tmp_path):
 
 def test_at_least_the_quickstart_exists():
     assert (ROOT / "configs" / "quickstart.yaml") in CONFIGS
+
+
+GPU_CONFIGS = sorted((ROOT / "configs" / "gpu").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", GPU_CONFIGS, ids=[p.stem for p in GPU_CONFIGS])
+def test_gpu_only_configs_validate(path):
+    # CI has no GPU to run them on; they must at least parse and validate, every arm included
+    cfg = load_config(path)
+    assert cfg.device == "cuda" and cfg.arms and cfg.baseline in cfg.arms

@@ -47,7 +47,12 @@ def test_routed_arms_record_their_route_and_cost(tmp_path):
         assert summary["details"][arm]["routing"]["curve"]["share"][-1] == 1.0
     assert "escalation_rate" in summary["arms"]["cascade"]
     assert (run_dir / "plots" / "routing_quality_vs_cost.png").stat().st_size > 0
-    assert "routing_quality_vs_cost.png" in (run_dir / "report.md").read_text()
+    report = (run_dir / "report.md").read_text()
+    assert "routing_quality_vs_cost.png" in report
+    routing = report.split("## Routing")[1].split("\n## ")[0]          # one row per routed arm, none for plain
+    assert [line.split("|")[1].strip() for line in routing.splitlines() if line.startswith("| ")][1:] == [
+        "cascade", "rules", "oracle", "random"]
+    assert "Each tier alone (labelling pass, 6 items)" in routing
 
 
 def test_a_tier_that_cannot_load_names_its_field(tmp_path):
@@ -63,7 +68,8 @@ def test_a_tier_that_cannot_load_names_its_field(tmp_path):
                                            ({"kind": "random", "threshold": -0.1}, "threshold"),
                                            ({"kind": "learned", "strong_share": 0.0}, "strong_share"),
                                            ({"kind": "cascade", "threshold": -1.0, "strong_share": 0.3},
-                                            "threshold or strong_share"),
+                                            "threshold and strong_share"),
+                                           ({"kind": "learned", "cost_budget": 2.0}, "cost_budget"),
                                            ({"kind": "nearest"}, "expected tags")])
 def test_router_settings_out_of_range_name_the_field(router, field):
     with pytest.raises(UserError, match=rf"arms\.r\.routing\.router.*{field}"):
@@ -81,3 +87,85 @@ def test_too_few_items_for_cross_fitting_fails_before_the_run():
     cfg = validate(config({"r": routed({"kind": "learned", "folds": 5})}, limit=6))
     with pytest.raises(UserError, match=r"arms\.r\.routing\.router\.folds"):
         Experiment(cfg, progress=False)
+
+
+class _Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Batching:
+    """A continuous-batching stand-in: each step costs 1 s on the clock; a request's first step is a
+    prefill that emits nothing, then one token per step until max_new_tokens."""
+
+    def __init__(self, clock):
+        self.clock, self.running = clock, []
+
+    def add_request(self, req):
+        req.stats["prefilled"] = False
+        self.running.append(req)
+
+    def has_unfinished(self):
+        return bool(self.running)
+
+    def step(self):
+        self.clock.now += 1.0
+        done = []
+        for req in self.running:
+            if not req.stats["prefilled"]:
+                req.stats["prefilled"] = True
+            elif req.append_tokens([7], self.clock.now):
+                done.append(req)
+        self.running = [r for r in self.running if r not in done]
+        return done
+
+
+def test_batched_tier_steps_are_paid_in_full_by_the_requests_they_served(monkeypatch):
+    # three requests on one tier: a joins at t=0 (2 tokens), b and c after a's prefill (1 token each).
+    # Steps: 1 prefill a (nobody served: carried on) | 2 a tok, prefill b c -> a pays 2 | 3 a tok (done), b c tok
+    # (done) -> 1/3 each. Totals: a 2 1/3, b 1/3, c 1/3 = the 3 seconds the tier ran.
+    from types import SimpleNamespace
+
+    from testbed.engines import routed
+    from testbed.request import Request
+
+    clock = _Clock()
+    monkeypatch.setattr(routed.time, "perf_counter", clock)
+    price = SimpleNamespace(cost_usd=lambda seconds, tokens: seconds)        # 1 USD per second
+    lm = SimpleNamespace(eos_token_ids=())
+    routing = SimpleNamespace(plan=SimpleNamespace(lm=lm, arm=SimpleNamespace(options=None)),
+                              router=SimpleNamespace(first_tier=lambda item: 0, needs_confidence=False,
+                                                     escalate=lambda rank, conf: False),
+                              tiers=[SimpleNamespace(name="t", lm=SimpleNamespace(spec_id="m", eos_token_ids=()),
+                                                     cfg=price)],
+                              render=lambda rank, req: ("p", [1, 2]), max_new_tokens=lambda rank, req: req.max_new_tokens)
+    engine = routed.RoutedEngine(routing, [_Batching(clock)])
+    a, b, c = (Request(id=k, prompt_ids=[1], max_new_tokens=n) for k, n in (("a", 2), ("b", 1), ("c", 1)))
+    engine.add_request(a)
+    assert engine.step() == []
+    engine.add_request(b)
+    engine.add_request(c)
+    finished = []
+    while engine.has_unfinished():
+        finished += engine.step()
+    cost = {r.id: r.stats["cost_usd"] for r in finished}
+    assert cost == pytest.approx({"a": 2 + 1 / 3, "b": 1 / 3, "c": 1 / 3})
+    assert sum(cost.values()) == pytest.approx(clock.now)
+
+
+def test_confidence_is_the_mean_log_prob_of_the_emitted_tokens():
+    import torch
+
+    from testbed.config import ModelSpec
+    from testbed.models import load_model
+    from testbed.routing.confidence import mean_logprob
+
+    lm = load_model(ModelSpec(id="random:tiny-llama"), "cpu")
+    prompt, output = [5, 17, 42, 9, 3], [11, 7, 29]
+    with torch.inference_mode():       # reference: every position's logits, the ones predicting the output
+        logp = torch.log_softmax(lm.model(input_ids=torch.tensor([prompt + output])).logits[0].float(), -1)
+    expected = sum(float(logp[len(prompt) - 1 + k, tok]) for k, tok in enumerate(output)) / len(output)
+    assert mean_logprob(lm, prompt, output) == pytest.approx(expected, abs=1e-5)
+    assert mean_logprob(lm, prompt, []) is None

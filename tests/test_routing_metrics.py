@@ -112,12 +112,37 @@ def test_strong_share_sets_the_cut_from_the_scores_alone():
     assert cascade.escalate(0, None) and not cascade.escalate(1, -5.0)
 
 
+def test_cost_budget_routes_the_most_items_that_fit_and_never_reads_labels():
+    # weak costs 1, strong 4 per item; 8 items: strong alone = 32. Learned pays 4 instead of 1 per strong item,
+    # so k strong items cost 8 + 3k: a 50% budget (16) fits k = 2, whatever the labels say.
+    n, conf = 8, [-0.1, -0.9, -0.2, -0.8, -0.3, -0.7, -0.4, -0.6]
+    for labels in (np.zeros(n, bool), np.ones(n, bool)):
+        t = table(labels, ~labels)
+        learned = Learned(LearnedRouter(kind="learned", cost_budget=0.5), {}, 2)
+        assert learned.calibrated_cut(t, np.arange(n, dtype=float)) == 6.0         # items scored 7 and 6 go strong
+        # cascade pays the weak tier everywhere: 8 + 4k <= 16 fits k = 2, the two least confident
+        cascade = Cascade(CascadeRouter(kind="cascade", cost_budget=0.5), {}, 2)
+        cascade.fit(table(labels, ~labels, conf=conf))
+        assert [cascade.escalate(0, c) for c in conf] == [c in (-0.9, -0.8) for c in conf]
+    # ties go together: with items scored [3, 2, 2, 1] and room for two, only the top one fits
+    t = table(np.zeros(4, bool), np.ones(4, bool))
+    learned = Learned(LearnedRouter(kind="learned", cost_budget=(4 + 2 * 3) / 16), {}, 2)
+    assert learned.calibrated_cut(t, np.array([3.0, 2.0, 2.0, 1.0])) == 3.0
+    # a budget the weak tier alone exceeds sends nothing strong
+    cascade = Cascade(CascadeRouter(kind="cascade", cost_budget=0.1), {}, 2)
+    cascade.fit(table(np.zeros(4, bool), np.ones(4, bool), conf=[-1.0, -2.0, -3.0, -4.0]))
+    assert not any(cascade.escalate(0, c) for c in (-1.0, -2.0, -3.0, -4.0, -50.0))
+
+
 @pytest.mark.parametrize("router", [{"kind": "cascade", "strong_share": 0.3, "threshold": -1.0},
+                                    {"kind": "cascade", "cost_budget": 0.5, "strong_share": 0.3},
+                                    {"kind": "learned", "cost_budget": 0.0},
+                                    {"kind": "learned", "cost_budget": 1.5},
                                     {"kind": "learned", "strong_share": 0.3, "threshold": 0.4},
                                     {"kind": "learned", "strong_share": 1.0}])
 def test_strong_share_is_checked_like_a_threshold(router):
     from pydantic import TypeAdapter, ValidationError
 
     from testbed.routing.config import RouterConfig
-    with pytest.raises(ValidationError, match="strong_share"):
+    with pytest.raises(ValidationError, match="strong_share|cost_budget"):
         TypeAdapter(RouterConfig).validate_python(router)

@@ -5,9 +5,11 @@ is the kind each tier runs. A request arrives rendered for the arm's model; it i
 from its chat messages with the chosen tier's tokenizer. A cascade that escalates discards the
 answer and sends the request to the next tier, keeping its arrival time, so latency counts both.
 
-Cost: each tier step's seconds are shared by the requests it finished (exact for static
-batching of one; the hf engine finishes every request it starts in a step), plus the confidence
-pass where the router needs one; at a $/token price only the tokens count.
+Cost: each tier step's seconds are shared evenly by the requests it served (those that got a
+token or finished in it; a step that served none, a prefill chunk say, passes its seconds on to
+the next step's), so a tier's charges add up to its measured seconds under any batching: exact
+per request for batches of one, a fair split for static and continuous batches. The confidence
+pass is added where the router needs one; at a $/token price only the tokens count.
 """
 import time
 
@@ -31,6 +33,8 @@ class RoutedEngine(Engine):
         self.router = routing.router
         self.engines = engines
         self.next_engine = 0
+        self.in_flight: list[list[Request]] = [[] for _ in engines]    # per tier: submitted, not finished
+        self.unpaid = [0.0] * len(engines)                               # per tier: seconds nobody was served in
 
     def add_request(self, req: Request) -> None:
         req.stats["route"] = {"tier": None, "tier_rank": None, "model": None, "escalated": False,
@@ -43,7 +47,9 @@ class RoutedEngine(Engine):
         route = req.stats["route"]
         route.update(tier=tier.name, tier_rank=rank, model=tier.lm.spec_id, confidence=None)
         route["tiers_tried"].append(tier.name)
-        self.engines[rank].add_request(for_tier(self.routing, req, rank))
+        tier_req = for_tier(self.routing, req, rank)
+        self.in_flight[rank].append(tier_req)
+        self.engines[rank].add_request(tier_req)
 
     def has_unfinished(self) -> bool:
         return any(e.has_unfinished() for e in self.engines)
@@ -59,12 +65,21 @@ class RoutedEngine(Engine):
         return []
 
     def _step_tier(self, rank: int) -> list[Request]:
+        flight = self.in_flight[rank]
+        before = [r.num_output_tokens for r in flight]
         t = time.perf_counter()
         done = self.engines[rank].step()
-        share = (time.perf_counter() - t) / max(1, len(done))
+        self.unpaid[rank] += time.perf_counter() - t
+        finished = {id(r) for r in done}
+        served = [r for r, n in zip(flight, before) if id(r) in finished or r.num_output_tokens > n]
+        if served:
+            share, self.unpaid[rank] = self.unpaid[rank] / len(served), 0.0
+            for r in served:
+                r.stats["cost_usd"] += self.routing.tiers[rank].cfg.cost_usd(share, 0)
+        self.in_flight[rank] = [r for r in flight if id(r) not in finished]
         out = []
         for req in done:
-            seconds = share
+            seconds = 0.0
             route = req.stats["route"]
             if self.router.needs_confidence and rank < len(self.engines) - 1 and req.status == "finished":
                 route["confidence"], csec = self.routing.confidence(rank, req)

@@ -1,4 +1,4 @@
-"""report.md: the comparison table with ratios to the baseline, per-category breakdown, failure diagnosis, plots.
+"""report.md: the comparison table with ratios to the baseline, per-category breakdown, routing, failure diagnosis, plots.
 
     text = render_markdown(summary, plot_paths, run_dir)
 """
@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
-from testbed.report.tables import category_table, comparison_table, format_frame, sweep_table, to_markdown
+from testbed.report.tables import (category_table, comparison_table, format_frame, routing_table, routing_tiers_line,
+                                   sweep_table, to_markdown)
 
 METRICS_NOTE = ("Latency and throughput follow vLLM's `vllm bench serve` definitions: TTFT from the scheduled "
                 "arrival to the first token; TPOT = (E2EL - TTFT) / (output tokens - 1); ITL = gaps between "
@@ -26,6 +27,23 @@ AUDIT_NOTE = ("Duplicate rate: share of chunks repeating an earlier one (above 0
 SWEEP_NOTE = ("Each offered rate is a full run of every arm on the same requests, sent with gamma-distributed "
               "gaps at that mean rate (inf: all at once). Goodput counts requests meeting every configured "
               "SLO per second of the arm's wall time at that rate.")
+
+
+ROUTING_NOTE = ("Weak and strong figures come from the labelling pass: every tier answers every item once, alone "
+                "(a batch of one), before the routed arms run. Quality and cost of a routed arm are measured in its "
+                "own run; *vs strong* divides them by the strongest tier's on the labelling pass (an arm on a "
+                "batching engine shares steps between requests, so its cost falls below batch-of-one costs: compare "
+                "it with a strong-tier arm on the same engine). Cut: the router's threshold in force (set, or "
+                "calibrated from strong_share / cost_budget without labels). PGR = (q - q_weak) / (q_strong - "
+                "q_weak); APGR = the area under PGR over the strong-call share (random routing: 0.5), with a "
+                "bootstrap interval over items; CPT(x) = the strong-call share that first reaches PGR x.")
+
+
+def routing_section(summary: dict) -> list[str]:
+    table = routing_table(summary)
+    if table.empty:
+        return []
+    return ["", "## Routing", "", routing_tiers_line(summary), "", to_markdown(table), "", ROUTING_NOTE]
 
 
 DIAGNOSIS_NOTE = ("Each wrong answer of an item with gold chunk labels gets one cause: **retrieval** (no gold chunk "
@@ -107,6 +125,7 @@ def render_markdown(summary: dict, plot_paths: list[Path], run_dir: str | Path) 
     cats = cats[[c for c in cats.columns if not is_audit_key(c)]] if not cats.empty else cats
     if not cats.empty:
         lines += ["", "## By category", "", to_markdown(format_frame(cats))]
+    lines += routing_section(summary)
     lines += context_audit_markdown(summary)
     lines += diagnosis_section(summary.get("diagnosis"))
     if plot_paths:

@@ -4,6 +4,7 @@
     summary_frame(summary)          # every flat metric as numbers, for summary.csv
     category_table(summary)         # one row per (arm, category)
     sweep_table(summary)            # one row per (arm, offered rate) of a rate sweep
+    routing_table(summary)          # one row per routed arm: quality and cost against the strong tier, PGR, APGR
     to_markdown(df)
 """
 import numbers
@@ -116,6 +117,52 @@ def sweep_table(summary: dict) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame()
     return pd.DataFrame(rows).fillna("").set_index(["arm", "offered req/s"])
+
+
+def _pct(v) -> str:
+    return "" if v is None else f"{v:.1%}"
+
+
+def _usd(v) -> str:
+    return "" if v is None else f"{v:.3g}"
+
+
+def routing_table(summary: dict) -> pd.DataFrame:
+    """One row per routed arm (summary["details"][arm]["routing"]); empty when no arm routes."""
+    rows = []
+    for arm, det in (summary.get("details") or {}).items():
+        r = (det or {}).get("routing")
+        if not r:
+            continue
+        m = summary["arms"].get(arm, {})
+        strong = [k for k in m if k.startswith("route_share_")]
+        ci = (f"[{fmt_number(m['apgr_ci_low'])}, {fmt_number(m['apgr_ci_high'])}]"
+              if "apgr_ci_low" in m and "apgr_ci_high" in m else "")
+        rows.append({"arm": arm, "router": r["router"], "cut": fmt_number(m.get("router_threshold")),
+                     "strong share": fmt_number(m.get(f"route_share_{r['tiers'][-1]['name']}")) if strong else "",
+                     "quality": fmt_number(r["operating_point"]["quality"]),
+                     "vs strong": _pct(m.get("quality_vs_strong")),
+                     "cost $": _usd(m.get("cost_usd_total")), "cost vs strong": _pct(m.get("cost_vs_strong")),
+                     "$/success": _usd(m.get("cost_per_success_usd")), "PGR": fmt_number(m.get("pgr")),
+                     "APGR": fmt_number(m.get("apgr")), "APGR 95% CI": ci,
+                     "CPT(50%)": fmt_number(m.get("cpt_50")), "CPT(80%)": fmt_number(m.get("cpt_80")),
+                     "escalated": fmt_number(m.get("escalation_rate"))})
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows).set_index("arm")
+    return frame.loc[:, (frame != "").any()]
+
+
+def routing_tiers_line(summary: dict) -> str:
+    """The labelling pass's reference points (the first routed arm's): each tier alone and the oracle."""
+    for det in (summary.get("details") or {}).values():
+        r = (det or {}).get("routing")
+        if r:
+            points = [f"{p['tier']} {fmt_number(p['quality'])} at ${_usd(p['cost_usd'])}" for p in r["tier_points"]]
+            o = r["oracle"]
+            return (f"Each tier alone (labelling pass, {len(r['outcomes']['item_ids'])} items): " + "; ".join(points)
+                    + f"; oracle {fmt_number(o['quality'])} at ${_usd(o['cost_usd'])}.")
+    return ""
 
 
 def category_table(summary: dict) -> pd.DataFrame:

@@ -30,13 +30,33 @@ class Router(ABC):
     def fit(self, table: OutcomeTable) -> None:
         """Learn from the labelled per-tier outcomes (called once, before the arm runs)."""
 
-    def cut_for_share(self, scores: np.ndarray) -> float:
-        """The score cut that sends the configured strong_share of items, the highest-scored, strong.
+    def calibrated_cut(self, table: OutcomeTable, scores: np.ndarray) -> float | None:
+        """The score cut (items scoring >= it go strong) set by strong_share or cost_budget; None: neither.
 
-        Reads the scores only (never the labels): RouteLLM's threshold calibration by call share.
+        Reads the scores and the labelling pass's costs, never its labels: RouteLLM's calibration by
+        call share, and its counterpart in money.
         """
-        k = max(1, round(self.cfg.strong_share * len(scores)))    # 0 < strong_share < 1, so k <= n
-        return float(np.sort(scores)[-k])
+        if self.cfg.strong_share is not None:
+            k = max(1, round(self.cfg.strong_share * len(scores)))    # 0 < strong_share < 1, so k <= n
+            return float(np.sort(scores)[-k])
+        if self.cfg.cost_budget is not None:
+            return self._cut_for_budget(table, scores)
+        return None
+
+    def _cut_for_budget(self, table: OutcomeTable, scores: np.ndarray) -> float:
+        """The most highest-scored items whose routed cost stays within cost_budget × the strong tier's.
+
+        Only cuts between distinct scores count (tied items go the same way); when not even the
+        cheapest routing fits, nothing goes strong (cut = +inf).
+        """
+        from testbed.routing.metrics import sweep
+        ranked = np.sort(scores)[::-1]                                                # [n] highest first
+        cost = sweep(table, scores, self.pays_weak_first)["cost_usd"]                # [n + 1]: k items strong
+        limit = self.cfg.cost_budget * table.cost_usd[:, -1].sum()
+        between = np.concatenate([[True], ranked[:-1] > ranked[1:], [True]])          # k = 0..n
+        fits = np.flatnonzero((cost <= limit * (1 + 1e-12)) & between)
+        k = int(fits[-1]) if fits.size else 0
+        return float(ranked[k - 1]) if k else float("inf")
 
     @abstractmethod
     def first_tier(self, item_id: str) -> int: ...

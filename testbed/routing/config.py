@@ -9,6 +9,8 @@
             - {name: large, model: {id: qwen2.5-coder-0.5b}, usd_per_hour: 0.10}
           router: {kind: cascade, threshold: -0.25}     # escalate when mean token log-prob < -0.25
                                                         # or {kind: cascade, strong_share: 0.3}: the 30% least confident
+                                                        # or {kind: cascade, cost_budget: 0.55}: as many as fit in
+                                                        #    55% of the strong tier's cost
 
 Routers: rules (category, keywords, prompt length), learned (logistic regression, cross-fitted),
 cascade (small tier first, escalate on low confidence), random and oracle. A tier's cost is its
@@ -40,13 +42,21 @@ class TierConfig(Strict):
         return self.usd_per_million_tokens * tokens / 1e6
 
 
+_BUDGET = Field(None, gt=0.0, le=1.0, description=(
+    "instead of threshold: route strong as many of the highest-scored items as fit in this fraction of the strong "
+    "tier's cost, both measured on the labelling pass (its costs, never its labels)"))
+
+
 class _Cut(Strict):
-    """A router with a score threshold, or a strong-call share that sets it (RouteLLM's calibration)."""
+    """A router with a score threshold, or a strong-call share or a cost budget that sets it (calibrated
+    on the labelling pass without its labels, as RouteLLM calibrates by call share)."""
 
     @model_validator(mode="after")
     def _one_cut(self):
-        if self.strong_share is not None and "threshold" in self.model_fields_set:
-            raise ValueError("give threshold or strong_share, not both")
+        given = [k for k in ("threshold", "strong_share", "cost_budget")
+                 if k in self.model_fields_set and getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of threshold, strong_share or cost_budget, not {' and '.join(given)}")
         return self
 
 
@@ -65,6 +75,7 @@ class LearnedRouter(_Cut):
     strong_share: float | None = Field(None, gt=0.0, lt=1.0, description=(
         "instead of threshold: send this share of the items, the highest-scored, to the strong tier "
         "(the cut is read off the cross-fitted scores, never off the labels)"))
+    cost_budget: float | None = _BUDGET
     folds: int = Field(5, ge=2, le=20, description="cross-fitting folds")
     c: float = Field(1.0, gt=0, description="inverse regularisation strength")
     seed: int = 0
@@ -77,6 +88,7 @@ class CascadeRouter(_Cut):
     strong_share: float | None = Field(None, gt=0.0, lt=1.0, description=(
         "instead of threshold: escalate this share of the items, the least confident (the cut is read off "
         "the labelling pass's confidences, never off the labels)"))
+    cost_budget: float | None = _BUDGET
 
 
 class RandomRouter(Strict):

@@ -47,7 +47,8 @@ class Learned(Router):
         cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.cfg.seed)
         prob = cross_val_predict(model, x, y, cv=cv, method="predict_proba")[:, 1]
         self.oof = dict(zip(table.item_ids, prob))
-        self.threshold = self.cfg.threshold if self.cfg.strong_share is None else self.cut_for_share(prob)
+        cut = self.calibrated_cut(table, prob)
+        self.threshold = self.cfg.threshold if cut is None else cut
 
     def first_tier(self, item_id: str) -> int:
         return self.n_tiers - 1 if self.oof[item_id] >= self.threshold else 0

@@ -1,8 +1,9 @@
 """Per-tier outcomes on every item: the labels of the learned and oracle routers and of every sweep.
 
-Each tier answers each item once, alone (batch of one), so its seconds are its own; the answers
-are scored as the run scores them. Tables are cached per process (one run), keyed by the tiers,
-the items and the generation settings, so several routed arms label once.
+Each tier answers each item once, alone (batch of one), so its seconds are its own, after one
+untimed warm-up answer per tier; the answers are scored as the run scores them. Tables are
+cached per process (one run), keyed by the tiers, the items and the generation settings, so
+several routed arms label once.
 
     table = label_tiers(tiers, items, render, run_one)
     table.correct[:, 0].mean()     # the cheapest tier's accuracy
@@ -47,7 +48,8 @@ class OutcomeTable:
                 "confidence": [[None if np.isnan(v) else v for v in row] for row in self.confidence.tolist()]}
 
 
-def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confidence_of: Callable | None) -> OutcomeTable:
+def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confidence_of: Callable | None,
+                where: str = "routing", progress: bool = True) -> OutcomeTable:
     """Run every tier on every item (cached under `key`).
 
     run_one(rank, item) -> (request, text, seconds); confidence_of(rank, request) -> (value or None, seconds).
@@ -55,12 +57,15 @@ def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confide
     """
     if key in _CACHE:
         return _CACHE[key]
+    print(f"[testbed] {where}: labelling {len(items)} items on {len(tiers)} tiers (once per run, shared by the "
+          "routed arms with the same tiers)", flush=True)
     n, t = len(items), len(tiers)
     correct, cost, seconds = np.zeros((n, t), bool), np.zeros((n, t)), np.zeros((n, t))
     conf, conf_cost = np.full((n, t), np.nan), np.zeros((n, t))
-    bar = tqdm(total=n * t, desc="labelling", unit="answer", leave=True)
+    bar = tqdm(total=n * t, desc="labelling", unit="answer", leave=True, disable=not progress)
     for j, tier in enumerate(tiers):
         bar.set_postfix_str(f"tier {tier.name}")
+        run_one(j, items[0])         # untimed warm-up: a tier's first call pays lazy init (CUDA kernels, caches)
         for i, item in enumerate(items):
             req, text, sec = run_one(j, item)
             tokens = req.num_prompt_tokens + req.num_output_tokens

@@ -32,11 +32,12 @@ class Cascade(Router):
     pays_weak_first = True
 
     def fit(self, table: OutcomeTable) -> None:
-        # strong_share: escalate that share, the least confident of the labelling pass (score = -confidence)
-        if self.cfg.strong_share is None:
+        # strong_share / cost_budget: escalate the least confident of the labelling pass (score = -confidence)
+        cut = self.calibrated_cut(table, self.scores(table))
+        if cut is None:
             self.threshold = self.cfg.threshold
-        else:
-            self.threshold = float(np.nextafter(-self.cut_for_share(self.scores(table)), np.inf))
+        else:       # escalate below -cut: just above the last item sent strong; -inf: none fits, none escalates
+            self.threshold = float(np.nextafter(-cut, np.inf)) if np.isfinite(cut) else -np.inf
 
     def first_tier(self, item_id: str) -> int:
         return 0

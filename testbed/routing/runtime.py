@@ -75,9 +75,8 @@ class Routing:
         key = (tuple(t.cfg.model_dump_json() for t in self.tiers), tuple(it.id for it in self.items),
                p.max_new_tokens, repr(p.sampling), p.system_prompt, repr(p.arm.sections.get("context")),
                self._engine_cls.__name__, repr(self._options))
-        print(f"[testbed] {self.where}: labelling {len(self.items)} items on {len(self.tiers)} tiers (once per run)",
-              flush=True)
-        return label_tiers(key, [t.cfg for t in self.tiers], self.items, self._run_one, self.confidence)
+        return label_tiers(key, [t.cfg for t in self.tiers], self.items, self._run_one, self.confidence, self.where,
+                           progress=p.progress)
 
     # ArmPlan hooks
     def new_engine(self, engine_cls: type, options: Any, sections: dict) -> Any:

@@ -21,7 +21,7 @@ def _correct(rec: dict) -> bool:
 
 
 def _put(out: dict, key: str, value) -> None:
-    if value is not None and not (isinstance(value, float) and np.isnan(value)):
+    if value is not None and not (isinstance(value, float) and not np.isfinite(value)):
         out[key] = value
 
 
