@@ -37,6 +37,7 @@ class Request:
     finish_reason: str | None = None  # stop | length | error
     error: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)      # strategy stats (engine, speculative, context)
+    token_logprobs: list[float] | None = None   # each output token's log-prob, where the engine was asked for them
     cancelled: bool = False           # set from any thread when the client went away; engines may stop early
 
     @property

@@ -81,3 +81,27 @@ def test_seeded_sampling_is_reproducible(tiny_lm):
         run_all(HFEngine(tiny_lm, HFOptions()), [req])
         outs.append(req.output_ids)
     assert outs[0] == outs[1]
+
+
+def test_recorded_token_logprobs_match_a_teacher_forced_pass(tiny_lm):
+    # a batch of two prompts of different lengths (left padding): each row's in-generation log-probs
+    # equal those of a fresh forward pass over its own prompt + output
+    import pytest
+
+    from testbed.routing.confidence import mean_logprob
+
+    engine = HFEngine(tiny_lm, HFOptions(batch_size=2))
+    engine.record_logprobs = True
+    reqs = make_requests(tiny_lm, [9, 3])
+    for r in reqs:
+        engine.add_request(r)
+    engine.step()
+    for r in reqs:
+        assert len(r.token_logprobs) == r.num_output_tokens > 0 and all(v <= 0 for v in r.token_logprobs)
+        mean = sum(r.token_logprobs) / len(r.token_logprobs)
+        assert mean == pytest.approx(mean_logprob(tiny_lm, r.prompt_ids, r.output_ids), abs=1e-4)
+    plain = make_requests(tiny_lm, [4])[0]
+    engine = HFEngine(tiny_lm, HFOptions())
+    engine.add_request(plain)
+    engine.step()
+    assert plain.num_output_tokens and plain.token_logprobs is None          # not asked for: not computed

@@ -169,3 +169,20 @@ def test_confidence_is_the_mean_log_prob_of_the_emitted_tokens():
     expected = sum(float(logp[len(prompt) - 1 + k, tok]) for k, tok in enumerate(output)) / len(output)
     assert mean_logprob(lm, prompt, output) == pytest.approx(expected, abs=1e-5)
     assert mean_logprob(lm, prompt, []) is None
+
+
+def test_cascade_confidence_comes_with_the_tokens_on_hf_and_from_a_pass_elsewhere(tmp_path, monkeypatch):
+    from testbed.routing import runtime
+    passes = []
+    real = runtime.mean_logprob
+    monkeypatch.setattr(runtime, "mean_logprob", lambda *a: passes.append(1) or real(*a))
+    arms = {"hf_cascade": routed({"kind": "cascade", "threshold": -0.5}),
+            "paged_cascade": {**routed({"kind": "cascade", "threshold": -0.5}), "engine": "paged"}}
+    cfg = validate(config({"hf_cascade": arms["hf_cascade"]}, limit=4))
+    run_dir = Experiment(cfg, progress=False).run(tmp_path / "hf")
+    recs = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
+    assert all(r["route"]["confidence"] is not None for r in recs if r["arm"] == "hf_cascade")
+    assert passes == []                                  # labelling and arm: no teacher-forced pass on hf
+    cfg = validate(config({"paged_cascade": arms["paged_cascade"]}, limit=4))
+    Experiment(cfg, progress=False).run(tmp_path / "paged")
+    assert len(passes) >= 4                              # the paged engine keeps no log-probs: one pass per answer

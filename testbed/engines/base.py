@@ -41,6 +41,9 @@ class EngineOptions(BaseModel):
 
 class Engine(ABC):
     Options: ClassVar[type[EngineOptions]] = EngineOptions
+    # set True (a cascade's tiers) to have each finished request's `token_logprobs` filled where the
+    # engine can do it from the logits it computes anyway; engines that cannot leave them None
+    record_logprobs: bool = False
 
     def __init__(self, model: Any, options: EngineOptions, sections: dict[str, Any] | None = None):
         self.model = model          # a testbed.models.LoadedModel

@@ -4,6 +4,10 @@ Requests wait until a batch of `batch_size` is taken; the batch runs to completi
 longest request sets its length), then the next batch starts. A streamer timestamps every
 output token as `generate` hands it to the host, so per-token times cost nothing extra.
 
+With `record_logprobs` set (a cascade's tiers), generate also hands back each step's raw logits
+and every emitted token's log-prob is kept on its request, so the cascade's confidence needs no
+second forward pass.
+
 KV accounting models the contiguous cache static batching reserves: every row holds the
 batch's longest prompt plus max_new_tokens. Slots "hold tokens" only for rows still decoding.
 """
@@ -124,11 +128,14 @@ class HFEngine(Engine):
             self.speculator.run_batch(batch)       # appends tokens with timestamps, rolls back caches
             self._account(batch, ids.shape[1], max_new)
             return
+        logits = {"output_logits": True, "return_dict_in_generate": True} if self.record_logprobs else {}
         with torch.inference_mode():
-            lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new,
-                              eos_token_id=list(lm.eos_token_ids), pad_token_id=lm.pad_token_id,
-                              streamer=_TokenClock(batch), **sampling_kwargs(batch[0]),
-                              stopping_criteria=StoppingCriteriaList([_StopCancelled(batch)]))
+            out = lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new,
+                                    eos_token_id=list(lm.eos_token_ids), pad_token_id=lm.pad_token_id,
+                                    streamer=_TokenClock(batch), **sampling_kwargs(batch[0]), **logits,
+                                    stopping_criteria=StoppingCriteriaList([_StopCancelled(batch)]))
+            if self.record_logprobs:
+                _token_logprobs(batch, out.logits)
         for r in batch:
             if not r.done:
                 r.finish("length")
@@ -150,6 +157,18 @@ class HFEngine(Engine):
         if self.batches:
             out["mean_batch_size"] = self.batched_requests / self.batches
         return out
+
+
+def _token_logprobs(batch: list[Request], step_logits: tuple[torch.Tensor, ...]) -> None:
+    """Each row's emitted tokens' log-probs under the model's raw next-token logits ([B, V] per step)."""
+    for i, req in enumerate(batch):
+        n = min(req.num_output_tokens, len(step_logits))
+        if not n:
+            req.token_logprobs = []
+            continue
+        rows = torch.stack([step_logits[t][i] for t in range(n)]).float()                 # [n, V]
+        target = torch.tensor(req.output_ids[:n], dtype=torch.long, device=rows.device)[:, None]
+        req.token_logprobs = torch.log_softmax(rows, dim=-1).gather(-1, target)[:, 0].tolist()
 
 
 def left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

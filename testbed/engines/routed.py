@@ -8,8 +8,9 @@ answer and sends the request to the next tier, keeping its arrival time, so late
 Cost: each tier step's seconds are shared evenly by the requests it served (those that got a
 token or finished in it; a step that served none, a prefill chunk say, passes its seconds on to
 the next step's), so a tier's charges add up to its measured seconds under any batching: exact
-per request for batches of one, a fair split for static and continuous batches. The confidence
-pass is added where the router needs one; at a $/token price only the tokens count.
+per request for batches of one, a fair split for static and continuous batches. A cascade's
+confidence comes with the tokens where the tier engine keeps their log-probs (hf), else from a
+teacher-forced pass charged on top; at a $/token price only the tokens count.
 """
 import time
 
@@ -45,7 +46,7 @@ class RoutedEngine(Engine):
     def _submit(self, req: Request, rank: int) -> None:
         tier = self.routing.tiers[rank]
         route = req.stats["route"]
-        route.update(tier=tier.name, tier_rank=rank, model=tier.lm.spec_id, confidence=None)
+        route.update(tier=tier.name, tier_rank=rank, model=tier.lm.spec_id)     # confidence: the last measured
         route["tiers_tried"].append(tier.name)
         tier_req = for_tier(self.routing, req, rank)
         self.in_flight[rank].append(tier_req)

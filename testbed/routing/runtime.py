@@ -62,13 +62,22 @@ class Routing:
     def _run_one(self, rank: int, item) -> tuple:
         from testbed.engines.routed import for_tier
         req = for_tier(self, self.plan.make_request(item, time.perf_counter(), f"label-{item.id}"), rank)
-        engine = self._engine_cls(self.tiers[rank].lm, self._options, self._sections)
-        (_, sec) = timed(run_all, engine, [req])
+        (_, sec) = timed(run_all, self._tier_engine(rank), [req])
         text = self.tiers[rank].lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
         return req, text, sec
 
     def confidence(self, rank: int, req) -> tuple[float | None, float]:
+        """(mean token log-prob or None, the seconds it took): from the generation where the engine kept
+        the log-probs (hf: free, already inside the step's seconds), else from a teacher-forced pass."""
+        logprobs = req.token_logprobs
+        if logprobs is not None and len(logprobs) == req.num_output_tokens:
+            return (sum(logprobs) / len(logprobs) if logprobs else None), 0.0
         return timed(mean_logprob, self.tiers[rank].lm, req.prompt_ids, req.output_ids)
+
+    def _tier_engine(self, rank: int) -> Any:
+        engine = self._engine_cls(self.tiers[rank].lm, self._options, self._sections)
+        engine.record_logprobs = self.router.needs_confidence and rank < len(self.tiers) - 1   # the top never escalates
+        return engine
 
     def _label(self) -> OutcomeTable:
         p = self.plan
@@ -86,7 +95,7 @@ class Routing:
         if self.table is None:
             self.table = self._label()
             self.router.fit(self.table)
-        engines = [engine_cls(t.lm, options, self._sections) for t in self.tiers]
+        engines = [self._tier_engine(rank) for rank in range(len(self.tiers))]
         return RoutedEngine(self, engines)
 
     def lm_for(self, req) -> Any:
