@@ -1,6 +1,8 @@
 """A tier's confidence in its own answer: the mean log-probability of the tokens it emitted.
 
-One teacher-forced forward pass over prompt + output (batch 1), timed and charged to the tier.
+Where the tier engine kept the log-probs while generating (hf, `Engine.record_logprobs`), the
+routing layer averages those and runs nothing here. Otherwise: one teacher-forced forward pass
+over prompt + output (batch 1), timed and charged to the tier.
 Only the positions that predict an output token go through the LM head (`logits_to_keep`, where
 the model takes it): over a 150k-token vocabulary the head is a quarter of a small model's
 forward, and the prompt's logits are never needed.
