@@ -135,11 +135,10 @@ def routing_table(summary: dict) -> pd.DataFrame:
         if not r:
             continue
         m = summary["arms"].get(arm, {})
-        strong = [k for k in m if k.startswith("route_share_")]
         ci = (f"[{fmt_number(m['apgr_ci_low'])}, {fmt_number(m['apgr_ci_high'])}]"
               if "apgr_ci_low" in m and "apgr_ci_high" in m else "")
         rows.append({"arm": arm, "router": r["router"], "cut": fmt_number(m.get("router_threshold")),
-                     "strong share": fmt_number(m.get(f"route_share_{r['tiers'][-1]['name']}")) if strong else "",
+                     "strong share": fmt_number(m.get(f"route_share_{r['tiers'][-1]['name']}")),
                      "quality": fmt_number(r["operating_point"]["quality"]),
                      "vs strong": _pct(m.get("quality_vs_strong")),
                      "cost $": _usd(m.get("cost_usd_total")), "cost vs strong": _pct(m.get("cost_vs_strong")),

@@ -9,22 +9,25 @@ forward, and the prompt's logits are never needed.
 
     conf = mean_logprob(lm, req.prompt_ids, req.output_ids)   # e.g. -0.21; None for an empty answer
 """
+import functools
 import inspect
 
 import torch
 
 
-def _takes_logits_to_keep(model) -> bool:
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
+@functools.cache
+def _takes_logits_to_keep(model_cls: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_cls.forward).parameters
 
 
-def mean_logprob(lm, prompt_ids: list[int], output_ids: list[int]) -> float | None:
+def mean_logprob(lm, prompt_ids: list[int], output_ids: list[int], output_positions_only: bool = True) -> float | None:
+    """`output_positions_only=False` computes every position's logits (the reference, for benchmarks)."""
     if not output_ids or not prompt_ids:
         return None
     n = len(output_ids)
     ids = torch.tensor([prompt_ids + output_ids], dtype=torch.long, device=lm.device)       # [1, P + N]
     with torch.inference_mode():
-        if _takes_logits_to_keep(lm.model):     # the last N + 1 positions: P - 1 .. P + N - 1
+        if output_positions_only and _takes_logits_to_keep(type(lm.model)):   # last N + 1 positions: P - 1 .. P + N - 1
             logits = lm.model(input_ids=ids, logits_to_keep=n + 1).logits[0, :-1].float()  # [N, V]
         else:
             logits = lm.model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1].float()     # [N, V]
