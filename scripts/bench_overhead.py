@@ -18,7 +18,6 @@ import time
 import torch
 
 from testbed.config import validate
-from testbed.models import load_model
 from testbed.runner import Experiment
 
 

@@ -146,3 +146,46 @@ def test_strong_share_is_checked_like_a_threshold(router):
     from testbed.routing.config import RouterConfig
     with pytest.raises(ValidationError, match="strong_share|cost_budget"):
         TypeAdapter(RouterConfig).validate_python(router)
+
+
+def test_same_pass_costs_price_each_route_with_the_labelling_seconds():
+    from types import SimpleNamespace
+
+    from testbed.routing.summary import same_pass_costs, labelled_cost
+    t = table([1, 0, 1], [1, 1, 0], cost=(1.0, 4.0))
+    t.cost_usd[2] = [2.0, 6.0]
+    t.confidence_cost_usd[:, 0] = 0.5                     # a teacher-forced pass on the weak tier
+    routing = SimpleNamespace(table=t, router=SimpleNamespace(needs_confidence=True))
+    recs = [{"item_id": "i0", "status": "ok", "route": {"tiers_tried": ["small"]}, "cost_usd": 1.8},
+            {"item_id": "i1", "status": "ok", "route": {"tiers_tried": ["small", "large"]}, "cost_usd": 6.0},
+            {"item_id": "i2", "status": "ok", "route": {"tiers_tried": ["large"]}, "cost_usd": 6.0},
+            {"item_id": "i9", "status": "ok", "route": {"tiers_tried": ["small"]}, "cost_usd": 1.0},   # not labelled
+            {"item_id": "i0", "status": "failed", "route": {"tiers_tried": ["small"]}, "cost_usd": 0.1}]
+    assert labelled_cost(routing, recs[0]) == pytest.approx(1.5)        # answer + confidence pass
+    assert labelled_cost(routing, recs[1]) == pytest.approx(5.5)        # both tiers, the weak one's pass
+    assert labelled_cost(routing, recs[2]) == pytest.approx(6.0)        # the top tier pays no confidence pass
+    assert labelled_cost(routing, recs[3]) is None
+    m = same_pass_costs(routing, recs)
+    assert m["cost_vs_labelling"] == pytest.approx((1.8 + 6.0 + 6.0) / (1.5 + 5.5 + 6.0))
+    assert m["route_cost_vs_strong"] == pytest.approx((1.5 + 5.5 + 6.0) / (4.0 + 4.0 + 6.0))
+    routing.router.needs_confidence = False               # no cascade: nobody pays a confidence pass
+    assert labelled_cost(routing, recs[1]) == pytest.approx(5.0)
+
+
+def test_labelling_runs_item_by_item_after_one_warm_up_per_tier():
+    from types import SimpleNamespace
+
+    from testbed.routing.outcomes import label_tiers
+    calls = []
+
+    def run_one(rank, item):
+        calls.append((rank, item.id))
+        req = SimpleNamespace(num_prompt_tokens=3, num_output_tokens=2, status="finished")
+        return req, item.answers[0] if rank else "wrong", 1.0 + rank
+
+    items = [SimpleNamespace(id=f"q{k}", answers=[f"a{k}"], scorer="contains", category="c", schema=None)
+             for k in range(3)]
+    tiers = [SimpleNamespace(name=n, cost_usd=lambda sec, tokens: sec * 2) for n in ("small", "large")]
+    t = label_tiers(("order-test",), tiers, items, run_one, None, progress=False)
+    assert calls == [(0, "q0"), (1, "q0"), (0, "q0"), (1, "q0"), (0, "q1"), (1, "q1"), (0, "q2"), (1, "q2")]
+    assert t.correct.tolist() == [[False, True]] * 3 and t.cost_usd.tolist() == [[2.0, 4.0]] * 3

@@ -1,4 +1,4 @@
-"""Four fictional contracts as clause chunks; `clause_extraction` asks for one clause's key term.
+"""Fictional contracts as clause chunks; `clause_extraction` asks for one clause's key term.
 
 Every clause chunk names its contract ("<party> <kind> (<year>)") so that the same clause
 rendered for other parties, look-alike names or a superseded year is a confusable
@@ -126,28 +126,128 @@ CONTRACTS = [
 ]
 
 
-def clause_facts() -> list[Fact]:
-    """A Fact for every clause that carries a question, numbered clause-01, clause-02, ..."""
+# Second batch (clause-13 .. clause-22): built only by build_more(), never seen by clause_facts()/build().
+MORE_CONTRACTS = [
+    Contract("distrib", "distribution agreement", "Thornbury Cycle Works", 2023, 2020,
+             ("Thornbury Cycles", "Thornbury Cycle Workshop"),
+             ("Alderney Paints", "Wrenfield Audio", "Mosscrop Seeds", "Fennimore Glass"), (
+        Clause(1, "Appointment", "Thornbury Cycle Works appoints Calloway Trading as its exclusive distributor "
+               "of electric bicycles and spare parts in Portugal and Spain."),
+        Clause(2, "Payment", "The distributor will pay each invoice within {v} of the delivery date. Invoices "
+               "not paid on time may be passed to a collection agency.", "60 days",
+               "How long does the distributor have to pay each invoice under {c}?", ("60 days",),
+               ("30 days", "45 days", "90 days", "14 days", "75 days")),
+        Clause(3, "Minimum purchases", "The distributor will buy at least 1,200 bicycles in each contract "
+               "year; if it falls short, the supplier may remove Spain from the territory."),
+        Clause(4, "Term", "This agreement runs for four years from 1 March 2023 and may be extended by "
+               "written agreement of both parties."),
+        Clause(5, "Liability", "Neither party is liable to the other for more than {v} in any contract year, "
+               "except for death or personal injury caused by negligence.", "$1,750,000",
+               "What is the most either party can be liable for in a contract year under {c}?", ("$1,750,000",),
+               ("$1,250,000", "$2,000,000", "$900,000", "$3,500,000", "$1,500,000")),
+        Clause(6, "Governing law", "This agreement is governed by the laws of {v}, and the parties submit to "
+               "the exclusive jurisdiction of the courts of Dublin.", "Ireland",
+               "Which law governs {c}?", ("Ireland",),
+               ("England and Wales", "Scotland", "France", "the Netherlands", "Germany")),
+    )),
+    Contract("consult", "consulting agreement", "Marisol Orthodontics", 2024, 2019,
+             ("Marisol Orthodontic Care", "Marisel Orthodontics"),
+             ("Quillon Robotics", "Sorrel Bay Hotels", "Tidewell Pharmacy", "Brackwater Pet Supplies"), (
+        Clause(1, "Engagement", "Wexcombe Advisory will review how Marisol Orthodontics books patients across "
+               "its eleven clinics and recommend changes to the booking process."),
+        Clause(2, "Fees", "The consultant charges a fixed daily rate of {v}, invoiced at the end of each "
+               "calendar month for the days actually worked.", "$1,350",
+               "What daily rate does the consultant charge under {c}?", ("$1,350",),
+               ("$1,100", "$1,600", "$950", "$1,800", "$1,250")),
+        Clause(3, "Expenses", "Travel costs are reimbursed at cost if the client approved them in writing "
+               "beforehand; no other expenses are reimbursed."),
+        Clause(4, "Confidentiality", "The consultant will not disclose any patient or business information of "
+               "the client, and this duty continues for {v} after the engagement ends.", "seven years",
+               "For how long after {c} ends must the consultant keep information confidential?",
+               ("seven years", "7 years"), ("three years", "five years", "ten years", "two years", "four years")),
+        Clause(5, "Termination", "Either party may end this agreement at any time by giving {v} written "
+               "notice; the client still pays for days already worked.", "four weeks'",
+               "How much written notice is needed to end {c}?", ("four weeks", "4 weeks"),
+               ("two weeks'", "six weeks'", "eight weeks'", "three weeks'", "twelve weeks'")),
+        Clause(6, "Governing law", "This agreement is governed by the laws of the State of Oregon."),
+    )),
+    Contract("equipment", "equipment lease", "Fairhaven Print Studio", 2022, 2015,
+             ("Fairhaven Printworks", "Fairview Print Studio"),
+             ("Hollin Ceramics", "Druridge Outfitters", "Ravensmere Signs", "Penrose Yarns"), (
+        Clause(1, "Equipment", "Oakhurst Leasing leases to Fairhaven Print Studio two wide-format printers and "
+               "one laminator, delivered to its workshop in Glasgow."),
+        Clause(2, "Term", "The lease runs for 48 months from the delivery date and cannot be renewed."),
+        Clause(3, "Payments", "The lessee will pay {v} each quarter, in advance, by direct debit. Payments "
+               "more than ten days late incur an administration charge.", "$4,980",
+               "How much does the lessee pay each quarter under {c}?", ("$4,980",),
+               ("$3,750", "$5,400", "$4,250", "$6,120", "$2,990")),
+        Clause(4, "Maintenance", "The lessor will service the equipment twice a year and repair any fault "
+               "within two working days of being told of it."),
+        Clause(5, "Governing law", "This lease is governed by the laws of Scotland."),
+        Clause(6, "Disputes", "A dispute that is not settled within one month of being raised will be "
+               "referred to arbitration seated in {v}.", "Edinburgh",
+               "In which city is arbitration seated under {c}?", ("Edinburgh",),
+               ("Aberdeen", "Dundee", "Inverness", "Perth", "Stirling")),
+    )),
+    Contract("purchase", "equipment purchase agreement", "Kinloch Dairy Cooperative", 2021, 2014,
+             ("Kinloch Dairies", "Kinross Dairy Cooperative"),
+             ("Bramblecote Cider", "Ettermoor Creamery", "Loxley Juice Co", "Corrievale Springs"), (
+        Clause(1, "Equipment", "Vantorre Machinery will sell, deliver and install one automatic bottling line "
+               "rated at 9,000 bottles per hour for Kinloch Dairy Cooperative."),
+        Clause(2, "Price", "The purchase price is $640,000, with 30 percent due on signing and the balance "
+               "due on acceptance of the line."),
+        Clause(3, "Delivery", "The seller will deliver the line to the buyer's plant within {v} of signing. "
+               "For each week of delay the price falls by 0.5 percent, up to 5 percent.", "sixteen weeks",
+               "How soon must the line be delivered under {c}?", ("sixteen weeks", "16 weeks"),
+               ("twelve weeks", "twenty weeks", "ten weeks", "twenty-four weeks", "eight weeks")),
+        Clause(4, "Acceptance", "The line is accepted once it has run for 72 hours at rated speed without a "
+               "stoppage caused by the seller."),
+        Clause(5, "Warranty", "The seller warrants the line against defects in design, material and "
+               "workmanship for {v} from acceptance.", "two years",
+               "How long is the warranty on the line under {c}?", ("two years", "2 years"),
+               ("one year", "three years", "eighteen months", "five years", "four years")),
+        Clause(6, "Governing law", "This agreement is governed by the laws of New Zealand."),
+    )),
+]
+
+
+def _facts(contracts: list[Contract], first: int = 1) -> list[Fact]:
+    """A Fact for every clause in `contracts` that carries a question, numbered clause-<first>, ..."""
     facts = []
-    for ct in CONTRACTS:
+    for ct in contracts:
         for c in ct.clauses:
             if c.question is None:
                 continue
             pattern = ct.header(str(ct.year)) + f"{c.n} ({c.title}). " + c.body
             old = ct.header(f"{ct.old_year}, superseded in {ct.year}") + f"{c.n} ({c.title}). " + c.body
             question = c.question.format(c=f"the {ct.party} {ct.kind}")
-            facts.append(Fact(f"clause-{len(facts) + 1:02d}", question, list(c.answers), ct.party, c.value,
+            facts.append(Fact(f"clause-{len(facts) + first:02d}", question, list(c.answers), ct.party, c.value,
                               pattern, old, list(c.alts), list(ct.similar), f"{ct.key}-{ct.year}",
                               [ct.text(o) for o in ct.clauses if o is not c], list(ct.others)))
     return facts
 
 
-def build(rng) -> list[dict]:
-    """One item per question clause: the whole contract, clauses in order, gold = the asked clause."""
+def _items(contracts: list[Contract], facts: list[Fact]) -> list[dict]:
+    """One item per fact: the whole contract, clauses in order, gold = the asked clause."""
     items = []
-    for f in clause_facts():
-        ct = next(ct for ct in CONTRACTS if ct.party == f.entity)
+    for f in facts:
+        ct = next(ct for ct in contracts if ct.party == f.entity)
         chunks = [chunk(f"clause-{c.n}", ct.text(c), f.source) for c in ct.clauses]
         gold = next(ch["id"] for ch in chunks if ch["text"] == f.gold_text)
         items.append(fact_item(f, "clause_extraction", chunks, gold))
     return items
+
+
+def clause_facts() -> list[Fact]:
+    """A Fact for every clause of CONTRACTS that carries a question, numbered clause-01, clause-02, ..."""
+    return _facts(CONTRACTS)
+
+
+def build(rng) -> list[dict]:
+    """One item per question clause: the whole contract, clauses in order, gold = the asked clause."""
+    return _items(CONTRACTS, clause_facts())
+
+
+def build_more(rng) -> list[dict]:
+    """The second batch, clause-13 .. clause-22, from MORE_CONTRACTS, built exactly as build() builds its items."""
+    return _items(MORE_CONTRACTS, _facts(MORE_CONTRACTS, first=len(clause_facts()) + 1))

@@ -72,6 +72,70 @@ RECORDS = [
 ]
 
 
+# second batch (build_more): grounded-11 .. grounded-20
+SAFETY_POLICY = ("Health and Safety Policy of Quenby Haulage", [
+    ("Purpose", "This policy sets out how Quenby Haulage keeps drivers, warehouse staff and visitors safe at "
+     "its depots and on the road, and who is responsible for each duty."),
+    ("First aid", "Every depot has two trained first aiders on each shift and a stocked first aid kit beside "
+     "each loading bay. Kits are checked on the first Monday of every month, and any item that has been used or "
+     "is past its expiry date is replaced the same day."),
+    ("Manual handling", "No member of staff may lift a load heavier than 25 kilograms without a second person or "
+     "a mechanical aid. Pallet trucks and hoists are inspected every six months by an approved engineer, and a "
+     "truck that fails inspection is tagged and taken out of use until it has been repaired and checked."),
+    ("Accident reporting", "Every accident or near miss is recorded in the depot log before the end of the shift. "
+     "The depot manager investigates within five working days and sends a short report to the safety director, "
+     "who reviews the log every quarter and follows each action through to completion."),
+])
+REMOTE_GUIDE = ("Remote Working Guide of Alderwick Surveying", [
+    ("Eligibility", "Staff may work from home for up to three days a week once they have passed probation. Site "
+     "surveyors work remotely only on days without site visits, and each arrangement is agreed in writing with "
+     "the line manager."),
+    ("Equipment", "The company provides a laptop, a monitor and a headset, and pays up to $300 once towards a "
+     "desk and chair. Equipment remains company property, is returned within two weeks if the "
+     "arrangement ends, and any loss is reported to the IT desk the same day."),
+    ("Working hours", "Remote staff are available between 10:00 and 16:00 on working days and answer calls and "
+     "messages within one hour. Overtime is paid only if a line manager approved it in advance, and hours are "
+     "recorded on the weekly timesheet."),
+])
+QUOTES_MORE = [(SAFETY_POLICY, 2), (SAFETY_POLICY, 3), (REMOTE_GUIDE, 2), (REMOTE_GUIDE, 3)]
+
+REDLINES_MORE = [
+    ("Licensee", "Subscriber", "The Licensee may install the software on up to twenty computers at its offices in "
+     "Norwich. The Licensee shall not copy, resell or modify the software, and the Licensee shall keep the licence "
+     "key confidential. If the Licensee finds an unauthorised copy, it shall tell the Licensor in writing within "
+     "ten working days and help the Licensor to remove it."),
+    ("the Landlord", "the Lessor", "Rent is paid to the Landlord in advance on the first day of each quarter. The "
+     "Tenant shall pay by bank transfer to the account named by the Landlord, and the Landlord shall issue a "
+     "receipt for every payment. Repairs to the roof and outside walls are made by the Landlord at its own cost."),
+    ("Consultant", "Adviser", "The Consultant shall perform the services with reasonable skill and care and in "
+     "line with the project plan. The Consultant shall attend the monthly progress meeting at the Company's "
+     "offices, and the Consultant shall keep all project documents confidential. The Consultant may not assign "
+     "the work to another person without the Company's prior written consent."),
+]
+
+RECORDS_MORE = [
+    ("Fill a tenant record from the rental application.", [
+        "Rental application. Applicant: Oriel Bastable. Current address: 27 Canal Row, Dayton, OH 45402. Email: "
+        "oriel.bastable@mailbox.example. Phone: +1 937 555 0186. Employer: Vantrell Home Goods, warehouse "
+        "supervisor. Move-in date: 2024-09-01. Letting agent: Greenhythe Lettings."],
+     {"applicant_name": "Oriel Bastable", "current_address": "27 Canal Row, Dayton, OH 45402",
+      "email": "oriel.bastable@mailbox.example", "phone": "+1 937 555 0186", "employer": "Vantrell Home Goods",
+      "move_in_date": "2024-09-01"}),
+    ("Fill a shipment record from the bill of lading.", [
+        "Bill of lading BL-66310. Shipper: Corrabrook Pottery of Stoke. Consignee: Pellamy Garden Supply, "
+        "Baltimore. Vessel: MV Kittiwake Star. Port of loading: Antwerp. Container CRBU 5520913 with 18 pallets "
+        "of glazed planters. Shipped on board 2024-04-26. Signed by Ilse Drummond for the carrier."],
+     {"bill_of_lading": "BL-66310", "shipper": "Corrabrook Pottery", "consignee": "Pellamy Garden Supply",
+      "vessel": "MV Kittiwake Star", "port_of_loading": "Antwerp", "container_number": "CRBU 5520913"}),
+    ("Fill a repair job record from the service report.", [
+        "Service report SR-30457 from Glenrock Appliance Care. Customer: Yusuf Tregarthen, 8 Heron Close, Exeter. "
+        "Appliance: dishwasher, model Brightmere BD-640, serial number BD640-23-1182. Fault: blocked drain pump, "
+        "fixed on 2024-07-09. Technician: Marta Pelligrew."],
+     {"customer_name": "Yusuf Tregarthen", "model": "Brightmere BD-640", "serial_number": "BD640-23-1182",
+      "fault": "blocked drain pump", "service_date": "2024-07-09", "technician": "Marta Pelligrew"}),
+]
+
+
 def _quote(i: int, doc, n: int) -> dict:
     title, sections = doc
     chunks = [chunk(f"s{k + 1}", f"Section {k + 1} ({h}). {body}", title) for k, (h, body) in enumerate(sections)]
@@ -90,13 +154,23 @@ def _redline(i: int, old: str, new: str, text: str) -> dict:
                 max_new_tokens=output_budget(answer), meta={"task": "redline", "replace": [old, new]})
 
 
-def build(rng) -> list[dict]:
-    items = [_quote(i + 1, doc, n) for i, (doc, n) in enumerate(QUOTES)]
-    items += [_redline(len(items) + i + 1, *r) for i, r in enumerate(REDLINES)]
-    for q, paras, rec in RECORDS:
+def _build(quotes, redlines, records, first: int) -> list[dict]:
+    """Quote, redline and record items, numbered grounded-<first>, grounded-<first + 1>, ..."""
+    items = [_quote(first + i, doc, n) for i, (doc, n) in enumerate(quotes)]
+    items += [_redline(first + len(items) + i, *r) for i, r in enumerate(redlines)]
+    for q, paras, rec in records:
         fields = {k: "string" for k in rec}
-        it = record_item(f"grounded-{len(items) + 1:02d}", "grounded_output", q, paras, rec, fields,
+        it = record_item(f"grounded-{first + len(items):02d}", "grounded_output", q, paras, rec, fields,
                          "forms", max_new_tokens=96)
         it["meta"] = {"task": "record"}
         items.append(it)
     return items
+
+
+def build(rng) -> list[dict]:
+    return _build(QUOTES, REDLINES, RECORDS, 1)
+
+
+def build_more(rng) -> list[dict]:
+    """The second batch, grounded-11 .. grounded-20: the same mix (4 quotes, 3 redlines, 3 records)."""
+    return _build(QUOTES_MORE, REDLINES_MORE, RECORDS_MORE, 11)

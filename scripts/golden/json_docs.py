@@ -78,6 +78,83 @@ DOCS = [
 ]
 
 
+# the second batch, json-11 .. json-20 (same shape as DOCS)
+MORE_DOCS = [
+    ("credit-note", "Extract the credit note number, customer, amount credited and issue date.", [
+        ("CREDIT NOTE CN-4417. Issued 2024-08-12 by Cobbleford Hardware Supply, 18 Tannery Lane, Provo, to "
+         "Ashgrove Animal Clinic. Against original invoice INV-30552 dated 2024-07-29."),
+        ("Reason: 14 pet carriers returned damaged, at $52.40 each ($733.60), plus return freight of $45.00. "
+         "Total credited: $778.60 USD.")],
+     {"credit_note_number": "CN-4417", "customer": "Ashgrove Animal Clinic", "credit_usd": 778.6,
+      "issue_date": "2024-08-12"}, {"credit_note_number": "string", "customer": "string", "credit_usd": "number",
+                                    "issue_date": DATE}),
+    ("goods-received",
+     "Extract the receipt number, supplier, units received and whether any goods were damaged.", [
+        ("Goods received note GRN-2086, Kettlebrook warehouse of Tollgate Outdoor Gear. Supplier: Brannock "
+         "Textiles. Received 2024-04-09 against order PO-6630."),
+        ("Units ordered: 1,800 rain jackets; units received: 1,750. Condition: all cartons intact, no damage "
+         "found. Checked by Imogen Raskin.")],
+     {"receipt_number": "GRN-2086", "supplier": "Brannock Textiles", "units_received": 1750, "damaged": False},
+     {"receipt_number": "string", "supplier": "string", "units_received": "integer", "damaged": "boolean"}),
+    ("expense-report", "Extract the employee, report number, total claimed and submission date from the report.", [
+        ("Expense report EXP-1193. Employee: Tomasz Wierzbicki, Field Sales. Trip: client visits in Denver, "
+         "2024-05-06 to 2024-05-08. Submitted 2024-05-13. Approver: Hallie Winterbourne."),
+        ("Airfare $412.80, hotel two nights $356.00, meals $118.45, taxis $64.25. Total claimed: $951.50. "
+         "Cash advance already paid: $200.")],
+     {"employee": "Tomasz Wierzbicki", "report_number": "EXP-1193", "total_claimed_usd": 951.5,
+      "submitted_date": "2024-05-13"}, {"employee": "string", "report_number": "string",
+                                        "total_claimed_usd": "number", "submitted_date": DATE}),
+    ("work-order", "Extract the work order number, technician, labour hours and completion date.", [
+        ("Work order WO-38120 for Stilmoor Cold Storage, Green Bay: replace compressor seals on freezer unit 3. "
+         "Technician: Dario Finnegan. Scheduled for 2024-02-20."),
+        "Completed 2024-02-22 after the parts arrived late. Labour: 6.5 hours. Parts: 2 seal kits at $88 each."],
+     {"work_order": "WO-38120", "technician": "Dario Finnegan", "labour_hours": 6.5,
+      "completed_date": "2024-02-22"}, {"work_order": "string", "technician": "string", "labour_hours": "number",
+                                        "completed_date": DATE}),
+    ("lease", "Extract the tenant, monthly rent, lease start date and whether pets are allowed.", [
+        ("Residential lease summary, unit 4B, 112 Birchwood Court, Olympia. Landlord: Maplestone Property "
+         "Management. Tenant: Delphine Arceneaux. Term: 12 months starting 2024-07-01; signed 2024-06-10."),
+        "Monthly rent: $1,685. Security deposit: $2,000. Pets are permitted with a one-off fee of $250."],
+     {"tenant": "Delphine Arceneaux", "monthly_rent_usd": 1685, "lease_start": "2024-07-01", "pets_allowed": True},
+     {"tenant": "string", "monthly_rent_usd": "number", "lease_start": DATE, "pets_allowed": "boolean"}),
+    ("quotation", "Extract the quote number, customer, quoted total and the date the quote is valid until.", [
+        ("Quotation Q-5072 from Brightwater Signage to Larkspur Pediatric Clinic, prepared 2024-09-03 by Thea "
+         "Marchetti. This quotation is valid until 2024-10-03."),
+        "Materials $2,140.00, installation $760.00, permit fee $95.00. Quoted total: $2,995.00 excluding tax."],
+     {"quote_number": "Q-5072", "customer": "Larkspur Pediatric Clinic", "quoted_total_usd": 2995,
+      "valid_until": "2024-10-03"}, {"quote_number": "string", "customer": "string", "quoted_total_usd": "number",
+                                     "valid_until": DATE}),
+    ("itinerary", "Extract the booking reference, passenger, outbound flight number and number of checked bags.", [
+        ("E-ticket receipt. Booking reference ZK7T4M. Passenger: Anselm Rydberg. Outbound flight NV 2318, "
+         "operated by Norvale Air, Oslo to Reykjavik, departing 2024-12-14 at 09:25."),
+        ("Return flight NV 2319 on 2024-12-18. Baggage: 1 checked bag of 23 kg and 1 cabin bag per passenger. "
+         "Seat 14C.")],
+     {"booking_reference": "ZK7T4M", "passenger": "Anselm Rydberg", "flight_number": "NV 2318", "checked_bags": 1},
+     {"booking_reference": "string", "passenger": "string", "flight_number": "string", "checked_bags": "integer"}),
+    ("product-sheet",
+     "Extract the model, capacity in litres, power in watts and whether the pot is dishwasher safe.", [
+        ("Product sheet: Tarrow Kitchenware SlowCook Pro 6. Capacity 5.7 litres. Power 320 watts. Three heat "
+         "settings and a keep-warm mode."),
+        ("The ceramic pot and glass lid are dishwasher safe; the heating base is not. Cable length 1.2 metres. "
+         "Warranty three years.")],
+     {"model": "SlowCook Pro 6", "capacity_litres": 5.7, "power_watts": 320, "pot_dishwasher_safe": True},
+     {"model": "string", "capacity_litres": "number", "power_watts": "integer", "pot_dishwasher_safe": "boolean"}),
+    ("registration", "Extract the attendee, registration ID, number of workshops booked and the amount paid.", [
+        ("Registration confirmed: Northline Logistics Summit, Kansas City, 2024-10-22 to 2024-10-24. "
+         "Attendee: Beatrix Vandermeer, Corvane Analytics. Registration ID: REG-77045."),
+        ("Workshops booked: 3. Amount paid: $1,240.00 on 2024-08-30; list price before the early-bird "
+         "discount $1,490.00.")],
+     {"attendee": "Beatrix Vandermeer", "registration_id": "REG-77045", "workshops": 3, "amount_paid_usd": 1240},
+     {"attendee": "string", "registration_id": "string", "workshops": "integer", "amount_paid_usd": "number"}),
+    ("inspection", "Extract the vehicle registration, odometer reading, inspection date and whether it passed.", [
+        ("Vehicle inspection report VI-2291 for Pellworth Couriers. Registration KX21 RPT, a 2021 panel van. "
+         "Inspected 2024-03-14 at the Hartvale depot by Jonas Vellacott. Odometer: 84,312 miles."),
+        "Brakes, lights and tyres within limits. Result: pass. Next inspection due 2025-03-14."],
+     {"registration": "KX21 RPT", "odometer_miles": 84312, "inspection_date": "2024-03-14", "passed": True},
+     {"registration": "string", "odometer_miles": "integer", "inspection_date": DATE, "passed": "boolean"}),
+]
+
+
 def schema_of(fields: dict) -> dict:
     """A JSON Schema (type object, every key required) from {key: type name or schema}."""
     props = {k: (t if isinstance(t, dict) else {"type": t}) for k, t in fields.items()}
@@ -101,6 +178,16 @@ def record_item(id: str, category: str, question: str, paragraphs: list[str], re
                 schema=schema, instruction=json_instruction(schema), max_new_tokens=max_new_tokens)
 
 
+def _doc_items(docs: list[tuple], first: int) -> list[dict]:
+    """json-<first>, json-<first + 1>, ... from (id, question, paragraphs, record, fields) tuples."""
+    return [record_item(f"json-{first + i:02d}", "json_extraction", q, paras, rec, fields, key)
+            for i, (key, q, paras, rec, fields) in enumerate(docs)]
+
+
 def build(rng) -> list[dict]:
-    return [record_item(f"json-{i + 1:02d}", "json_extraction", q, paras, rec, fields, key)
-            for i, (key, q, paras, rec, fields) in enumerate(DOCS)]
+    return _doc_items(DOCS, 1)
+
+
+def build_more(rng) -> list[dict]:
+    """The second batch, json-11 .. json-20 (make_golden.py does not call it yet)."""
+    return _doc_items(MORE_DOCS, len(DOCS) + 1)

@@ -98,13 +98,108 @@ FACTS = [
 ]
 
 
-def build(rng) -> list[dict]:
+# second batch (lookup-13 .. lookup-22); kept apart from FACTS, which also feeds long_noisy's filler pool
+MORE_FACTS = [
+    Fact("lookup-13", "Who is the chief financial officer of Thistledown Software?", ["Anneke Rasmussen"],
+         "Thistledown Software", "Anneke Rasmussen",
+         "{e} sells scheduling software to physiotherapy and veterinary practices. Its chief financial "
+         "officer is {v}, who joined the company in 2021 and also manages investor relations.",
+         "{v} was chief financial officer of {e} from 2014 until 2020 and left to run a venture fund.",
+         ["Bernard Oyelaran", "Kiri Whatuira", "Matteo Galli", "Sunniva Dahl", "Deepak Varanasi",
+          "Claire Montfort"], ["Thistledown Systems", "Thistlewood Software"], "thistledown-leadership",
+         ["Thistledown Software has about 6,500 customer practices in Canada."]),
+    Fact("lookup-14", "In which city does Scarcliffe Trailwear have its head office?", ["Albuquerque"],
+         "Scarcliffe Trailwear", "Albuquerque, New Mexico",
+         "{e} sells hiking boots, tents and climbing gear by mail order. Its head office is in {v}, and "
+         "the company runs its call centre from the same building.",
+         "{e} had its head office in {v} until 2017, when the lease on that building ran out.",
+         ["Boulder, Colorado", "Missoula, Montana", "Bend, Oregon", "Ogden, Utah", "Laramie, Wyoming",
+          "Las Cruces, New Mexico"], ["Scarcliffe Trail Co.", "Scarcroft Trailwear"],
+         "scarcliffe-profile",
+         ["Scarcliffe Trailwear mails a printed catalogue to 400,000 households."]),
+    Fact("lookup-15", "In what year was Corrigan Aerial Survey established?", ["1987"],
+         "Corrigan Aerial Survey", "1987",
+         "{e} maps farmland, forests and pipelines from light aircraft. The company was established in {v} "
+         "by a former navy navigator and now flies in six countries.",
+         "{e} bought its first survey aircraft in {v}, which it still flies today.",
+         ["1979", "1992", "1984", "1995", "1990", "1981"], ["Corrigan Aerial Mapping", "Carrigan Aerial Survey"],
+         "corrigan-profile",
+         ["Corrigan Aerial Survey has a fleet of nine aircraft based at two regional airfields."]),
+    Fact("lookup-16", "How many drivers does Pendry Van Lines employ?", ["3,480", "3480"],
+         "Pendry Van Lines", "3,480",
+         "{e} runs local delivery routes for furniture and appliance retailers. The company currently "
+         "employs {v} drivers, and each new driver spends two weeks on the road with a trainer.",
+         "In 2016 {e} employed {v} drivers, most of them working from a single depot.",
+         ["2,950", "4,120", "1,860", "3,210", "2,640", "4,475"], ["Pendry Van Hire", "Pendrey Van Lines"],
+         "pendry-profile", ["Pendry Van Lines keeps its vans at depots in eleven towns."]),
+    Fact("lookup-17", "What is the list price of the Halden standing desk from Loomis & Hart?", ["$685"],
+         "Loomis & Hart", "$685",
+         "The Halden standing desk from {e} has a 160 cm oak top and two quiet motors. Its list price is "
+         "{v}, and delivery to any mainland address is free.",
+         "The Halden standing desk from {e} was listed at {v} before the company changed suppliers.",
+         ["$595", "$720", "$649", "$780", "$615", "$699"], ["Loomis & Hartley", "Lomas & Hart"],
+         "loomis-hart-catalogue",
+         ["Loomis & Hart makes office furniture in a workshop outside Grand Rapids."]),
+    Fact("lookup-18", "How long does the battery of the Cirrus headphones from Varrick Audio last?",
+         ["32 hours", "32 hrs"], "Varrick Audio", "32 hours",
+         "The Cirrus wireless headphones from {e} weigh 250 grams. Their battery lasts {v} with noise "
+         "cancelling switched on, and a ten-minute charge adds about three hours.",
+         "The original Cirrus headphones from {e} had a battery life of {v}, which was later improved.",
+         ["24 hours", "40 hours", "28 hours", "36 hours", "20 hours", "45 hours"],
+         ["Varrick Acoustics", "Warrick Audio"], "varrick-spec",
+         ["Varrick Audio designs its headphones in Tallinn and sells them in 25 countries."]),
+    Fact("lookup-19", "Who is the external auditor of Greenmere Water?", ["Prescott Ainsley"],
+         "Greenmere Water", "Prescott Ainsley LLP",
+         "{e} supplies drinking water to about 180,000 homes in the river valley. Its external auditor is "
+         "{v}, which also reviews its annual filing to the state regulator.",
+         "{v} was the external auditor of {e} until it was replaced after a tender in 2022.",
+         ["Tolliver Grant LLP", "Hargreave & Moss LLP", "Okonkwo Ridley LLP", "Castlemain Price LLP",
+          "Dunleavy Shaw & Co."], ["Greenmere Water Services", "Greenmoor Water"], "greenmere-annual-report",
+         ["Greenmere Water maintains 2,300 kilometres of pipes and four treatment plants."]),
+    Fact("lookup-20", "What is the ticker symbol of Kelso Ridge Minerals?", ["KRGM"],
+         "Kelso Ridge Minerals", "KRGM",
+         "{e} mines copper and zinc in northern Chile. Its shares are listed under the ticker symbol {v}, "
+         "and more than half of them are held by pension funds.",
+         "{e} was listed under the ticker symbol {v} until it moved its shares to another exchange in 2018.",
+         ["KRMN", "KLSR", "KRGX", "KSRM", "KRDG"], ["Kelso Ridge Mining", "Kelsey Ridge Minerals"],
+         "kelso-ridge-investors", ["Kelso Ridge Minerals produced 41,000 tonnes of copper last year."]),
+    Fact("lookup-21", "Which company owns Dovecote Dairies?", ["Harlan Provisions"],
+         "Dovecote Dairies", "Harlan Provisions Group",
+         "{e} makes yoghurt and soft cheese from milk bought from 140 family farms. The company is a "
+         "wholly owned subsidiary of {v}, which bought it in 2016.",
+         "{e} was owned by {v} until a management buyout in 2011.",
+         ["Merriman Foods Group", "Birchall & Finch Holdings", "Northcape Provisions", "Sterling Vale Foods",
+          "Tremlett Holdings"], ["Dovecote Dairy Farms", "Dovecot Dairies"], "dovecote-profile",
+         ["Dovecote Dairies sells its yoghurt in glass jars that customers can return."]),
+    Fact("lookup-22", "What is the maximum payload of the Skua drone from Fernlea Aeronautics?",
+         ["4.5 kilograms", "4.5 kg"], "Fernlea Aeronautics", "4.5 kilograms",
+         "The Skua survey drone from {e} has a wingspan of 2.1 metres. Its maximum payload is {v}, which "
+         "is enough for a mapping camera and a spare battery.",
+         "The first version of the Skua drone from {e} had a maximum payload of {v}, which ruled out "
+         "heavier cameras.",
+         ["3 kilograms", "6 kilograms", "3.5 kilograms", "5.5 kilograms", "2.5 kilograms", "7 kilograms"],
+         ["Fernlea Aviation", "Fernleigh Aeronautics"], "fernlea-spec",
+         ["Fernlea Aeronautics builds its drones in a former aircraft hangar near Cork."]),
+]
+
+
+def _build(facts: list[Fact], rng) -> list[dict]:
     """One item per fact: the gold chunk plus one harmless background chunk, in a seeded order."""
     items = []
-    for f in FACTS:
+    for f in facts:
         chunks = [chunk("c1", f.gold_text, f.source)] + [chunk(f"c{i + 2}", t, f.source)
                                                          for i, t in enumerate(f.background)]
         order = chunks[:]
         rng.shuffle(order)
         items.append(fact_item(f, "lookup", order, "c1"))
     return items
+
+
+def build(rng) -> list[dict]:
+    """The first batch, lookup-01 .. lookup-12."""
+    return _build(FACTS, rng)
+
+
+def build_more(rng) -> list[dict]:
+    """The second batch, lookup-13 .. lookup-22, built the same way."""
+    return _build(MORE_FACTS, rng)

@@ -81,14 +81,102 @@ CASES = [
 ]
 
 
-def build(rng) -> list[dict]:
-    """One item per case; documents shuffled with the seeded rng so the settling document is not always last."""
+# second batch (multi-11 .. multi-20): same patterns, new companies and people
+MORE_CASES = [
+    ("How much does Tilbrook Joinery now owe on invoice INV-7730?", "$9,125", [
+        ("inv-7730", ("Invoice INV-7730 from Blackthorn Electrical Wholesale to Tilbrook Joinery, dated 7 October "
+         "2024, for cable drums and conduit. Amount payable: $9,860, due within 45 days."), True),
+        ("credit-note-cn-415", ("Credit note CN-415, dated 15 October 2024, against invoice INV-7730: two cable "
+         "drums were short-delivered. The revised amount payable on INV-7730 is $9,125."), True),
+        ("credit-note-cn-419", ("Credit note CN-419, dated 18 October 2024, against invoice INV-7784: a pricing "
+         "error was corrected. The revised amount payable on INV-7784 is $3,040."), False)]),
+    ("How many bottles does purchase order PO-6240 now cover?", "7,500 bottles", [
+        ("po-6240", ("Purchase order PO-6240 from Kilnsey Cider to Oldcastle Glassworks: 6,000 amber bottles, "
+         "delivery on 9 September 2024."), True),
+        ("change-order-co-6240-1", ("Change order 1 to PO-6240, agreed by both parties on 21 August 2024: the "
+         "quantity rises from 6,000 to 7,500 bottles to cover the autumn pressing."), True),
+        ("change-order-co-6240-2", ("Change order 2 to PO-6240, proposed on 30 August 2024: cut the quantity to "
+         "5,000 bottles. Declined by Oldcastle Glassworks; not in effect."), False)]),
+    ("What hourly rate applies under the Ormsby Data Consulting agreement after all amendments?", "$147", [
+        ("consulting-agreement", ("Consulting agreement between Cinderford Rail Services and Ormsby Data "
+         "Consulting: consultants are billed at $138 per hour."), True),
+        ("amendment-1", ("Amendment No. 1 to the consulting agreement between Cinderford Rail Services and Ormsby "
+         "Data Consulting: from 1 April 2023 the rate rises to $152 per hour."), True),
+        ("amendment-2", ("Amendment No. 2 to the consulting agreement between Cinderford Rail Services and Ormsby "
+         "Data Consulting, replacing Amendment No. 1: from 1 April 2024 the rate is $147 per hour."), True)]),
+    ("Who is now the site safety officer for the Heathcote depot extension?", "Halina Kowalczyk", [
+        ("project-charter", ("Project charter, Heathcote depot extension, built by Mortlake Builders for Norland "
+         "Distribution: the site safety officer is Gareth Mwangi."), True),
+        ("notice-2024-09-16", ("Notice from Mortlake Builders, 16 September 2024: Gareth Mwangi has moved to the "
+         "Eastgate tunnel job. From today the Heathcote site safety officer is Halina Kowalczyk."), True),
+        ("site-contacts", ("Heathcote depot extension contacts: site manager Rhys Tolland, quantity surveyor Anouk "
+         "Verhoeven, safety officer Gareth Mwangi."), False)]),
+    ("Where will the Lochbrae Water annual general meeting be held?", "the Old Corn Exchange", [
+        ("notice-of-meeting", ("Notice of meeting: the Lochbrae Water annual general meeting will be held on 22 "
+         "October at 11:00 in the boardroom of our Elgin office."), True),
+        ("supplementary-notice", ("Supplementary notice: because of demand, the Lochbrae Water annual general "
+         "meeting moves from the boardroom to the Old Corn Exchange. The date and time are unchanged."), True),
+        ("proxy-form", ("Proxy form for the annual general meeting: return it by 18 October to appoint the chair or "
+         "another person to vote on your behalf."), False)]),
+    ("What weekly fee does Hedgerow Florists pay for storage bay 12 from 1 March 2025?", "$186", [
+        ("storage-licence", ("Storage licence, bay 12, Millrace Trading Estate: Hedgerow Florists pays Wagtail Self "
+         "Storage a weekly fee of $172. The fee is reviewed every March."), True),
+        ("fee-review-2025", ("Fee review letter from Wagtail Self Storage to Hedgerow Florists: following the annual "
+         "review, the weekly fee for bay 12 from 1 March 2025 is $186."), True),
+        ("contents-insurance", ("Contents insurance notice for bay 12, Millrace Trading Estate: cover costs $14 per "
+         "week from March 2025, billed separately from the licence fee."), False)]),
+    ("How many drums of consignment BL-6618 were released to stock?", "56 drums", [
+        ("bill-of-lading", "Bill of lading BL-6618 from Ardley Chemicals: 60 drums of food-grade glycerine.", True),
+        ("quarantine-report", ("Quarantine report for consignment BL-6618: 4 drums were found leaking and are held "
+         "back for return."), True),
+        ("goods-in-record", ("Goods-in record for consignment BL-6618: after the drums held in quarantine, 56 drums "
+         "were released to stock."), True)]),
+    ("What mileage rate does Garrowby Logistics pay staff for business trips in their own electric cars?",
+     "$0.52", [
+        ("expenses-policy", ("Garrowby Logistics expenses policy: business mileage in a private car is reimbursed "
+         "at $0.45 per mile, whatever the fuel."), True),
+        ("memo-electric", ("Memo from the Garrowby Logistics head of finance: from 1 July, mileage in a private "
+         "electric car is reimbursed at $0.52 per mile. Other cars keep the rate in the expenses policy."), True),
+        ("memo-parking", ("Memo from the Garrowby Logistics head of finance: parking at client sites is reimbursed "
+         "up to $25 per day."), False)]),
+    ("How many vans does the Trevanion Removals fleet policy cover after the mid-term adjustment?", "22 vans", [
+        ("policy-schedule", ("Policy schedule: Gannet Mutual insures 18 vans of the Trevanion Removals fleet for "
+         "the year from 1 February 2024."), True),
+        ("mid-term-adjustment", ("Mid-term adjustment for Trevanion Removals: 4 vans bought in August have been "
+         "added, bringing the policy to 22 vans in total."), True),
+        ("fleet-quote", ("Fleet insurance quote from Gannet Mutual for Brisk Courier Co.: 12 vans, premium on "
+         "request."), False)]),
+    ("What fixed fee is agreed for the Stanway Racking Systems warehouse installation?", "$51,300", [
+        ("accepted-quote", ("Accepted quotation: Stanway Racking Systems will install the warehouse racking for "
+         "Cresswell Homewares for a fixed fee of $48,000."), True),
+        ("variation-v-2", ("Variation V-2, signed by both parties: six extra racking bays are added and the fixed "
+         "fee rises to $51,300."), True),
+        ("email-proposal", ("Email from Stanway Racking Systems asking to raise the fixed fee again, to $53,900, "
+         "because steel prices have gone up."), False),
+        ("email-reply", ("Reply from Cresswell Homewares: we do not agree to a further increase; the fee in "
+         "variation V-2 stands."), True)]),
+]
+
+
+def _build(cases, rng, first: int) -> list[dict]:
+    """One item per case, ids from multi-<first>; documents shuffled with the seeded rng so the settling
+    document is not always last."""
     items = []
-    for i, (question, answer, docs) in enumerate(CASES):
+    for i, (question, answer, docs) in enumerate(cases):
         order = list(range(len(docs)))
         rng.shuffle(order)
         chunks = [chunk(f"d{k + 1}", docs[k][1], docs[k][0]) for k in order]
         gold = [f"d{k + 1}" for k in range(len(docs)) if docs[k][2]]
-        items.append(item(f"multi-{i + 1:02d}", "multi_doc", question, [answer], "contains", chunks, gold,
+        items.append(item(f"multi-{first + i:02d}", "multi_doc", question, [answer], "contains", chunks, gold,
                           meta={"n_documents": len(docs)}))
     return items
+
+
+def build(rng) -> list[dict]:
+    """The first batch: multi-01 .. multi-10."""
+    return _build(CASES, rng, 1)
+
+
+def build_more(rng) -> list[dict]:
+    """The second batch: multi-11 .. multi-20, built exactly like `build`."""
+    return _build(MORE_CASES, rng, len(CASES) + 1)

@@ -34,7 +34,10 @@ ROUTING_NOTE = ("Weak and strong figures come from the labelling pass: every tie
                 "own run; *vs strong* divides them by the strongest tier's on the labelling pass (an arm on a "
                 "batching engine shares steps between requests, so its cost falls below batch-of-one costs: compare "
                 "it with a strong-tier arm on the same engine). Cut: the router's threshold in force (set, or "
-                "calibrated from strong_share / cost_budget without labels). PGR = (q - q_weak) / (q_strong - "
+                "calibrated from strong_share / cost_budget without labels). *Same-pass cost vs strong* prices "
+                "the arm's routes with the labelling pass's seconds on both sides (one interleaved pass: the machine's drift cancels); "
+                "*arm ÷ labelling* is the arm's measured cost over those same-pass costs (above 1: the arm ran slower "
+                "than the pass it is compared with). PGR = (q - q_weak) / (q_strong - "
                 "q_weak); APGR = the area under PGR over the strong-call share (random routing: 0.5), with a "
                 "bootstrap interval over items; CPT(x) = the strong-call share that first reaches PGR x.")
 

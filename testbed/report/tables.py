@@ -142,6 +142,8 @@ def routing_table(summary: dict) -> pd.DataFrame:
                      "quality": fmt_number(r["operating_point"]["quality"]),
                      "vs strong": _pct(m.get("quality_vs_strong")),
                      "cost $": _usd(m.get("cost_usd_total")), "cost vs strong": _pct(m.get("cost_vs_strong")),
+                     "same-pass cost vs strong": _pct(m.get("route_cost_vs_strong")),
+                     "arm ÷ labelling": fmt_number(m.get("cost_vs_labelling")),
                      "$/success": _usd(m.get("cost_per_success_usd")), "PGR": fmt_number(m.get("pgr")),
                      "APGR": fmt_number(m.get("apgr")), "APGR 95% CI": ci,
                      "CPT(50%)": fmt_number(m.get("cpt_50")), "CPT(80%)": fmt_number(m.get("cpt_80")),

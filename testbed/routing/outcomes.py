@@ -1,7 +1,8 @@
 """Per-tier outcomes on every item: the labels of the learned and oracle routers and of every sweep.
 
 Each tier answers each item once, alone (batch of one), so its seconds are its own, after one
-untimed warm-up answer per tier; the answers are scored as the run scores them. Tables are
+untimed warm-up answer per tier; item by item, every tier in turn, so drift in the machine's speed
+does not bias one tier's costs against another's; the answers are scored as the run scores them. Tables are
 cached per process (one run), keyed by the tiers, the items and the generation settings, so
 several routed arms label once.
 
@@ -62,11 +63,11 @@ def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confide
     n, t = len(items), len(tiers)
     correct, cost, seconds = np.zeros((n, t), bool), np.zeros((n, t)), np.zeros((n, t))
     conf, conf_cost = np.full((n, t), np.nan), np.zeros((n, t))
-    bar = tqdm(total=n * t, desc="labelling", unit="answer", leave=True, disable=not progress)
-    for j, tier in enumerate(tiers):
-        bar.set_postfix_str(f"tier {tier.name}")
+    for j in range(t):
         run_one(j, items[0])         # untimed warm-up: a tier's first call pays lazy init (CUDA kernels, caches)
-        for i, item in enumerate(items):
+    bar = tqdm(total=n * t, desc="labelling", unit="answer", leave=True, disable=not progress)
+    for i, item in enumerate(items):        # item by item, every tier in turn: a slower or faster spell of
+        for j, tier in enumerate(tiers):    # the machine falls on all tiers alike, not on one tier's phase
             req, text, sec = run_one(j, item)
             tokens = req.num_prompt_tokens + req.num_output_tokens
             correct[i, j] = req.status == "finished" and bool(score_output(item, text)["correct"])

@@ -2,11 +2,17 @@
 
     arm_metrics(routing, records)  -> flat keys: route_share_<tier>, router_threshold, cost_usd_total, cost_per_success_usd,
                                       quality_weak, quality_strong, quality_vs_strong, cost_vs_strong,
-                                      pgr, apgr, apgr_ci_low, apgr_ci_high, cpt_50, cpt_80, escalation_rate
+                                      pgr, apgr, apgr_ci_low, apgr_ci_high, cpt_50, cpt_80, escalation_rate,
+                                      cost_vs_labelling, route_cost_vs_strong
     arm_details(routing, records)  -> curves and points for the quality-vs-cost plot (summary["details"])
 
 The weak and strong figures come from the labelling pass on the same items (each tier alone);
-the router's own quality and cost are those measured in the arm's run.
+the router's own quality and cost are those measured in the arm's run. Two checks of the cost
+comparison: `cost_vs_labelling` is the arm's measured cost over what the same routes (every tier
+a request tried, and its confidence pass where one runs) cost on the labelling pass, so > 1 means
+the arm ran slower than the pass it is compared with (the machine drifted, or contention) and < 1
+that batching paid off; `route_cost_vs_strong` prices the arm's routes with the labelling pass's
+seconds alone, both sides timed in the same interleaved pass.
 """
 from collections import Counter
 
@@ -34,6 +40,32 @@ def _sweep(routing) -> dict:
     return metrics.sweep(routing.table, routing.scores(), routing.router.pays_weak_first)
 
 
+def labelled_cost(routing, rec: dict) -> float | None:
+    """What a record's route cost on the labelling pass (None: the item was not labelled or nothing ran)."""
+    table, route = routing.table, rec.get("route") or {}
+    i, tried = table.index.get(rec["item_id"]), route.get("tiers_tried") or []
+    if i is None or not tried:
+        return None
+    ranks = [table.tier_names.index(name) for name in tried]
+    paid_conf = [r for r in ranks if routing.router.needs_confidence and r < table.cost_usd.shape[1] - 1]
+    return float(table.cost_usd[i, ranks].sum() + table.confidence_cost_usd[i, paid_conf].sum())
+
+
+def same_pass_costs(routing, records: list[dict]) -> dict:
+    """cost_vs_labelling and route_cost_vs_strong over the ok records of labelled items."""
+    pairs = [(r.get("cost_usd") or 0.0, labelled_cost(routing, r), routing.table.index[r["item_id"]])
+             for r in records if is_ok(r) and r["item_id"] in routing.table.index]
+    pairs = [p for p in pairs if p[1] is not None]
+    if not pairs:
+        return {}
+    arm, labelled, ids = (np.array(x, dtype=float) for x in zip(*pairs))
+    strong = routing.table.cost_usd[ids.astype(int), -1].sum()
+    out: dict = {}
+    _put(out, "cost_vs_labelling", arm.sum() / labelled.sum() if labelled.sum() else None)
+    _put(out, "route_cost_vs_strong", labelled.sum() / strong if strong else None)
+    return out
+
+
 def arm_metrics(routing, records: list[dict]) -> dict:
     table, router = routing.table, routing.router
     out = route_shares(routing, records)
@@ -48,6 +80,7 @@ def arm_metrics(routing, records: list[dict]) -> dict:
     _put(out, "cost_per_success_usd", cost / n_ok if n_ok else None)
     _put(out, "quality_vs_strong", q / qs if qs else None)
     _put(out, "cost_vs_strong", cost / strong_cost if strong_cost else None)
+    out.update(same_pass_costs(routing, records))
     _put(out, "pgr", metrics.pgr(q, qw, qs))
     if router.needs_confidence:
         out["escalation_rate"] = sum(bool((r.get("route") or {}).get("escalated")) for r in records) / max(1, len(records))
