@@ -172,7 +172,8 @@ def test_same_pass_costs_price_each_route_with_the_labelling_seconds():
     assert labelled_cost(routing, recs[1]) == pytest.approx(5.0)
 
 
-def test_labelling_runs_item_by_item_after_one_warm_up_per_tier():
+@pytest.mark.parametrize("warm_every_item", [False, True])
+def test_labelling_runs_item_by_item_after_untimed_warm_ups(warm_every_item):
     from types import SimpleNamespace
 
     from testbed.routing.outcomes import label_tiers
@@ -186,6 +187,8 @@ def test_labelling_runs_item_by_item_after_one_warm_up_per_tier():
     items = [SimpleNamespace(id=f"q{k}", answers=[f"a{k}"], scorer="contains", category="c", schema=None)
              for k in range(3)]
     tiers = [SimpleNamespace(name=n, cost_usd=lambda sec, tokens: sec * 2) for n in ("small", "large")]
-    t = label_tiers(("order-test",), tiers, items, run_one, None, progress=False)
-    assert calls == [(0, "q0"), (1, "q0"), (0, "q0"), (1, "q0"), (0, "q1"), (1, "q1"), (0, "q2"), (1, "q2")]
+    t = label_tiers(("order-test", warm_every_item), tiers, items, run_one, None, progress=False,
+                    warm_every_item=warm_every_item)
+    timed = [(0, "q0"), (1, "q0"), (0, "q1"), (1, "q1"), (0, "q2"), (1, "q2")]
+    assert calls == (timed if warm_every_item else timed[:2]) + timed        # untimed answers first
     assert t.correct.tolist() == [[False, True]] * 3 and t.cost_usd.tolist() == [[2.0, 4.0]] * 3

@@ -1,7 +1,7 @@
 """Per-tier outcomes on every item: the labels of the learned and oracle routers and of every sweep.
 
 Each tier answers each item once, alone (batch of one), so its seconds are its own, after one
-untimed warm-up answer per tier; item by item, every tier in turn, so drift in the machine's speed
+untimed warm-up answer per tier (on CUDA, one per item: see label_tiers); item by item, every tier in turn, so drift in the machine's speed
 does not bias one tier's costs against another's; the answers are scored as the run scores them. Tables are
 cached per process (one run), keyed by the tiers, the items and the generation settings, so
 several routed arms label once.
@@ -50,8 +50,14 @@ class OutcomeTable:
 
 
 def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confidence_of: Callable | None,
-                where: str = "routing", progress: bool = True) -> OutcomeTable:
+                where: str = "routing", progress: bool = True, warm_every_item: bool = False) -> OutcomeTable:
     """Run every tier on every item (cached under `key`).
+
+    Before the timed answers each tier answers the first item untimed (lazy init), or every item with
+    `warm_every_item`: on CUDA each new sequence length pays kernel selection and loading once (measured
+    on an H200, random 0.1B/1B tiers, batch 1: the first pass over 20 items 0.14-1.4 s per answer, every
+    later pass 0.13 s; an untimed prefill of each prompt did not remove it), which would be charged to
+    whichever tier met that length first.
 
     run_one(rank, item) -> (request, text, seconds); confidence_of(rank, request) -> (value or None, seconds).
     `tiers` are TierConfig; the last tier's confidence is never needed (nothing to escalate to).
@@ -63,8 +69,9 @@ def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confide
     n, t = len(items), len(tiers)
     correct, cost, seconds = np.zeros((n, t), bool), np.zeros((n, t)), np.zeros((n, t))
     conf, conf_cost = np.full((n, t), np.nan), np.zeros((n, t))
-    for j in range(t):
-        run_one(j, items[0])         # untimed warm-up: a tier's first call pays lazy init (CUDA kernels, caches)
+    for item in items if warm_every_item else items[:1]:     # untimed warm-up
+        for j in range(t):
+            run_one(j, item)
     bar = tqdm(total=n * t, desc="labelling", unit="answer", leave=True, disable=not progress)
     for i, item in enumerate(items):        # item by item, every tier in turn: a slower or faster spell of
         for j, tier in enumerate(tiers):    # the machine falls on all tiers alike, not on one tier's phase

@@ -85,7 +85,7 @@ class Routing:
                p.max_new_tokens, repr(p.sampling), p.system_prompt, repr(p.arm.sections.get("context")),
                self._engine_cls.__name__, repr(self._options))
         return label_tiers(key, [t.cfg for t in self.tiers], self.items, self._run_one, self.confidence, self.where,
-                           progress=p.progress)
+                           progress=p.progress, warm_every_item=p.lm.device.type == "cuda")
 
     # ArmPlan hooks
     def new_engine(self, engine_cls: type, options: Any, sections: dict) -> Any:
