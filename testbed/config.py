@@ -10,7 +10,7 @@ import copy
 import math
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -84,7 +84,9 @@ class WorkloadConfig(Strict):
     limit: int | None = Field(None, ge=1)
     max_new_tokens: int = Field(64, ge=1)
     arrival: ArrivalConfig = ArrivalConfig()
-    warmup: int = Field(1, ge=0, description="requests run before timing starts, not recorded")
+    warmup: Annotated[int, Field(ge=0)] | Literal["all"] = Field(
+        1, description="requests run before timing starts, not recorded; 'all': every item once (on CUDA each new "
+                       "sequence length pays kernel selection and loading once, ~1 s: docs/gpu/labelling_warmup_h200.txt)")
     system_prompt: str | None = None
     seed: int = 0
 

@@ -156,7 +156,7 @@ class Experiment:
                                                              mem.as_metrics()))
 
     def _warm_up(self, plan: ArmPlan) -> None:
-        n = self.cfg.workload.warmup
+        n = len(self.items) if self.cfg.workload.warmup == "all" else self.cfg.workload.warmup
         if n:
             run_all(plan.new_engine(), [plan.make_request(it, time.perf_counter(), f"warmup-{it.id}")
                                         for it in self.items[:n]])

@@ -16,8 +16,8 @@ from testbed.workloads.items import Item
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
-MINIMUM = {"lookup": 10, "clause_extraction": 12, "json_extraction": 10, "multi_doc": 10, "long_noisy": 12,
-           "grounded_output": 10}
+MINIMUM = {"lookup": 22, "clause_extraction": 22, "json_extraction": 20, "multi_doc": 20, "long_noisy": 12,
+           "grounded_output": 20}
 
 
 def norm(s: str) -> str:
@@ -38,7 +38,7 @@ def test_golden_counts_and_categories(golden):
     counts = {c: sum(it.category == c for it in golden) for c in MINIMUM}
     assert {it.category for it in golden} == set(MINIMUM)
     assert all(counts[c] >= n for c, n in MINIMUM.items()), counts
-    assert len(golden) >= 64
+    assert len(golden) >= 116
     assert len({it.id for it in golden}) == len(golden)
 
 

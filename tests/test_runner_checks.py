@@ -148,3 +148,22 @@ def test_an_error_found_mid_run_keeps_what_ran(tmp_path, monkeypatch):
     assert summary["incomplete"] is True and list(summary["arms"]) == ["static"]
     lines = (run_dir / "requests.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all(json.loads(line)["arm"] == "static" for line in lines)
+
+
+def test_warmup_all_answers_every_item_once_untimed_and_records_none(tmp_path, monkeypatch):
+    seen = []
+    original = HFEngine.add_request
+    monkeypatch.setattr(HFEngine, "add_request", lambda self, req: (seen.append(req.id), original(self, req))[1])
+    cfg = load_config(write(tmp_path, BASE), overrides=["workload.warmup=all", "arms.paged.kv_budget_tokens=4096"],
+                      device="cpu")
+    run_dir = Experiment(cfg, progress=False).run(tmp_path / "out")
+    recs = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
+    arm = sorted(i for i in seen if not i.startswith("probe-"))        # the hf arm (probes: the diagnosis's)
+    assert arm == ["lookup-01", "lookup-02", "warmup-lookup-01", "warmup-lookup-02"]
+    assert not any(r["request_id"].startswith("warmup") for r in recs) and len(recs) == 4
+
+
+def test_warmup_takes_a_count_or_all(tmp_path):
+    with pytest.raises(UserError) as e:
+        load_config(write(tmp_path, BASE), overrides=["workload.warmup=some"], device="cpu")
+    assert "workload.warmup" in e.value.message
