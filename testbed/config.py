@@ -85,8 +85,8 @@ class WorkloadConfig(Strict):
     max_new_tokens: int = Field(64, ge=1)
     arrival: ArrivalConfig = ArrivalConfig()
     warmup: Annotated[int, Field(ge=0)] | Literal["all"] = Field(
-        1, description="requests run before timing starts, not recorded; 'all': every item once (on CUDA each new "
-                       "sequence length pays kernel selection and loading once, ~1 s: docs/gpu/labelling_warmup_h200.txt)")
+        1, description="requests run before timing starts, not recorded; 'all': every item once (on CUDA each "
+                       "new sequence length pays kernel warm-up once, ~1 s: docs/gpu/labelling_warmup_h200.txt)")
     system_prompt: str | None = None
     seed: int = 0
 

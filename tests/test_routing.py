@@ -55,6 +55,19 @@ def test_routed_arms_record_their_route_and_cost(tmp_path):
     assert "Each tier alone (labelling pass, 6 items)" in routing
 
 
+def test_a_routed_arm_is_set_against_its_top_tier_run_alone(tmp_path):
+    cfg = config({"cascade": routed({"kind": "cascade", "cost_budget": 0.6})}, limit=4)
+    cfg["model"]["id"] = "random:small-llama"            # the plain arm runs the top tier's model alone
+    run_dir = Experiment(validate(cfg), progress=False).run(tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["details"]["cascade"]["routing"]["strong_arm"] == {
+        "arm": "plain", "engine": "hf", "quality": summary["arms"]["plain"]["quality_accuracy"],
+        "cost_per_success_usd": summary["arms"]["plain"].get("cost_per_success_usd")}
+    # random weights answer nothing right: no ratio to a quality of 0, and no sentence in the report
+    assert "quality_vs_strong_arm" not in summary["arms"]["cascade"]
+    assert "the strongest tier run alone" not in (run_dir / "report.md").read_text()
+
+
 def test_a_tier_that_cannot_load_names_its_field(tmp_path):
     bad = [TIERS[0], {**TIERS[1], "model": {"id": "random:no-such-preset"}}]
     cfg = validate(config({"r": routed({"kind": "cascade"}, bad)}))

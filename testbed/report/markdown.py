@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
-from testbed.report.tables import (category_table, comparison_table, format_frame, routing_table, routing_tiers_line,
-                                   sweep_table, to_markdown)
+from testbed.report.tables import (category_table, comparison_table, format_frame, routing_strong_arm_lines,
+                                   routing_table, routing_tiers_line, sweep_table, to_markdown)
 
 METRICS_NOTE = ("Latency and throughput follow vLLM's `vllm bench serve` definitions: TTFT from the scheduled "
                 "arrival to the first token; TPOT = (E2EL - TTFT) / (output tokens - 1); ITL = gaps between "
@@ -35,9 +35,9 @@ ROUTING_NOTE = ("Weak and strong figures come from the labelling pass: every tie
                 "batching engine shares steps between requests, so its cost falls below batch-of-one costs: compare "
                 "it with a strong-tier arm on the same engine). Cut: the router's threshold in force (set, or "
                 "calibrated from strong_share / cost_budget without labels). *Same-pass cost vs strong* prices "
-                "the arm's routes with the labelling pass's seconds on both sides (one interleaved pass: the machine's drift cancels); "
-                "*arm ÷ labelling* is the arm's measured cost over those same-pass costs (above 1: the arm ran slower "
-                "than the pass it is compared with). PGR = (q - q_weak) / (q_strong - "
+                "the arm's routes with the labelling pass's seconds on both sides (one interleaved pass: the "
+                "machine's drift cancels); *arm ÷ labelling* is the arm's measured cost over those same-pass costs "
+                "(above 1: the arm ran slower than the pass it is compared with). PGR = (q - q_weak) / (q_strong - "
                 "q_weak); APGR = the area under PGR over the strong-call share (random routing: 0.5), with a "
                 "bootstrap interval over items; CPT(x) = the strong-call share that first reaches PGR x.")
 
@@ -46,7 +46,9 @@ def routing_section(summary: dict) -> list[str]:
     table = routing_table(summary)
     if table.empty:
         return []
-    return ["", "## Routing", "", routing_tiers_line(summary), "", to_markdown(table), "", ROUTING_NOTE]
+    strong = routing_strong_arm_lines(summary)
+    return ["", "## Routing", "", routing_tiers_line(summary), "", to_markdown(table), "",
+            *([" ".join(strong), ""] if strong else []), ROUTING_NOTE]
 
 
 DIAGNOSIS_NOTE = ("Each wrong answer of an item with gold chunk labels gets one cause: **retrieval** (no gold chunk "

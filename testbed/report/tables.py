@@ -154,6 +154,19 @@ def routing_table(summary: dict) -> pd.DataFrame:
     return frame.loc[:, (frame != "").any()]
 
 
+def routing_strong_arm_lines(summary: dict) -> list[str]:
+    """One sentence per routed arm with a strong-tier arm in the run: quality and cost per success against it."""
+    lines = []
+    for arm, det in (summary.get("details") or {}).items():
+        ref = ((det or {}).get("routing") or {}).get("strong_arm")
+        m = summary["arms"].get(arm, {})
+        if ref and "quality_vs_strong_arm" in m and "cost_per_success_vs_strong_arm" in m:
+            lines.append(f"Against `{ref['arm']}` ({ref['engine']}), the strongest tier run alone in this run: {arm} "
+                         f"reaches {_pct(m['quality_vs_strong_arm'])} of its quality at "
+                         f"{_pct(m['cost_per_success_vs_strong_arm'])} of its cost per success.")
+    return lines
+
+
 def routing_tiers_line(summary: dict) -> str:
     """The labelling pass's reference points (the first routed arm's): each tier alone and the oracle."""
     for det in (summary.get("details") or {}).values():

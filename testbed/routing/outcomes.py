@@ -1,10 +1,10 @@
 """Per-tier outcomes on every item: the labels of the learned and oracle routers and of every sweep.
 
 Each tier answers each item once, alone (batch of one), so its seconds are its own, after one
-untimed warm-up answer per tier (on CUDA, one per item: see label_tiers); item by item, every tier in turn, so drift in the machine's speed
-does not bias one tier's costs against another's; the answers are scored as the run scores them. Tables are
-cached per process (one run), keyed by the tiers, the items and the generation settings, so
-several routed arms label once.
+untimed warm-up answer per tier (on CUDA one per item: see label_tiers). The pass goes item by
+item, every tier in turn, so drift in the machine's speed does not bias one tier's costs against
+another's. The answers are scored as the run scores them. Tables are cached per process (one
+run), keyed by the tiers, the items and the generation settings, so several routed arms label once.
 
     table = label_tiers(tiers, items, render, run_one)
     table.correct[:, 0].mean()     # the cheapest tier's accuracy

@@ -5,6 +5,7 @@
                                       pgr, apgr, apgr_ci_low, apgr_ci_high, cpt_50, cpt_80, escalation_rate,
                                       cost_vs_labelling, route_cost_vs_strong
     arm_details(routing, records)  -> curves and points for the quality-vs-cost plot (summary["details"])
+    compare_with_strong_arms(arms, details, single) -> quality_vs_strong_arm, cost_per_success_vs_strong_arm
 
 The weak and strong figures come from the labelling pass on the same items (each tier alone);
 the router's own quality and cost are those measured in the arm's run. Two checks of the cost
@@ -101,7 +102,7 @@ def arm_details(routing, records: list[dict]) -> dict:
     table = routing.table
     curve = _sweep(routing)
     n_ok = sum(map(_correct, records))
-    return {"router": routing.section.router.kind,
+    return {"router": routing.section.router.kind, "engine": routing.plan.arm.engine,
             "tiers": [{"name": t.name, "rank": t.rank, "model": t.lm.spec_id} for t in routing.tiers],
             "tier_points": metrics.tier_points(table),
             "oracle": metrics.oracle_point(table),
@@ -109,3 +110,30 @@ def arm_details(routing, records: list[dict]) -> dict:
             "operating_point": {"quality": n_ok / max(1, len(records)),
                                 "cost_usd": float(sum(r.get("cost_usd") or 0.0 for r in records)), "n": len(records)},
             "outcomes": table.as_json()}
+
+
+def compare_with_strong_arms(arms: dict, details: dict, single: dict[str, tuple[str, str]]) -> None:
+    """Set each routed arm against the run's arm that runs its strongest tier's model alone (the same engine
+    preferred, then the first such arm): quality_vs_strong_arm and cost_per_success_vs_strong_arm in `arms`,
+    that arm's name and figures under details[arm]["routing"]["strong_arm"]. The strong arm's cost is its
+    wall time at the run's price, a routed arm's the seconds of its tier steps at each tier's price; on a
+    batch-of-one engine the two differ by the harness's time between requests (milliseconds per request).
+
+    single: {arm: (model id, engine)} for the arms that run one model, not routed.
+    """
+    for name, det in details.items():
+        r = (det or {}).get("routing")
+        if not r or name not in arms:
+            continue
+        top, engine = r["tiers"][-1]["model"], r.get("engine")
+        same = [a for a, (model, eng) in single.items() if model == top and a in arms]
+        same.sort(key=lambda a: single[a][1] != engine)
+        if not same:
+            continue
+        ref, m = arms[same[0]], arms[name]
+        q, q_ref = m.get("quality_accuracy"), ref.get("quality_accuracy")
+        c, c_ref = m.get("cost_per_success_usd"), ref.get("cost_per_success_usd")
+        _put(m, "quality_vs_strong_arm", q / q_ref if q is not None and q_ref else None)
+        _put(m, "cost_per_success_vs_strong_arm", c / c_ref if c is not None and c_ref else None)
+        r["strong_arm"] = {"arm": same[0], "engine": single[same[0]][1], "quality": q_ref,
+                           "cost_per_success_usd": c_ref}
