@@ -6,7 +6,8 @@ Strategy sections that shape the prompt register a `Preparer` in PREPARERS under
 section name; sections the engine honours (speculative) are handed to the engine. A section
 that runs several models (routing) may define hooks, called here by name and never by section:
 `bind(plan, items, where)` at plan time, `new_engine(engine_cls, options, sections)`,
-`lm_for(req)` (the model that answered), `record_fields(req)`, `aggregate(records)`, `details(records)`.
+`lm_for(req)` (the model that answered), `record_fields(req)`, `aggregate(records)`, `details(records)`,
+`against(row, details, arms, plain)` (cross-arm figures added to the arm's own summary row and details).
 """
 import time
 from typing import Any, Protocol
@@ -79,6 +80,12 @@ class ArmPlan:
         for hook in self._hooks("details"):
             out.update(hook(records))
         return out
+
+    def against(self, row: dict, details: dict, arms: dict, plain: dict) -> None:
+        """Figures against the run's other arms (a routed arm against its top tier run alone) into this arm's
+        summary `row` and `details`; arms: every arm's row; plain: {arm: (model id, engine)}, no sections."""
+        for hook in self._hooks("against"):
+            hook(row, details, arms, plain)
 
     def lm_for(self, req: Request) -> Any:
         """The model that produced req's output: a routed arm's tier, else the arm's model."""

@@ -34,7 +34,6 @@ from testbed.models import load_model, pick_device
 from testbed.plugins import load_plugins
 from testbed.report.writer import RunWriter
 from testbed.request import Request
-from testbed.routing.summary import compare_with_strong_arms
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
 from testbed.workloads.sweep import arrival_schedule, rate_label, sweep_summary
@@ -252,7 +251,8 @@ class Experiment:
         cats = {a: self._category_summary(a) for a in arms}
         details = {a: d for a in arms if (d := self.plans[a].details([r for r in self.records if r["arm"] == a]))}
         plain = {a: (self.plans[a].lm.spec_id, self.cfg.arms[a].engine) for a in arms if not self.cfg.arms[a].sections}
-        compare_with_strong_arms(arms, details, plain)           # routed arms against their top tier run alone
+        for a in arms:
+            self.plans[a].against(arms[a], details.get(a, {}), arms, plain)
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
                         "arms": arms, "by_category": cats, "notes": self._notes(),
                         **({"details": details} if details else {})}

@@ -195,19 +195,19 @@ def test_labelling_runs_item_by_item_after_untimed_warm_ups(warm_every_item):
 
 
 def test_routed_arms_are_set_against_their_top_tier_run_alone_on_the_same_engine_first():
-    from testbed.routing.summary import compare_with_strong_arms
+    from testbed.routing.summary import against_strong_arm
     tiers = [{"name": "small", "model": "m-small"}, {"name": "large", "model": "m-large"}]
-    details = {"cascade": {"routing": {"tiers": tiers, "engine": "paged"}},
-               "rules": {"routing": {"tiers": [{"name": "s", "model": "m-small"}, {"name": "x", "model": "m-xl"}],
-                                     "engine": "hf"}}}
+    cascade = {"tiers": tiers, "engine": "paged"}
+    rules = {"tiers": [{"name": "s", "model": "m-small"}, {"name": "x", "model": "m-xl"}], "engine": "hf"}
     arms = {"large_hf": {"quality_accuracy": 0.8, "cost_per_success_usd": 2.0},
             "large_paged": {"quality_accuracy": 0.8, "cost_per_success_usd": 1.0},
             "small": {"quality_accuracy": 0.5, "cost_per_success_usd": 0.1},
             "cascade": {"quality_accuracy": 0.76, "cost_per_success_usd": 0.55},
             "rules": {"quality_accuracy": 0.7, "cost_per_success_usd": 0.3}}
     plain = {"large_hf": ("m-large", "hf"), "large_paged": ("m-large", "paged"), "small": ("m-small", "hf")}
-    compare_with_strong_arms(arms, details, plain)
-    assert details["cascade"]["routing"]["strong_arm"]["arm"] == "large_paged"        # same engine wins
+    against_strong_arm(arms["cascade"], cascade, arms, plain)
+    against_strong_arm(arms["rules"], rules, arms, plain)
+    assert cascade["strong_arm"]["arm"] == "large_paged"                               # same engine wins
     assert arms["cascade"]["quality_vs_strong_arm"] == pytest.approx(0.95)
     assert arms["cascade"]["cost_per_success_vs_strong_arm"] == pytest.approx(0.55)
-    assert "quality_vs_strong_arm" not in arms["rules"] and "strong_arm" not in details["rules"]["routing"]
+    assert "quality_vs_strong_arm" not in arms["rules"] and "strong_arm" not in rules      # no arm runs m-xl alone

@@ -142,3 +142,8 @@ class RoutingSection(Strict):
 
     def details(self, records: list[dict]) -> dict:
         return {"routing": self._runtime.details(records)}
+
+    def against(self, row: dict, details: dict, arms: dict, plain: dict) -> None:
+        if "routing" in details:
+            from testbed.routing.summary import against_strong_arm
+            against_strong_arm(row, details["routing"], arms, plain)

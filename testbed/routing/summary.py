@@ -5,7 +5,7 @@
                                       pgr, apgr, apgr_ci_low, apgr_ci_high, cpt_50, cpt_80, escalation_rate,
                                       cost_vs_labelling, route_cost_vs_strong
     arm_details(routing, records)  -> curves and points for the quality-vs-cost plot (summary["details"])
-    compare_with_strong_arms(arms, details, single) -> quality_vs_strong_arm, cost_per_success_vs_strong_arm
+    against_strong_arm(row, routing, arms, plain) -> quality_vs_strong_arm, cost_per_success_vs_strong_arm
 
 The weak and strong figures come from the labelling pass on the same items (each tier alone);
 the router's own quality and cost are those measured in the arm's run. Two checks of the cost
@@ -54,9 +54,8 @@ def labelled_cost(routing, rec: dict) -> float | None:
 
 def same_pass_costs(routing, records: list[dict]) -> dict:
     """cost_vs_labelling and route_cost_vs_strong over the ok records of labelled items."""
-    pairs = [(r.get("cost_usd") or 0.0, labelled_cost(routing, r), routing.table.index[r["item_id"]])
-             for r in records if is_ok(r) and r["item_id"] in routing.table.index]
-    pairs = [p for p in pairs if p[1] is not None]
+    pairs = [(r.get("cost_usd") or 0.0, labelled, routing.table.index[r["item_id"]])
+             for r in records if is_ok(r) and (labelled := labelled_cost(routing, r)) is not None]
     if not pairs:
         return {}
     arm, labelled, ids = (np.array(x, dtype=float) for x in zip(*pairs))
@@ -112,28 +111,25 @@ def arm_details(routing, records: list[dict]) -> dict:
             "outcomes": table.as_json()}
 
 
-def compare_with_strong_arms(arms: dict, details: dict, single: dict[str, tuple[str, str]]) -> None:
-    """Set each routed arm against the run's arm that runs its strongest tier's model alone (the same engine
-    preferred, then the first such arm): quality_vs_strong_arm and cost_per_success_vs_strong_arm in `arms`,
-    that arm's name and figures under details[arm]["routing"]["strong_arm"]. The strong arm's cost is its
-    wall time at the run's price, a routed arm's the seconds of its tier steps at each tier's price; on a
-    batch-of-one engine the two differ by the harness's time between requests (milliseconds per request).
+def against_strong_arm(row: dict, routing: dict, arms: dict, plain: dict[str, tuple[str, str]]) -> None:
+    """Set a routed arm (its summary `row` and details `routing`) against the run's arm that runs its strongest
+    tier's model alone (the same engine preferred, then the first such arm): quality_vs_strong_arm and
+    cost_per_success_vs_strong_arm in `row`, that arm's name and figures under routing["strong_arm"]. The
+    strong arm's cost is its wall time at the run's price, a routed arm's the seconds of its tier steps at
+    each tier's price; on a batch-of-one engine the two differ by the harness's time between requests
+    (milliseconds per request).
 
-    single: {arm: (model id, engine)} for the arms that run one model, not routed.
+    arms: every arm's summary row; plain: {arm: (model id, engine)} for the arms with no strategy section.
     """
-    for name, det in details.items():
-        r = (det or {}).get("routing")
-        if not r or name not in arms:
-            continue
-        top, engine = r["tiers"][-1]["model"], r.get("engine")
-        same = [a for a, (model, eng) in single.items() if model == top and a in arms]
-        same.sort(key=lambda a: single[a][1] != engine)
-        if not same:
-            continue
-        ref, m = arms[same[0]], arms[name]
-        q, q_ref = m.get("quality_accuracy"), ref.get("quality_accuracy")
-        c, c_ref = m.get("cost_per_success_usd"), ref.get("cost_per_success_usd")
-        _put(m, "quality_vs_strong_arm", q / q_ref if q is not None and q_ref else None)
-        _put(m, "cost_per_success_vs_strong_arm", c / c_ref if c is not None and c_ref else None)
-        r["strong_arm"] = {"arm": same[0], "engine": single[same[0]][1], "quality": q_ref,
-                           "cost_per_success_usd": c_ref}
+    top = routing["tiers"][-1]["model"]
+    same = sorted((a for a, (model, _) in plain.items() if model == top and a in arms),
+                  key=lambda a: plain[a][1] != routing.get("engine"))
+    if not same:
+        return
+    ref = arms[same[0]]
+    q, q_ref = row.get("quality_accuracy"), ref.get("quality_accuracy")
+    c, c_ref = row.get("cost_per_success_usd"), ref.get("cost_per_success_usd")
+    _put(row, "quality_vs_strong_arm", q / q_ref if q is not None and q_ref else None)
+    _put(row, "cost_per_success_vs_strong_arm", c / c_ref if c is not None and c_ref else None)
+    routing["strong_arm"] = {"arm": same[0], "engine": plain[same[0]][1], "quality": q_ref,
+                             "cost_per_success_usd": c_ref}
