@@ -55,6 +55,25 @@ def test_routed_arms_record_their_route_and_cost(tmp_path):
     assert "Each tier alone (labelling pass, 6 items)" in routing
 
 
+def test_the_cascade_escalates_answers_that_break_their_json_schema_however_confident(tmp_path):
+    # random weights never write JSON; at the lowest threshold allowed no confidence is low enough to escalate
+    arms = {"checked": routed({"kind": "cascade", "threshold": -20.0}),
+            "unchecked": routed({"kind": "cascade", "threshold": -20.0, "self_check": False})}
+    cfg = config(arms, limit=3)
+    cfg["workload"]["categories"] = ["json_extraction"]
+    run_dir = Experiment(validate(cfg), progress=False).run(tmp_path)
+    recs = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for arm, escalated in (("checked", True), ("unchecked", False)):
+        routes = [r["route"] for r in recs if r["arm"] == arm]
+        assert len(routes) == 3 and all(rt["confidence"] > -20.0 and rt["format_ok"] is False for rt in routes)
+        assert all(rt["escalated"] is escalated for rt in routes)
+        assert summary["arms"][arm]["self_check_failed_rate"] == 1.0
+        assert summary["arms"][arm]["escalation_rate"] == float(escalated)
+    outcomes = summary["details"]["checked"]["routing"]["outcomes"]
+    assert [row[0] for row in outcomes["format_ok"]] == [False] * 3
+
+
 def test_a_routed_arm_is_set_against_its_top_tier_run_alone(tmp_path):
     cfg = config({"cascade": routed({"kind": "cascade", "cost_budget": 0.6})}, limit=4)
     cfg["model"]["id"] = "random:small-llama"            # the plain arm runs the top tier's model alone
@@ -150,7 +169,7 @@ def test_batched_tier_steps_are_paid_in_full_by_the_requests_they_served(monkeyp
     lm = SimpleNamespace(eos_token_ids=())
     routing = SimpleNamespace(plan=SimpleNamespace(lm=lm, arm=SimpleNamespace(options=None)),
                               router=SimpleNamespace(first_tier=lambda item: 0, needs_confidence=False,
-                                                     escalate=lambda rank, conf: False),
+                                                     escalate=lambda rank, conf, format_ok: False),
                               tiers=[SimpleNamespace(name="t", lm=SimpleNamespace(spec_id="m", eos_token_ids=()),
                                                      cfg=price)],
                               render=lambda rank, req: ("p", [1, 2]), max_new_tokens=lambda rank, req: req.max_new_tokens)

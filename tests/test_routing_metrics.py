@@ -134,6 +134,34 @@ def test_cost_budget_routes_the_most_items_that_fit_and_never_reads_labels():
     assert not any(cascade.escalate(0, c) for c in (-1.0, -2.0, -3.0, -4.0, -50.0))
 
 
+def test_an_answer_that_fails_the_self_check_escalates_first_and_the_budget_counts_it():
+    # four items, weak 1 and strong 4 each: the cascade pays 4 + 4k, so a 75% budget (12) fits two escalations.
+    # Item 0 is the most confident but broke its format, so it goes first, then the least confident (item 1).
+    conf = [-0.1, -2.0, -1.0, -0.2]
+    t = table([0, 0, 0, 1], [1, 1, 1, 1], conf=conf)
+    t.format_ok[0, 0] = False
+    cascade = Cascade(CascadeRouter(kind="cascade", cost_budget=0.75), {}, 2)
+    cascade.fit(t)
+    assert cascade.scores(t)[0] == np.inf
+    assert [cascade.escalate(0, c, ok) for c, ok in zip(conf, t.format_ok[:, 0])] == [True, True, False, False]
+    assert not cascade.escalate(1, -0.1, False)                # the top tier has nowhere to go
+    unchecked = Cascade(CascadeRouter(kind="cascade", cost_budget=0.75, self_check=False), {}, 2)
+    unchecked.fit(t)
+    assert [unchecked.escalate(0, c, ok) for c, ok in zip(conf, t.format_ok[:, 0])] == [False, True, True, False]
+
+
+def test_the_self_check_reads_the_format_the_request_asked_for():
+    from testbed.metrics.quality import follows_format
+    from testbed.workloads.items import Item
+    schema = {"type": "object", "required": ["party"], "properties": {"party": {"type": "string"}}}
+    item = Item(id="j", category="json_extraction", question="Who?", answers=['{"party": "Acme"}'], scorer="json",
+                schema=schema)
+    assert follows_format(item, 'Sure: ```json\n{"party": "Zenith"}\n```')     # the wrong party still fits
+    assert follows_format(item, '{"party": 3}') is False                        # the schema rejects it
+    assert follows_format(item, '{"party": "Acme"') is False                     # no complete object
+    assert follows_format(Item(id="l", category="lookup", question="Who?", answers=["Acme"]), "Acme") is None
+
+
 @pytest.mark.parametrize("router", [{"kind": "cascade", "strong_share": 0.3, "threshold": -1.0},
                                     {"kind": "cascade", "cost_budget": 0.5, "strong_share": 0.3},
                                     {"kind": "learned", "cost_budget": 0.0},

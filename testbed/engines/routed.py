@@ -10,7 +10,8 @@ token or finished in it; a step that served none, a prefill chunk say, passes it
 the next step's), so a tier's charges add up to its measured seconds under any batching: exact
 per request for batches of one, a fair split for static and continuous batches. A cascade's
 confidence comes with the tokens where the tier engine keeps their log-probs (hf), else from a
-teacher-forced pass charged on top; at a $/token price only the tokens count.
+teacher-forced pass charged on top; at a $/token price only the tokens count. Its self-check
+(does the answer give the JSON its request asked for) is a parse, not charged.
 """
 import time
 
@@ -39,7 +40,7 @@ class RoutedEngine(Engine):
 
     def add_request(self, req: Request) -> None:
         req.stats["route"] = {"tier": None, "tier_rank": None, "model": None, "escalated": False,
-                              "confidence": None, "tiers_tried": []}
+                              "confidence": None, "format_ok": None, "tiers_tried": []}
         req.stats["cost_usd"] = 0.0
         self._submit(req, self.router.first_tier(req.item_id))
 
@@ -84,10 +85,11 @@ class RoutedEngine(Engine):
             route = req.stats["route"]
             if self.router.needs_confidence and rank < len(self.engines) - 1 and req.status == "finished":
                 route["confidence"], csec = self.routing.confidence(rank, req)
+                route["format_ok"] = self.routing.follows_format(rank, req)
                 seconds += csec
             tokens = req.num_prompt_tokens + req.num_output_tokens
             req.stats["cost_usd"] += self.routing.tiers[rank].cfg.cost_usd(seconds, tokens)
-            if self.router.escalate(rank, route["confidence"]):
+            if self.router.escalate(rank, route["confidence"], route["format_ok"] is not False):
                 route["escalated"] = True
                 self._submit(req, rank + 1)
             else:

@@ -126,6 +126,16 @@ def _is_valid(obj: dict, schema: dict | None) -> bool:
     return True
 
 
+def follows_format(item: Item, text: str) -> bool | None:
+    """Whether `text` gives the format the request asked for, read off the request, never its answers:
+    an item with a JSON schema (or the json scorer) asks for a JSON object that fits the schema.
+    None: the item asks for no checkable format."""
+    if item.schema is None and item.scorer != "json":
+        return None
+    obj = extract_json_object(text)
+    return obj is not None and _is_valid(obj, item.schema)
+
+
 def score_json(text: str, item: Item) -> dict[str, float]:
     """json_valid: an object was found and fits item.schema; json_fields: best field accuracy over references.
 

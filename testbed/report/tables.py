@@ -147,7 +147,8 @@ def routing_table(summary: dict) -> pd.DataFrame:
                      "$/success": _usd(m.get("cost_per_success_usd")), "PGR": fmt_number(m.get("pgr")),
                      "APGR": fmt_number(m.get("apgr")), "APGR 95% CI": ci,
                      "CPT(50%)": fmt_number(m.get("cpt_50")), "CPT(80%)": fmt_number(m.get("cpt_80")),
-                     "escalated": fmt_number(m.get("escalation_rate"))})
+                     "escalated": fmt_number(m.get("escalation_rate")),
+                     "failed self-check": fmt_number(m.get("self_check_failed_rate"))})
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows).set_index("arm")

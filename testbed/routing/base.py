@@ -3,7 +3,7 @@
     router = ROUTERS.get("learned")(cfg, features, n_tiers)
     router.fit(table)                 # learned: cross-fit on the labelled outcomes; others: nothing to learn
     rank = router.first_tier(item_id) # 0 = the cheapest tier
-    router.escalate(rank, confidence) # cascade only: run the next tier instead of answering
+    router.escalate(rank, confidence, format_ok)   # cascade only: run the next tier instead of answering
 
 `scores(table)` gives every item's propensity for the strongest tier (higher = more likely sent
 there); the threshold sweep behind PGR, APGR and CPT routes the top-k items strong for every k.
@@ -61,7 +61,7 @@ class Router(ABC):
     @abstractmethod
     def first_tier(self, item_id: str) -> int: ...
 
-    def escalate(self, rank: int, confidence: float | None) -> bool:
+    def escalate(self, rank: int, confidence: float | None, format_ok: bool = True) -> bool:
         return False
 
     @abstractmethod

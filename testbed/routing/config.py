@@ -7,7 +7,8 @@
           tiers:
             - {name: small, model: {id: smollm2-135m}, usd_per_hour: 0.10}
             - {name: large, model: {id: qwen2.5-coder-0.5b}, usd_per_hour: 0.10}
-          router: {kind: cascade, threshold: -0.25}     # escalate when mean token log-prob < -0.25
+          router: {kind: cascade, threshold: -0.25}     # escalate when mean token log-prob < -0.25, or the
+                                                        # answer fails its JSON schema (self_check: false: never)
                                                         # or {kind: cascade, strong_share: 0.3}: the 30% least confident
                                                         # or {kind: cascade, cost_budget: 0.55}: as many as fit in
                                                         #    55% of the strong tier's cost
@@ -82,13 +83,17 @@ class LearnedRouter(_Cut):
 
 
 class CascadeRouter(_Cut):
-    """The cheapest tier first; escalate while its mean token log-prob is below threshold."""
+    """The cheapest tier first; escalate while its mean token log-prob is below threshold, or its answer fails
+    the self-check."""
     kind: Literal["cascade"]
     threshold: float = Field(-0.25, le=0.0, ge=-20.0, description="mean token log-prob below which to escalate (<= 0)")
     strong_share: float | None = Field(None, gt=0.0, lt=1.0, description=(
         "instead of threshold: escalate this share of the items, the least confident (the cut is read off "
         "the labelling pass's confidences, never off the labels)"))
     cost_budget: float | None = _BUDGET
+    self_check: bool = Field(True, description=(
+        "also escalate an answer that breaks the format its request asked for (an item with a JSON schema: no JSON "
+        "object, or one the schema rejects), however confident; such items count as the least confident"))
 
 
 class RandomRouter(Strict):

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from testbed.metrics.quality import score_output
+from testbed.metrics.quality import follows_format, score_output
 
 _CACHE: dict[tuple, "OutcomeTable"] = {}
 
@@ -31,10 +31,13 @@ class OutcomeTable:
     confidence: np.ndarray       # [n_items, n_tiers] mean token log-prob (NaN: not measured or empty answer)
     confidence_cost_usd: np.ndarray   # [n_items, n_tiers] the confidence pass alone
     seconds: np.ndarray          # [n_items, n_tiers]
+    format_ok: np.ndarray | None = None   # [n_items, n_tiers] bool: the answer gives the asked format (True: none asked)
     index: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self):
         self.index = {item_id: i for i, item_id in enumerate(self.item_ids)}
+        if self.format_ok is None:
+            self.format_ok = np.ones_like(self.correct, dtype=bool)
 
     @property
     def n(self) -> int:
@@ -46,6 +49,7 @@ class OutcomeTable:
     def as_json(self) -> dict:
         return {"item_ids": self.item_ids, "tiers": self.tier_names, "correct": self.correct.tolist(),
                 "cost_usd": self.cost_usd.tolist(), "seconds": self.seconds.tolist(),
+                "format_ok": self.format_ok.tolist(),
                 "confidence": [[None if np.isnan(v) else v for v in row] for row in self.confidence.tolist()]}
 
 
@@ -68,7 +72,7 @@ def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confide
           "routed arms with the same tiers)", flush=True)
     n, t = len(items), len(tiers)
     correct, cost, seconds = np.zeros((n, t), bool), np.zeros((n, t)), np.zeros((n, t))
-    conf, conf_cost = np.full((n, t), np.nan), np.zeros((n, t))
+    conf, conf_cost, format_ok = np.full((n, t), np.nan), np.zeros((n, t)), np.ones((n, t), bool)
     for item in items if warm_every_item else items[:1]:     # untimed warm-up
         for j in range(t):
             run_one(j, item)
@@ -78,6 +82,7 @@ def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confide
             req, text, sec = run_one(j, item)
             tokens = req.num_prompt_tokens + req.num_output_tokens
             correct[i, j] = req.status == "finished" and bool(score_output(item, text)["correct"])
+            format_ok[i, j] = follows_format(item, text) is not False
             seconds[i, j], cost[i, j] = sec, tier.cost_usd(sec, tokens)
             if confidence_of is not None and j < t - 1 and req.status == "finished":
                 value, csec = confidence_of(j, req)
@@ -86,7 +91,7 @@ def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confide
             bar.update()
     bar.close()
     table = OutcomeTable([it.id for it in items], [it.category for it in items], [tr.name for tr in tiers],
-                         correct, cost, conf, conf_cost, seconds)
+                         correct, cost, conf, conf_cost, seconds, format_ok)
     _CACHE[key] = table
     return table
 

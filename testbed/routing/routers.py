@@ -27,7 +27,8 @@ class Rules(Router):
 
 @ROUTERS.register("cascade")
 class Cascade(Router):
-    """Every request starts on the cheapest tier and climbs while confidence < threshold."""
+    """Every request starts on the cheapest tier and climbs while confidence < threshold or, with self_check,
+    while its answer breaks the format the request asked for (a format failure outranks any confidence)."""
     needs_confidence = True
     pays_weak_first = True
 
@@ -42,12 +43,14 @@ class Cascade(Router):
     def first_tier(self, item_id: str) -> int:
         return 0
 
-    def escalate(self, rank: int, confidence: float | None) -> bool:
-        return rank < self.n_tiers - 1 and (confidence is None or confidence < self.threshold)
+    def escalate(self, rank: int, confidence: float | None, format_ok: bool = True) -> bool:
+        return rank < self.n_tiers - 1 and (confidence is None or confidence < self.threshold
+                                            or (self.cfg.self_check and not format_ok))
 
     def scores(self, table: OutcomeTable) -> np.ndarray:
         conf = table.confidence[:, 0]
-        return np.where(np.isnan(conf), np.inf, -conf)     # unmeasured (failed, empty) escalates first
+        failed = np.isnan(conf) | (~table.format_ok[:, 0] if self.cfg.self_check else False)
+        return np.where(failed, np.inf, -conf)     # unmeasured (failed, empty) or off-format escalates first
 
 
 @ROUTERS.register("random")

@@ -11,6 +11,7 @@ import numpy as np
 
 from testbed.drive import run_all
 from testbed.errors import UserError
+from testbed.metrics.quality import follows_format
 from testbed.models import load_model
 from testbed.routing import learned, routers  # noqa: F401  (register the routers)
 from testbed.routing.base import ROUTERS, Router
@@ -73,6 +74,12 @@ class Routing:
         if logprobs is not None and len(logprobs) == req.num_output_tokens:
             return (sum(logprobs) / len(logprobs) if logprobs else None), 0.0
         return timed(mean_logprob, self.tiers[rank].lm, req.prompt_ids, req.output_ids)
+
+    def follows_format(self, rank: int, req) -> bool | None:
+        """The self-check: whether tier `rank`'s answer gives the format its request asked for (None: none asked)."""
+        item = self.by_id.get(req.item_id)
+        text = self.tiers[rank].lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
+        return None if item is None else follows_format(item, text)
 
     def _tier_engine(self, rank: int) -> Any:
         engine = self._engine_cls(self.tiers[rank].lm, self._options, self._sections)

@@ -3,6 +3,7 @@
     arm_metrics(routing, records)  -> flat keys: route_share_<tier>, router_threshold, cost_usd_total, cost_per_success_usd,
                                       quality_weak, quality_strong, quality_vs_strong, cost_vs_strong,
                                       pgr, apgr, apgr_ci_low, apgr_ci_high, cpt_50, cpt_80, escalation_rate,
+                                      self_check_failed_rate (a cascade's answers that broke their asked format),
                                       cost_vs_labelling, route_cost_vs_strong
     arm_details(routing, records)  -> curves and points for the quality-vs-cost plot (summary["details"])
     against_strong_arm(row, routing, arms, plain) -> quality_vs_strong_arm, cost_per_success_vs_strong_arm
@@ -83,7 +84,9 @@ def arm_metrics(routing, records: list[dict]) -> dict:
     out.update(same_pass_costs(routing, records))
     _put(out, "pgr", metrics.pgr(q, qw, qs))
     if router.needs_confidence:
-        out["escalation_rate"] = sum(bool((r.get("route") or {}).get("escalated")) for r in records) / max(1, len(records))
+        routes = [r.get("route") or {} for r in records]
+        out["escalation_rate"] = sum(bool(rt.get("escalated")) for rt in routes) / max(1, len(records))
+        out["self_check_failed_rate"] = sum(rt.get("format_ok") is False for rt in routes) / max(1, len(records))
     curve = _sweep(routing)
     qw_all, qs_all = table.quality(0), table.quality(-1)
     _put(out, "apgr", metrics.apgr(curve, qw_all, qs_all))
