@@ -210,11 +210,16 @@ def test_cascade_confidence_comes_with_the_tokens_on_hf_and_from_a_pass_elsewher
     monkeypatch.setattr(runtime, "mean_logprob", lambda *a: passes.append(1) or real(*a))
     arms = {"hf_cascade": routed({"kind": "cascade", "threshold": -0.5}),
             "paged_cascade": {**routed({"kind": "cascade", "threshold": -0.5}), "engine": "paged"}}
-    cfg = validate(config({"hf_cascade": arms["hf_cascade"]}, limit=4))
+    # a rules arm first: the labelling pass it starts is the one the cascade reads (confidences included)
+    cfg = validate(config({"rules": routed({"kind": "rules", "categories": ["lookup"]}),
+                           "hf_cascade": arms["hf_cascade"]}, limit=4))
     run_dir = Experiment(cfg, progress=False).run(tmp_path / "hf")
     recs = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
     assert all(r["route"]["confidence"] is not None for r in recs if r["arm"] == "hf_cascade")
     assert passes == []                                  # labelling and arm: no teacher-forced pass on hf
+    outcomes = json.loads((run_dir / "summary.json").read_text())["details"]["hf_cascade"]["routing"]["outcomes"]
+    assert all(row[0] is not None for row in outcomes["confidence"])
+    assert all(row == [0.0, 0.0] for row in outcomes["confidence_cost_usd"])
     cfg = validate(config({"paged_cascade": arms["paged_cascade"]}, limit=4))
     Experiment(cfg, progress=False).run(tmp_path / "paged")
     assert len(passes) >= 4                              # the paged engine keeps no log-probs: one pass per answer

@@ -39,7 +39,9 @@ ROUTING_NOTE = ("Weak and strong figures come from the labelling pass: every tie
                 "machine's drift cancels); *arm ÷ labelling* is the arm's measured cost over those same-pass costs "
                 "(above 1: the arm ran slower than the pass it is compared with). PGR = (q - q_weak) / (q_strong - "
                 "q_weak); APGR = the area under PGR over the strong-call share (random routing: 0.5), with a "
-                "bootstrap interval over items; CPT(x) = the strong-call share that first reaches PGR x.")
+                "bootstrap interval over items; CPT(x) = the strong-call share that first reaches PGR x. *Failed "
+                "self-check*: a cascade's answers that were not the JSON their schema asks for (escalated however "
+                "confident, unless self_check: false).")
 
 
 def routing_section(summary: dict) -> list[str]:

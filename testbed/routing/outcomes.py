@@ -49,7 +49,7 @@ class OutcomeTable:
     def as_json(self) -> dict:
         return {"item_ids": self.item_ids, "tiers": self.tier_names, "correct": self.correct.tolist(),
                 "cost_usd": self.cost_usd.tolist(), "seconds": self.seconds.tolist(),
-                "format_ok": self.format_ok.tolist(),
+                "format_ok": self.format_ok.tolist(), "confidence_cost_usd": self.confidence_cost_usd.tolist(),
                 "confidence": [[None if np.isnan(v) else v for v in row] for row in self.confidence.tolist()]}
 
 

@@ -63,7 +63,7 @@ class Routing:
     def _run_one(self, rank: int, item) -> tuple:
         from testbed.engines.routed import for_tier
         req = for_tier(self, self.plan.make_request(item, time.perf_counter(), f"label-{item.id}"), rank)
-        (_, sec) = timed(run_all, self._tier_engine(rank), [req])
+        (_, sec) = timed(run_all, self._tier_engine(rank, labelling=True), [req])
         text = self.tiers[rank].lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
         return req, text, sec
 
@@ -81,9 +81,12 @@ class Routing:
         text = self.tiers[rank].lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
         return None if item is None else follows_format(item, text)
 
-    def _tier_engine(self, rank: int) -> Any:
+    def _tier_engine(self, rank: int, labelling: bool = False) -> Any:
+        """The labelling pass measures every lower tier's confidence whichever router labels first (the table
+        is shared by the run's routed arms), so it keeps the log-probs as it generates, as a cascade arm does:
+        a teacher-forced pass there would be charged to the sweep's and budget's cascade costs."""
         engine = self._engine_cls(self.tiers[rank].lm, self._options, self._sections)
-        engine.record_logprobs = self.router.needs_confidence and rank < len(self.tiers) - 1   # the top never escalates
+        engine.record_logprobs = (labelling or self.router.needs_confidence) and rank < len(self.tiers) - 1
         return engine
 
     def _label(self) -> OutcomeTable:
