@@ -93,7 +93,8 @@ class CascadeRouter(_Cut):
     cost_budget: float | None = _BUDGET
     self_check: bool = Field(True, description=(
         "also escalate an answer that breaks the format its request asked for (an item with a JSON schema: no JSON "
-        "object, or one the schema rejects), however confident; such items count as the least confident"))
+        "object, or one the schema rejects), however confident; such items count as the least confident, and "
+        "escalate even where cost_budget leaves no room for them (as failed or empty answers do)"))
 
 
 class RandomRouter(Strict):
