@@ -8,10 +8,10 @@
 #   bash scripts/gpu_checks.sh            # writes logs to $OUT (or ./gpu-results)
 # Random weights (no weights travel), so quality is meaningless here; speed, memory and
 # token-for-token agreement are not.
-#   STEPS="routing" bash scripts/gpu_checks.sh   # only some steps: paged, spec, routing (default: all)
+#   STEPS="routing" bash scripts/gpu_checks.sh   # only some steps: paged, spec, routing, context (default: all)
 set -uo pipefail
 OUT=${OUT:-gpu-results}; mkdir -p "$OUT"
-STEPS=${STEPS:-paged spec routing}
+STEPS=${STEPS:-paged spec routing context}
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 export PYTHONUNBUFFERED=1
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -41,4 +41,14 @@ RUNS=$(mktemp -d)
 python3 -m testbed run configs/gpu/routing_random.yaml --quiet --out "$RUNS" ${ROUTING_ARGS:-} 2>&1 \
   | grep -v "Loading weights" | tee "$OUT/routing_random.txt"
 for d in "$RUNS"/*/; do cp "$d/report.md" "$OUT/report_$(basename "$d").md"; cp "$d/summary.json" "$OUT/summary_$(basename "$d").json"; done
+fi
+if want context; then
+# 5. the context layer on CUDA: configs/compression.yaml (12 long_noisy items, ~1,200 retrieved tokens each) with a random
+#    1B Llama shape in place of SmolLM2 (bfloat16). Quality is noise; context tokens saved and what they do to
+#    TTFT and E2EL on a GPU are not (every arm answers max_new_tokens: random weights rarely stop early).
+RUNS=$(mktemp -d)
+python3 -m testbed run configs/compression.yaml --quiet --out "$RUNS" --device cuda --set model.id=random:llama-1b \
+  --set model.dtype=bfloat16 ${CONTEXT_ARGS:-} 2>&1 | grep -v "Loading weights" | tee "$OUT/context_random.txt"
+for d in "$RUNS"/*/; do cp "$d/report.md" "$OUT/report_$(basename "$d").md"
+  python3 scripts/bench_context.py "$d" 2>&1 | tee "$OUT/bench_context_$(basename "$d").txt"; done
 fi

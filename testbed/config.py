@@ -84,9 +84,11 @@ class WorkloadConfig(Strict):
     limit: int | None = Field(None, ge=1)
     max_new_tokens: int = Field(64, ge=1)
     arrival: ArrivalConfig = ArrivalConfig()
-    warmup: Annotated[int, Field(ge=0)] | Literal["all"] = Field(
-        1, description="requests run before timing starts, not recorded; 'all': every item once (on CUDA each "
-                       "new sequence length pays kernel warm-up once, ~1 s: docs/gpu/labelling_warmup_h200.txt)")
+    warmup: Annotated[int, Field(ge=0)] | Literal["all", "auto"] = Field(
+        "auto", description="requests run before an arm's timed run, not recorded; 'all': every item once before "
+                            "the arm's first run (1 before its later rates and repeats); 'auto': 'all' on CUDA, "
+                            "where each new sequence length pays kernel warm-up once (~1 s: "
+                            "docs/gpu/labelling_warmup_h200.txt), else 1")
     system_prompt: str | None = None
     seed: int = 0
 

@@ -122,7 +122,7 @@ class Experiment:
 
     def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict) -> None:
         plan = self.plans[name]
-        self._warm_up(plan)
+        self._warm_up(plan, first_run=name not in self.runs)
         engine = plan.new_engine()
         seed = self.cfg.workload.seed
         offsets = arrival_offsets(arrival["kind"], len(self.items), arrival.get("rate"),
@@ -155,8 +155,13 @@ class Experiment:
                 self.runs.setdefault(name, []).append(ArmRun(repeat, rate, records, wall, engine.stats(),
                                                              mem.as_metrics()))
 
-    def _warm_up(self, plan: ArmPlan) -> None:
-        n = len(self.items) if self.cfg.workload.warmup == "all" else self.cfg.workload.warmup
+    def _warm_up(self, plan: ArmPlan, first_run: bool) -> None:
+        """Untimed answers before an arm's timed run. 'all' warms every sequence length once, so only
+        an arm's first run needs it (its later rates and repeats reuse the warmed kernels)."""
+        warmup = self.cfg.workload.warmup
+        if warmup == "auto":
+            warmup = "all" if str(self.device).startswith("cuda") else 1
+        n = (len(self.items) if first_run else 1) if warmup == "all" else warmup
         if n:
             run_all(plan.new_engine(), [plan.make_request(it, time.perf_counter(), f"warmup-{it.id}")
                                         for it in self.items[:n]])

@@ -3,9 +3,10 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from testbed.config import SloConfig
-from testbed.metrics import cost, latency
+from testbed.metrics import cost, latency, memory
 from testbed.metrics.memory import MemoryTracker
 from testbed.metrics.stats import ratio_ci
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm, token_share_top
@@ -179,3 +180,19 @@ def test_memory_tracker_sees_an_allocation():
         del block
     assert mem.peak_mb >= start + 50
     assert set(mem.as_metrics()) == {"peak_memory_mb"}
+
+
+def test_memory_tracker_reports_the_cuda_allocator_peak_when_read_inside_the_block(monkeypatch):
+    """The runner reads an arm's figures inside the block, so an interrupted arm keeps them; on CUDA
+    the allocator's peak was only read on exit and never reached a summary (seen on an H200)."""
+    allocated = {"bytes": 0}
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda *a, **k: allocated.update(bytes=0))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a, **k: allocated["bytes"])
+    monkeypatch.setattr(memory, "_nvml_handle", lambda index: None)
+    with MemoryTracker("cuda") as mem:
+        allocated["bytes"] = 300 * memory.MB
+        inside = mem.as_metrics()
+    assert inside["gpu_max_allocated_mb"] == 300
+    allocated["bytes"] = 500 * memory.MB
+    assert mem.as_metrics()["gpu_max_allocated_mb"] == 300          # after the block: the peak at its end

@@ -5,6 +5,7 @@ import textwrap
 
 import pytest
 
+from testbed import runner
 from testbed.cli import main
 from testbed.config import load_config
 from testbed.engines.base import Engine
@@ -161,6 +162,21 @@ def test_warmup_all_answers_every_item_once_untimed_and_records_none(tmp_path, m
     arm = sorted(i for i in seen if not i.startswith("probe-"))        # the hf arm (probes: the diagnosis's)
     assert arm == ["lookup-01", "lookup-02", "warmup-lookup-01", "warmup-lookup-02"]
     assert not any(r["request_id"].startswith("warmup") for r in recs) and len(recs) == 4
+
+
+def test_warmup_auto_is_all_on_cuda_and_one_elsewhere_and_all_warms_an_arms_first_run_only(tmp_path, monkeypatch):
+    cfg = load_config(write(tmp_path, BASE.replace(", warmup: 0", "")), overrides=["arms.paged.kv_budget_tokens=4096"],
+                      device="cpu")
+    assert cfg.workload.warmup == "auto"                                # the default
+    exp = Experiment(cfg, progress=False)
+    warmed = []
+    monkeypatch.setattr(runner, "run_all", lambda engine, requests: warmed.append(len(requests)))
+    plan = exp.plans["static"]
+    exp._warm_up(plan, first_run=True)
+    exp.device = "cuda:0"                                               # only its name is read here
+    exp._warm_up(plan, first_run=True)
+    exp._warm_up(plan, first_run=False)                                 # a later rate or repeat
+    assert warmed == [1, 2, 1]
 
 
 def test_warmup_takes_a_count_or_all(tmp_path):

@@ -5,6 +5,9 @@ allocator's peak (`torch.cuda.max_memory_allocated`) and NVML's used device memo
         run_arm()
     mem.as_metrics()   # {"peak_memory_mb": 812.4}
 
+`as_metrics()` may also be called inside the block (the runner does, so an interrupted arm keeps
+its figures): the CUDA allocator's peak is then read at that moment.
+
 A background thread samples every `interval_s` (10 ms), so a spike shorter than that can be missed;
 RSS includes everything the process holds (weights loaded before the block too).
 """
@@ -73,11 +76,14 @@ class MemoryTracker:
         self._thread.start()
         return self
 
+    def _read_gpu_peak(self) -> None:
+        import torch
+        torch.cuda.synchronize()
+        self.gpu_max_allocated_mb = torch.cuda.max_memory_allocated() / MB
+
     def __exit__(self, *exc) -> None:
         if self.is_cuda:
-            import torch
-            torch.cuda.synchronize()
-            self.gpu_max_allocated_mb = torch.cuda.max_memory_allocated() / MB
+            self._read_gpu_peak()
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -88,6 +94,8 @@ class MemoryTracker:
         return self._peak_rss / MB
 
     def as_metrics(self) -> dict[str, float]:
+        if self.is_cuda and not self._stop.is_set():     # still inside the block
+            self._read_gpu_peak()
         out = {"peak_memory_mb": self.peak_mb}
         if self.gpu_max_allocated_mb is not None:
             out["gpu_max_allocated_mb"] = self.gpu_max_allocated_mb
