@@ -64,8 +64,10 @@ class Routing:
         from testbed.engines.routed import for_tier
         req = for_tier(self, self.plan.make_request(item, time.perf_counter(), f"label-{item.id}"), rank)
         (_, sec) = timed(run_all, self._tier_engine(rank, labelling=True), [req])
-        text = self.tiers[rank].lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
-        return req, text, sec
+        return req, self._answer(rank, req), sec
+
+    def _answer(self, rank: int, req) -> str:
+        return self.tiers[rank].lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
 
     def confidence(self, rank: int, req) -> tuple[float | None, float]:
         """(mean token log-prob or None, the seconds it took): from the generation where the engine kept
@@ -78,8 +80,7 @@ class Routing:
     def follows_format(self, rank: int, req) -> bool | None:
         """The self-check: whether tier `rank`'s answer gives the format its request asked for (None: none asked)."""
         item = self.by_id.get(req.item_id)
-        text = self.tiers[rank].lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
-        return None if item is None else follows_format(item, text)
+        return None if item is None else follows_format(item, self._answer(rank, req))
 
     def _tier_engine(self, rank: int, labelling: bool = False) -> Any:
         """The labelling pass measures every lower tier's confidence whichever router labels first (the table
