@@ -90,6 +90,8 @@ class WorkloadConfig(Strict):
                             "where each new sequence length pays kernel warm-up once (~1 s: "
                             "docs/gpu/labelling_warmup_h200.txt), else 1")
     system_prompt: str | None = None
+    ignore_eos: bool = Field(False, description="decode every request to its max_new_tokens, past EOS "
+                                                "(vLLM's --ignore-eos): equal output lengths on every engine")
     seed: int = 0
 
 
@@ -229,6 +231,8 @@ def _validate_arm(name: str, arm: ArmConfig, source: str) -> None:
                         f"engine {arm.engine!r} takes: {', '.join(engine.Options.model_fields) or 'no options'}; "
                         "every arm also takes: engine, model, sampling, max_new_tokens, speculative, context, routing"
                         ) from None
+    engine.check_sections({s: v for s in ("speculative", "context", "routing") if (v := getattr(arm, s)) is not None},
+                          f"{source}: {where}")
     for sec in ("speculative", "context", "routing"):
         body = getattr(arm, sec)
         if body is None:

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from testbed.errors import UserError
 from testbed.registry import Registry
 from testbed.request import Request
 
@@ -41,6 +42,9 @@ class EngineOptions(BaseModel):
 
 class Engine(ABC):
     Options: ClassVar[type[EngineOptions]] = EngineOptions
+    # strategy sections this engine runs; `context` shapes the prompt before any engine sees it.
+    # Any other section on an arm of this engine is an error at config load (check_sections).
+    honours: ClassVar[frozenset[str]] = frozenset({"context"})
     # set True (a cascade's tiers) to have each finished request's `token_logprobs` filled where the
     # engine can do it from the logits it computes anyway; engines that cannot leave them None
     record_logprobs: bool = False
@@ -49,6 +53,29 @@ class Engine(ABC):
         self.model = model          # a testbed.models.LoadedModel
         self.options = options
         self.sections = sections or {}   # validated arm sections (speculative, ...) the engine honours
+
+    @classmethod
+    def check_sections(cls, sections: dict[str, Any], where: str) -> None:
+        """Raise UserError naming the arm and the section this engine cannot honour (at config load)."""
+        for name in sections:
+            if name not in cls.honours:
+                raise UserError(f"{where}.{name}: engine {cls.name()!r} does not honour a {name} section",
+                                f"engines honouring {name}: {', '.join(honouring(name)) or 'none'}; "
+                                f"or drop {where}.{name}")
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this engine cannot run on this machine (a package missing, an ISA), or None."""
+        return None
+
+    @classmethod
+    def install_hint(cls) -> str:
+        """How to make this engine available, for the line that reports it missing."""
+        return "use another engine"
+
+    @classmethod
+    def name(cls) -> str:
+        return next((n for n in ENGINES.names() if ENGINES.get(n) is cls), cls.__name__)
 
     @classmethod
     def check_arm(cls, lm: Any, options: EngineOptions, sections: dict[str, Any], requests: list[Request],
@@ -103,8 +130,24 @@ class Engine(ABC):
             self.rejected.append(req)
         return bool(reason)
 
+    def renew(self) -> "Engine":
+        """An engine for the arm's next timed run, with empty queues and counters. Default: a new one
+        (cheap for in-process engines); an engine that is slow to start resets itself instead."""
+        self.close()
+        return type(self)(self.model, self.options, self.sections)
+
     def close(self) -> None:
-        pass
+        """Release what the engine holds (worker processes, caches); safe to call twice."""
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 ENGINES: Registry[type[Engine]] = Registry("engine")
+
+
+def honouring(section: str) -> list[str]:
+    return [n for n in ENGINES.names() if section in ENGINES.get(n).honours]

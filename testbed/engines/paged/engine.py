@@ -52,6 +52,7 @@ class PagedOptions(EngineOptions):
 
 @ENGINES.register("paged")
 class PagedEngine(Engine):
+    honours = frozenset({"context", "speculative", "routing"})
     Options = PagedOptions
 
     def __init__(self, model, options: PagedOptions, sections=None):
