@@ -9,7 +9,7 @@ allocator's peak (`torch.cuda.max_memory_allocated`) and NVML's used device memo
 its figures): the CUDA allocator's peak is then read at that moment.
 
 A background thread samples every `interval_s` (10 ms), so a spike shorter than that can be missed;
-RSS includes everything the process holds (weights loaded before the block too).
+RSS includes everything the process and its children hold (weights loaded before the block too).
 """
 import threading
 
@@ -54,8 +54,18 @@ class MemoryTracker:
     def is_cuda(self) -> bool:
         return self.device.startswith("cuda")
 
+    def _rss(self) -> int:
+        """This process's RSS plus its children's (vLLM's engine core and worker, when it runs them)."""
+        total = self._proc.memory_info().rss
+        for child in self._proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:      # ended between listing and reading
+                pass
+        return total
+
     def _sample(self) -> None:
-        self._peak_rss = max(self._peak_rss, self._proc.memory_info().rss)
+        self._peak_rss = max(self._peak_rss, self._rss())
         if self._nvml is not None:
             used = _nvml_used(self._nvml)
             if used is not None:
