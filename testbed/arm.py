@@ -46,6 +46,8 @@ class ArmPlan:
         self.sampling = SamplingParams(s.temperature, s.top_p, s.top_k, s.seed)
         self.max_new_tokens = self.arm.max_new_tokens or cfg.workload.max_new_tokens
         self.system_prompt = cfg.workload.system_prompt
+        self.ignore_eos = cfg.workload.ignore_eos
+        self._engine: Engine | None = None
         self.preparers = [PREPARERS.get(sec)(sec_cfg, lm) for sec, sec_cfg in self.arm.sections.items()
                           if sec in PREPARERS]
 
@@ -99,11 +101,19 @@ class ArmPlan:
         return out
 
     def new_engine(self) -> Engine:
+        """The engine for the arm's next pass (warm-up or timed): built once, then renewed, so an engine
+        that takes seconds to start (vLLM) starts once per experiment; `close()` releases it."""
         cls = ENGINES.get(self.arm.engine)
         hooks = self._hooks("new_engine")     # a section that runs several models builds one engine per model
         if hooks:
             return hooks[0](cls, self.arm.options, self.arm.sections)
-        return cls(self.lm, self.arm.options, self.arm.sections)
+        self._engine = self._engine.renew() if self._engine else cls(self.lm, self.arm.options, self.arm.sections)
+        return self._engine
+
+    def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
 
     def make_request(self, item: Item, arrival: float, request_id: str | None = None, shape: bool = True) -> Request:
         """The item as this arm's request; shape=False skips the prompt-shaping sections (pre-run checks)."""
@@ -117,5 +127,6 @@ class ArmPlan:
         return Request(id=request_id or item.id, prompt_ids=ids, prompt_text=text,
                        max_new_tokens=item.max_new_tokens or self.max_new_tokens,
                        sampling=self.sampling, arrival_time=arrival, item_id=item.id,
-                       category=item.category, eos_token_ids=self.lm.eos_token_ids, stats=stats,
+                       category=item.category, stats=stats,
+                       eos_token_ids=() if self.ignore_eos else self.lm.eos_token_ids,
                        messages=messages)

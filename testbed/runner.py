@@ -27,6 +27,7 @@ from testbed.drive import drive, run_all
 from testbed.engines import ENGINES
 from testbed.env import collect_env
 from testbed.errors import UserError
+from testbed.metrics.cpu import cpu_metrics, cpu_seconds
 from testbed.metrics.memory import MemoryTracker
 from testbed.metrics.quality import score_output
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm
@@ -60,13 +61,26 @@ class Experiment:
         w = cfg.workload
         self.items = load_dataset(w.dataset, w.categories, limit or w.limit)
         self.device = pick_device(cfg.device)
-        self.arm_names = [cfg.baseline] + [a for a in cfg.arms if a != cfg.baseline]
+        self.skipped = self._unavailable_arms()
+        self.arm_names = [a for a in [cfg.baseline] + [a for a in cfg.arms if a != cfg.baseline] if a not in self.skipped]
         self.schedule = arrival_schedule(w.arrival.model_dump())
         self.plans = self._plans()
         self._check_arms()
         self.records: list[dict] = []
         self.runs: dict[str, list[ArmRun]] = {}
         self.baseline_outputs: dict[str, list[int]] = {}
+
+    def _unavailable_arms(self) -> dict[str, str]:
+        """Arms whose engine cannot run here (vllm not installed): skipped with one line each, unless the
+        run would have nothing to compare against (the baseline, or every arm)."""
+        reasons = {a: why for a, arm in self.cfg.arms.items() if (why := ENGINES.get(arm.engine).unavailable())}
+        if self.cfg.baseline in reasons or len(reasons) == len(self.cfg.arms):
+            arm = self.cfg.baseline if self.cfg.baseline in reasons else next(iter(reasons))
+            raise UserError(f"arms.{arm}: {reasons[arm]}", ENGINES.get(self.cfg.arms[arm].engine).install_hint())
+        for arm, why in reasons.items():
+            print(f"[testbed] skipping arm {arm}: {why} ({ENGINES.get(self.cfg.arms[arm].engine).install_hint()})",
+                  flush=True)
+        return reasons
 
     def _plans(self) -> dict[str, ArmPlan]:
         loaded: dict[Any, Any] = {}
@@ -113,12 +127,19 @@ class Experiment:
         except KeyboardInterrupt:
             incomplete = True
             print("\n[testbed] interrupted: keeping the requests measured so far", flush=True)
-        except UserError as e:      # found only mid-run (e.g. a router with too few labels): keep what ran
+        except UserError as e:      # found only mid-run (a router with too few labels, vLLM crashed): keep what ran
             print(f"\n[testbed] stopped: {e.message}; keeping the requests measured so far in {run_dir}", flush=True)
             self._finish(True)
             raise
+        finally:
+            self.close()
         self._finish(incomplete)
         return run_dir
+
+    def close(self) -> None:
+        """Release every arm's engine (vLLM's worker processes, caches)."""
+        for plan in self.plans.values():
+            plan.close()
 
     def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict) -> None:
         plan = self.plans[name]
@@ -146,6 +167,7 @@ class Experiment:
         t0_box = [time.perf_counter()]
         with MemoryTracker(self.device) as mem:
             try:
+                cpu0 = cpu_seconds()
                 t0_box[0] = time.perf_counter()
                 drive(engine, self.items, make, offsets, arrival.get("n"), finished)
             finally:
@@ -153,7 +175,7 @@ class Experiment:
                 bar.close()
                 self.records += records
                 self.runs.setdefault(name, []).append(ArmRun(repeat, rate, records, wall, engine.stats(),
-                                                             mem.as_metrics()))
+                                                             {**mem.as_metrics(), "cpu_s": cpu_seconds() - cpu0}))
 
     def _warm_up(self, plan: ArmPlan, first_run: bool) -> None:
         """Untimed answers before an arm's timed run. 'all' warms every sequence length once, so only
@@ -206,9 +228,10 @@ class Experiment:
     def _pooled(self, runs: list[ArmRun]) -> dict:
         """Pool runs: tokens over the summed wall time, peak memory over all of them."""
         records = [r for run in runs for r in run.records]
-        memory = {k: max(run.memory.get(k, 0) for run in runs) for k in runs[-1].memory}
-        return summarize_arm(records, sum(run.wall_s for run in runs), runs[-1].engine_stats, memory,
-                             self.cfg.cost.usd_per_hour, self.cfg.slo)
+        memory = {k: max(run.memory.get(k, 0) for run in runs) for k in runs[-1].memory if k != "cpu_s"}
+        out = summarize_arm(records, sum(run.wall_s for run in runs), runs[-1].engine_stats, memory,
+                            self.cfg.cost.usd_per_hour, self.cfg.slo)
+        return {**out, **cpu_metrics(sum(run.memory["cpu_s"] for run in runs), records)}
 
     def _arm_summary(self, name: str) -> dict:
         """The comparison row: every repeat and every rate of the arm pooled."""
