@@ -122,7 +122,7 @@ def print_card(summary: dict, args, env: dict) -> dict:
     return {"paged_vs_vllm": mean, "paged_vs_vllm_ci": [lo, hi]}
 
 
-BUCKETS = (("matmuls (linear)", ("aten::addmm", "aten::mm", "aten::linear", "aten::matmul", "aten::bmm")),
+BUCKETS = (("matmuls (linear)", ("aten::addmm", "aten::mm", "aten::linear", "aten::matmul", "aten::bmm", "_linear_pointwise")),
            ("attention: KV gather", ("aten::index", "aten::index_select", "aten::gather")),
            ("attention: SDPA maths", ("scaled_dot_product", "aten::_softmax", "aten::baddbmm")),
            ("KV write", ("aten::index_copy",)))

@@ -133,3 +133,17 @@ def test_smollm2_greedy_equals_hf():
     want = reference(lm, reqs())
     got = {r.id: r.output_ids for r in run_all(PagedEngine(lm, PagedOptions(block_size=8)), reqs())}
     assert got == want
+
+
+def test_prepacked_linears_match_f_linear_and_leave_the_shared_model_alone(tiny_lm):
+    import torch.nn.functional as F
+    from testbed.engines.paged.linear import Linears
+    mm = Linears(tiny_lm)
+    layer = tiny_lm.model.model.layers[0]
+    before = layer.mlp.up_proj.weight.clone()
+    x = torch.randn(3, 5, tiny_lm.model.config.hidden_size)
+    assert mm.on and mm.packed                      # float32 on the CPU: packed
+    assert torch.allclose(mm(layer.mlp.up_proj, x), F.linear(x, layer.mlp.up_proj.weight), atol=1e-5)
+    assert torch.allclose(mm.mlp(layer.mlp, x), layer.mlp(x), atol=1e-5)
+    assert torch.equal(layer.mlp.up_proj.weight, before)   # the hf engine's weights are not touched
+    assert not Linears(tiny_lm, enabled=False).packed

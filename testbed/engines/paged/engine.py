@@ -37,6 +37,8 @@ class PagedOptions(EngineOptions):
     chunked_prefill: bool = True
     watermark: float = Field(0.0, ge=0, lt=1,
                              description="share of blocks kept free when admitting (fewer preemptions)")
+    prepacked_linear: bool | None = Field(None, description="oneDNN prepacked matmul weights; default: on for "
+                                                            "float32 on the CPU (engines/paged/linear.py)")
 
     @model_validator(mode="after")
     def _one_size(self):
@@ -58,7 +60,7 @@ class PagedEngine(Engine):
     def __init__(self, model, options: PagedOptions, sections=None):
         super().__init__(model, options, sections)
         n = options.blocks()
-        self.runner = ModelRunner(model, n, options.block_size)
+        self.runner = ModelRunner(model, n, options.block_size, options.prepacked_linear)
         self.blocks = BlockManager(n, options.block_size, options.enable_prefix_caching)
         self.scheduler = Scheduler(SchedulerConfig(options.max_num_seqs, options.max_num_batched_tokens,
                                                    options.chunked_prefill, int(options.watermark * n)), self.blocks)

@@ -13,6 +13,7 @@ carry over unchanged.
 import torch
 
 from testbed.engines.paged.attention import build_meta, paged_attention, write_kv
+from testbed.engines.paged.linear import Linears
 from testbed.engines.paged.sequence import Sequence
 from testbed.engines.sampling import sample
 from testbed.errors import UserError
@@ -33,9 +34,10 @@ def check_architecture(config) -> None:
 
 
 class ModelRunner:
-    def __init__(self, lm, num_blocks: int, block_size: int):
+    def __init__(self, lm, num_blocks: int, block_size: int, prepacked: bool | None = None):
         check_architecture(lm.model.config)
         self.lm = lm
+        self.mm = Linears(lm, prepacked)          # oneDNN prepacked weights on the CPU (linear.py)
         self.core = lm.model.model               # embed_tokens, layers, norm, rotary_emb
         self.block_size = block_size
         attn = self.core.layers[0].self_attn
@@ -72,7 +74,7 @@ class ModelRunner:
         if not scored:
             return [None] * len(items)
         rows = _scored_rows(items, ends)
-        logits = self.lm.model.lm_head(self.core.norm(hidden[torch.tensor(rows, device=dev)]))   # [R, V]
+        logits = self.mm(self.lm.model.lm_head, self.core.norm(hidden[torch.tensor(rows, device=dev)]))   # [R, V]
         picked = iter(pick_tokens(logits, scored))
         return [next(picked) if e else None for e in ends]
 
@@ -83,17 +85,17 @@ class ModelRunner:
         cos, sin = cos[0, :, None, :], sin[0, :, None, :]                  # [T, 1, D]
         for i, layer in enumerate(self.core.layers):
             x = x + self._attention(i, layer.self_attn, layer.input_layernorm(x)[0], cos, sin, meta)[None]
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            x = x + self.mm.mlp(layer.mlp, layer.post_attention_layernorm(x))
         return x[0]
 
     def _attention(self, i: int, attn, h: torch.Tensor, cos, sin, meta) -> torch.Tensor:
         t = h.shape[0]
-        q = attn.q_proj(h).view(t, self.n_heads, self.head_dim)
-        k = attn.k_proj(h).view(t, self.n_kv, self.head_dim)
-        v = attn.v_proj(h).view(t, self.n_kv, self.head_dim)
+        q = self.mm(attn.q_proj, h).view(t, self.n_heads, self.head_dim)
+        k = self.mm(attn.k_proj, h).view(t, self.n_kv, self.head_dim)
+        v = self.mm(attn.v_proj, h).view(t, self.n_kv, self.head_dim)
         q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
         write_kv(self.k_cache[i], self.v_cache[i], k, v, meta.slots)
-        return attn.o_proj(paged_attention(q, k, v, self.k_cache[i], self.v_cache[i], meta, self.scale))
+        return self.mm(attn.o_proj, paged_attention(q, k, v, self.k_cache[i], self.v_cache[i], meta, self.scale))
 
 
 def _scored_rows(items: list[tuple[Sequence, int]], ends: list[bool]) -> list[int]:
