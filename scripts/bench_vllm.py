@@ -17,6 +17,12 @@ torch.profiler and says where its time goes: prefill vs decode steps, matmuls, a
 
     python scripts/bench_vllm.py                         # 16 requests, 8192-token budget, 3 repeats
     python scripts/bench_vllm.py --requests 4 --repeats 1 --output-tokens 16   # a quick look
+    python scripts/bench_vllm.py --spec --requests 12    # prompt lookup vs vLLM's n-gram, batch 1
+
+--spec measures speculative decoding instead, on spec_decode.yaml's workload (the golden
+extraction and input-grounded categories, whose answers copy the prompt), batch 1, greedy: each
+engine plain and with prompt lookup (vLLM: its n-gram proposer, the same n-gram and draft
+length), so each proposer's speedup is over its own engine's plain decoding, with a CI.
 
 Prints a card, then one line of JSON.
 """
@@ -51,6 +57,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--vllm-mp", action="store_true", help="add vLLM in its multiprocess layout as an arm")
     ap.add_argument("--skip-hf", action="store_true", help="paged is the baseline (no greedy check vs hf)")
     ap.add_argument("--profile", action="store_true", help="profile one more paged pass: where the time goes")
+    ap.add_argument("--spec", action="store_true", help="prompt lookup vs vLLM's n-gram at batch 1 (see above)")
+    ap.add_argument("--ngram", type=int, nargs=2, default=(2, 3), help="--spec: shortest and longest n-gram")
+    ap.add_argument("--draft-tokens", type=int, default=10, help="--spec: draft length")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args()
 
@@ -83,6 +92,42 @@ def config(args, dataset: Path) -> dict:
             "threads": args.threads, "repeats": args.repeats, "baseline": "paged" if args.skip_hf else "hf",
             "workload": {"dataset": str(dataset), "max_new_tokens": args.output_tokens, "ignore_eos": True,
                          "warmup": 1}, "sampling": {"temperature": 0}, "arms": arms}
+
+
+def spec_config(args) -> dict:
+    """Each engine plain and with prompt lookup at batch 1, spec_decode.yaml's workload."""
+    lo, hi = args.ngram
+    pl = {"method": "prompt_lookup", "ngram": hi, "ngram_min": lo, "num_draft_tokens": args.draft_tokens}
+    one = {"hf": {"engine": "hf", "batch_size": 1}, "paged": {"engine": "paged", "max_num_seqs": 1},
+           "vllm": {"engine": "vllm", "max_num_seqs": 1, "kv_budget_tokens": 8192}}
+    arms = {f"{e}{suffix}": {**arm, **extra} for e, arm in one.items()
+            for suffix, extra in (("", {}), ("_lookup", {"speculative": pl}))}
+    return {"name": "bench_vllm_spec", "model": {"id": args.model, "dtype": "float32"}, "device": "cpu",
+            "threads": args.threads, "repeats": args.repeats, "baseline": "hf",
+            "workload": {"dataset": "golden", "categories": ["clause_extraction", "json_extraction", "grounded_output"],
+                         "limit": args.requests, "max_new_tokens": args.output_tokens, "warmup": 1},
+            "sampling": {"temperature": 0}, "arms": arms}
+
+
+def print_spec_card(summary: dict, args) -> dict:
+    arms, out = summary["arms"], {}
+    print(f"\n== prompt lookup at batch 1: {args.model} fp32, {args.threads} torch thread(s), "
+          f"{args.requests} golden items x {args.repeats} repeats, n-gram {args.ngram[0]}-{args.ngram[1]}, "
+          f"k {args.draft_tokens} ==")
+    print(f"{'engine':8}{'plain tok/s':>13}{'lookup tok/s':>14}{'speedup':>10}{'95% CI':>16}{'accept':>8}"
+          f"{'tok/step':>9}{'match':>7}")
+    for e in ("hf", "paged", "vllm"):
+        if e not in arms:
+            continue
+        plain, spec = arms[e], arms[f"{e}_lookup"]
+        mean, lo, hi = ratio_ci(per_repeat(summary, f"{e}_lookup"), per_repeat(summary, e))
+        ci = f"[{lo:.2f}, {hi:.2f}]" if lo is not None else "-"
+        print(f"{e:8}{plain['output_throughput']:13.2f}{spec['output_throughput']:14.2f}{mean:10.2f}{ci:>16}"
+              f"{spec.get('spec_acceptance_rate', 0):8.2f}{spec.get('spec_mean_accepted_tokens', 0):9.2f}"
+              f"{spec.get('match_rate_vs_baseline', 0):7.0%}")
+        out[e] = {"speedup": mean, "ci": [lo, hi], "plain_tok_s": plain["output_throughput"],
+                  "lookup_tok_s": spec["output_throughput"]}
+    return out
 
 
 def ratio_ci(num: list[float], den: list[float]) -> tuple[float, float | None, float | None]:
@@ -176,6 +221,13 @@ def main() -> None:
     from testbed.models import load_model
     from testbed.config import ModelSpec
     tok = load_model(ModelSpec(id=args.model, dtype="float32"), "cpu").tokenizer
+    if args.spec:
+        with tempfile.TemporaryDirectory() as tmp:
+            exp = Experiment(validate(spec_config(args)), progress=False)
+            exp.run(Path(tmp))
+            print(json.dumps({"card": print_spec_card(exp.summary, args), "arms": exp.summary["arms"],
+                              "args": vars(args)}, default=float))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "mixed.jsonl"
         write_items(dataset, tok, args)
