@@ -43,6 +43,15 @@ class ContextSection(BaseModel):
     steps: list[StepOptions] = Field(default_factory=list)
     audit: AuditOptions = AuditOptions()
 
+    def details(self, records: list[dict]) -> dict:
+        """summary["details"][arm]["context_warnings"]: each category's losses against the context as retrieved."""
+        by_cat: dict[str, list[dict]] = {}
+        for r in records:
+            by_cat.setdefault(r.get("category") or "uncategorised", []).append(r)
+        warns = [f"{cat}: {w}" for cat, rs in sorted(by_cat.items())
+                 for w in audit.loss_warnings(ContextPipeline.aggregate(rs))]
+        return {"context_warnings": warns} if warns else {}
+
     @classmethod
     def model_validate(cls, obj: Any, **kw) -> "ContextSection":
         """Validate every step by its own Options class; errors carry the path steps[i].<key>."""
