@@ -23,12 +23,18 @@ def config(steps, **arm):
 
 @pytest.mark.parametrize("steps,expected", [
     ([{"name": "dedup"}, {"name": "budget", "budget_tokens": 0}], r"arms\.a\.context\.steps\[1\]\.budget_tokens: .*greater"),
-    ([{"name": "dedup", "treshold": 0.5}], r"steps\[0\]\.treshold: unknown key \(did you mean 'threshold'\?\)"),
+    ([{"name": "dedup", "treshold": 0.5}], r"steps\[0\]\.treshold: dedup step: unknown key \(did you mean 'threshold'\?\)"),
     ([{"name": "dedupe"}], r"steps\[0\]\.name: unknown context step \(did you mean 'dedup'\?\)"),
     ([{"top_n": 3}], r"steps\[0\]: a step needs a name"),
-    ([{"name": "extract"}], r"steps\[0\]: give exactly one of budget_tokens"),
+    ([{"name": "extract"}], r"steps\[0\]: extract step: give exactly one of budget_tokens"),
     ([{"name": "rerank", "method": "cosine"}], r"steps\[0\]\.method"),
-    ([{"name": "retrieve", "corpus": "/no/such/corpus.jsonl"}], r"steps\[0\]\.corpus: corpus file .* not found"),
+    ([{"name": "retrieve", "corpus": "/no/such/corpus.jsonl"}], r"steps\[0\]\.corpus: retrieve step: corpus file .* not found"),
+    ([{"name": "extract", "ratio": 0}], r"steps\[0\]\.ratio: extract step: .*greater than 0"),
+    ([{"name": "extract", "ratio": 1.5}], r"steps\[0\]\.ratio: extract step: .*less than or equal to 1"),
+    ([{"name": "extract", "ratio": -0.2}], r"steps\[0\]\.ratio: extract step: .*greater than 0"),
+    ([{"name": "prune", "keep_ratio": 0}], r"steps\[0\]\.keep_ratio: prune step: .*greater than 0"),
+    ([{"name": "dedup"}, {"name": "rerank", "top_n": 0}], r"steps\[1\]\.top_n: rerank step: .*greater than or equal to 1"),
+    ([{"name": "extract", "budget_tokens": 50, "top_n": 0}], r"steps\[0\]\.top_n: extract step: .*greater than or equal to 1"),
 ])
 def test_bad_steps_name_their_yaml_path(steps, expected):
     with pytest.raises(UserError, match=expected):
@@ -45,7 +51,7 @@ def test_good_section_validates_each_step_with_its_options():
 def test_empty_and_malformed_corpus_files(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
-    with pytest.raises(UserError, match=r"steps\[0\]\.corpus: corpus file .* is empty"):
+    with pytest.raises(UserError, match=r"steps\[0\]\.corpus: retrieve step: corpus file .* is empty"):
         validate(config([{"name": "retrieve", "corpus": str(empty)}]))
     no_id = tmp_path / "noid.jsonl"
     no_id.write_text(json.dumps({"text": "a chunk without an id"}) + "\n")

@@ -84,8 +84,8 @@ def _validate_step(i: int, raw: Any) -> tuple[StepOptions | None, list[dict]]:
     try:
         return options.model_validate(raw), []
     except ValidationError as e:
-        return None, [_error((at,) + tuple(map(str, err["loc"])), _message(err, options), err.get("input"))
-                      for err in e.errors()]
+        return None, [_error((at,) + tuple(map(str, err["loc"])), f"{raw['name']} step: {_message(err, options)}",
+                             err.get("input")) for err in e.errors()]
 
 
 def _message(err: dict, options: type[BaseModel]) -> str:
