@@ -113,3 +113,30 @@ def test_pre_run_check_catches_missing_ids_and_a_retrieve_with_nothing_to_search
     bare = Item("i3", "x", "q?", ["a"], chunks=[])
     with pytest.raises(UserError, match=r"arms\.a\.context\.steps\[0\]: retrieve has no corpus and item i3 has no chunks"):
         _pipe([{"name": "retrieve"}], tiny_lm).check([ITEM, bare], "a")
+
+
+def test_by_category_runs_each_categorys_own_steps_and_checks_them(tiny_lm):
+    cfg = config([])
+    cfg["arms"]["a"]["context"]["by_category"] = {"long_noisy": [{"name": "dedup"}, {"name": "rerank", "top_n": 1}]}
+    pipe = ContextPipeline(validate(cfg).arms["a"].sections["context"], tiny_lm)
+    short = Item("s1", "lookup", ITEM.question, ITEM.answers, chunks=ITEM.chunks, gold_chunk_ids=["g"])
+    kept, st = pipe.prepare(ITEM, ITEM.chunks)                     # long_noisy: dedup, then the best chunk
+    assert [c.id for c in kept] == ["g"] and [s["name"] for s in st["steps"]] == ["retrieved", "dedup", "rerank"]
+    kept, st = pipe.prepare(short, short.chunks)                   # any other category: the default, no steps
+    assert kept == short.chunks and [s["name"] for s in st["steps"]] == ["retrieved"]
+    with pytest.raises(UserError, match=r"arms\.a\.context\.by_category\.long_noisy: no item of the workload"):
+        pipe.check([short], "a")
+    cfg["arms"]["a"]["context"]["by_category"] = {"long_noisy": [{"name": "budget", "budget_tokens": 3}]}
+    with pytest.raises(UserError, match=r"arms\.a\.context\.by_category\.long_noisy\[0\]\.budget_tokens = 3"):
+        ContextPipeline(validate(cfg).arms["a"].sections["context"], tiny_lm).check([ITEM, short], "a")
+
+
+@pytest.mark.parametrize("by_category,expected", [
+    ({"long_noisy": [{"name": "extract", "ratio": 0}]}, r"context\.by_category\.long_noisy\[0\]\.ratio: extract step"),
+    ({"long_noisy": {"name": "dedup"}}, r"context\.by_category\.long_noisy: a list of steps"),
+])
+def test_bad_by_category_steps_name_their_yaml_path(by_category, expected):
+    cfg = config([])
+    cfg["arms"]["a"]["context"]["by_category"] = by_category
+    with pytest.raises(UserError, match=expected):
+        validate(cfg)
