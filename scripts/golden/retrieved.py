@@ -3,9 +3,9 @@
 Independently written from long_noisy (records.py: six other domains, two phrasings per field) and
 seeded on its own, so adding it changes no other item:
 
-- `retrieved_single`: one retrieved record of ~50-300 tokens; the question asks one field, the
+- `retrieved_single`: one retrieved record of ~50-130 tokens; the question asks one field, the
   other fields and boilerplate are the noise. Tests that compression leaves a short context alone.
-- `retrieved_multi`: 3-40 chunks, ~300-2,000 tokens: the record split in two chunks (the gold one
+- `retrieved_multi`: 6-40 chunks, ~400-1,900 tokens: the record split in two chunks (the gold one
   holds the asked field), the same field in other entities' records (confusable), the same record's
   superseded version with another value, exact copies and reworded copies (the other phrasing) of
   distractors, and records from other domains as filler. The gold chunk's rank is drawn at random.
@@ -17,7 +17,7 @@ from golden.common import approx_tokens, chunk, item
 from golden.records import DOMAINS, Domain
 
 N_SINGLE, N_MULTI = 18, 24
-SINGLE_TOKENS, MULTI_TOKENS = (50, 300), (300, 2000)
+SINGLE_TOKENS, MULTI_TOKENS = (60, 300), (300, 2000)
 
 
 def record(d: Domain, e: str, values: dict[str, str], rng, keys=None, title=None) -> str:
@@ -124,7 +124,7 @@ def build(rng) -> dict[str, list[dict]]:
     """Both categories; the multi-chunk targets spread evenly over 300-2,000 tokens."""
     singles = [single(i + 1, DOMAINS[i % len(DOMAINS)], rng) for i in range(N_SINGLE)]
     lo, hi = MULTI_TOKENS
-    targets = [lo + round(k * (hi - lo - 150) / (N_MULTI - 1)) for k in range(N_MULTI)]
+    targets = [lo + round(k * (hi - lo - 400) / (N_MULTI - 1)) for k in range(N_MULTI)]   # real tokens run ~10% over the estimate
     rng.shuffle(targets)
     multis = [multi(i + 1, DOMAINS[i % len(DOMAINS)], rng, t) for i, t in enumerate(targets)]
     return {"retrieved_single": singles, "retrieved_multi": multis}
