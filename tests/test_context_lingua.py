@@ -35,11 +35,12 @@ def test_llmlingua_compresses_offline_with_the_arms_model_and_keeps_ids(tiny_lm,
     assert tiny_lm.tokenizer.padding_side != "left" or step._pc.tokenizer is not tiny_lm.tokenizer
 
 
-def test_a_missing_llmlingua_is_a_config_error_with_the_install_line(monkeypatch):
+def test_a_missing_llmlingua_is_an_error_with_the_install_line_before_the_run(monkeypatch, tmp_path):
     import testbed.context.lingua as lingua
+    from testbed.runner import Experiment
     monkeypatch.setattr(lingua, "available", lambda: False)
-    cfg = {"name": "t", "model": {"id": "random:tiny-llama"}, "baseline": "a",
-           "arms": {"a": {"engine": "hf", "context": {"steps": [{"name": "llmlingua", "rate": 0.5}]}}}}
-    with pytest.raises(UserError, match=r"steps\[0\]: llmlingua step: .*needs the llmlingua package: "
-                                        r"pip install -e \.\[llmlingua\]"):
-        validate(cfg)
+    cfg = validate({"name": "t", "model": {"id": "random:tiny-llama"}, "baseline": "a", "output_dir": str(tmp_path),
+                    "arms": {"a": {"engine": "hf", "context": {"steps": [{"name": "llmlingua", "rate": 0.5}]}}}})
+    with pytest.raises(UserError, match=r"context\.steps\[0\]: the llmlingua step needs the llmlingua package") as e:
+        Experiment(cfg, limit=1, progress=False)
+    assert e.value.fix.startswith("pip install -e .[llmlingua]") and not list(tmp_path.iterdir())

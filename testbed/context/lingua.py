@@ -25,7 +25,7 @@ import copy
 import re
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from testbed.context.base import STEPS, Step, StepOptions
 from testbed.context.compress import MIN_CONTEXT_TOKENS, below_min
@@ -42,12 +42,6 @@ class LinguaOptions(StepOptions):
     context_level: bool = Field(True, description="drop whole chunks first (coarse), then tokens (fine)")
     min_context_tokens: int = Field(MIN_CONTEXT_TOKENS, ge=0,
                                     description="compress only a context of more than this many tokens (dev split)")
-
-    @model_validator(mode="after")
-    def _installed(self):
-        if not available():
-            raise ValueError(f"the llmlingua step needs the llmlingua package: {INSTALL_FIX}")
-        return self
 
 
 def available() -> bool:
@@ -130,6 +124,9 @@ class LinguaStep(Step):
 
     def __init__(self, options, lm=None, where="context.steps"):
         super().__init__(options, lm, where)
+        if not available():       # checked when the arm is built, before any request
+            raise UserError(f"{where}: the llmlingua step needs the llmlingua package, which is not installed",
+                            INSTALL_FIX)
         self._pc = None
 
     def __call__(self, query, chunks, item=None):

@@ -16,8 +16,8 @@
 
 An empty `steps: []` changes nothing and only audits (the baseline's "context as retrieved").
 `by_category` maps an item category to its own step list, used instead of `steps` for that
-category's items (so a bench can compress only where the context is long); a category no item of
-the workload has is an error before the run.
+category's items (so a bench can compress only where the context is long); a category the
+workload does not hold (a limit, a split) is simply unused.
 Step options are validated by each step's Options class at config load, with errors at their
 YAML path (arms.<arm>.context.steps[1].budget_tokens). The Preparer stores the audit in the
 request's stats (record["stats"]["ContextPipeline"]) and pools it per arm in `aggregate`.
@@ -159,18 +159,13 @@ class ContextPipeline:
         """Pre-run check of this arm's steps against the dataset: every bad input as a UserError before any request.
 
         Chunks need ids; a `retrieve` without a corpus needs the item's own chunks; a `budget` must
-        leave room for the longest question; a by_category key must be a category of the workload.
+        leave room for the longest question of the items each step list will see.
         Called for every context arm before the run (ArmPlan.check).
         """
         for item in items:
             check_chunk_ids(item, item.chunks)
-        present = sorted({it.category for it in items})
-        for cat, steps in self.by_category.items():
-            mine = [it for it in items if it.category == cat]
-            if not mine:
-                raise UserError(f"arms.{arm}.context.by_category.{cat}: no item of the workload is in category {cat!r}",
-                                f"use one of the workload's categories: {present}")
-            _check_steps(self.lm, steps, mine, f"arms.{arm}.context.by_category.{cat}")
+        for cat, steps in self.by_category.items():   # a category absent here (a limit, a split) is unused
+            _check_steps(self.lm, steps, [it for it in items if it.category == cat], f"arms.{arm}.context.by_category.{cat}")
         _check_steps(self.lm, self.steps, [it for it in items if it.category not in self.by_category],
                      f"arms.{arm}.context.steps")
 
