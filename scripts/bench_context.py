@@ -39,10 +39,13 @@ COMPRESSORS = {"extract", "prune", "llmlingua"}
 
 
 def load_run(run_dir: Path) -> tuple[dict, dict, list[dict]]:
-    summary = json.loads((run_dir / "summary.json").read_text())
+    """summary, config and records; a run stopped before its summary gets one rebuilt from its records."""
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines() if line.strip()]
-    return summary, config, records
+    if not (run_dir / "summary.json").is_file():
+        from context_partial import summary_from_records
+        return summary_from_records(records, config), config, records
+    return json.loads((run_dir / "summary.json").read_text()), config, records
 
 
 def step_names(config: dict, arm: str) -> list[str]:
