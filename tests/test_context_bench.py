@@ -32,6 +32,12 @@ def test_bench_reports_every_arm_and_the_goals(tmp_path):
     assert last["over_300_tokens"]["gold_only"]["n"] >= 1 and last["over_300_tokens"]["gold_only"]["tokens_saved_pct"] > 80
     assert "warning [context as retrieved]" in out and "warning [dedup_rerank" not in out
     assert sum(rows["gold_only"]["failures"].values()) + 2 * (rows["gold_only"]["accuracy"] or 0) == 2
+    (run_dir / "summary.json").unlink()            # a run killed before its summary: rebuilt from requests.jsonl
+    again = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_context.py"), str(run_dir)],
+                           capture_output=True, text=True, check=True).stdout
+    redo = {r["arm"]: r for r in json.loads(again.strip().splitlines()[-1])["arms"]}
+    assert {a: (r["accuracy"], r["gold_recall"], r["context_tokens_saved_pct"]) for a, r in redo.items()} == \
+        {a: (r["accuracy"], r["gold_recall"], r["context_tokens_saved_pct"]) for a, r in rows.items()}
     assert rows["gold_only"]["failures"]["gold_dropped"] == 0 and "wrong answers [as_retrieved]:" in out
 
 
