@@ -2,6 +2,8 @@
 
 Deterministic (one seeded random.Random, no network, no model): running it twice gives
 byte-identical files. The items are written here, in scripts/golden/*.py; see docs/datasets.md.
+Every item's meta.split says whether it may be used to choose defaults (dev) or only to report
+results (test); see `assign_splits`.
 
     python scripts/make_golden.py                  # writes testbed/workloads/golden/
     python scripts/make_golden.py --out /tmp/gold  # somewhere else (the determinism test does this)
@@ -15,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from golden import contracts, grounded, json_docs, lookup, multidoc, noisy  # noqa: E402
+from golden import contracts, grounded, json_docs, lookup, multidoc, noisy, retrieved  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "testbed" / "workloads" / "golden"
@@ -46,7 +48,33 @@ def build_all(seed: int = SEED) -> dict[str, list[dict]]:
     # the long_noisy pool, so the first batch and long_noisy stay byte-identical
     for category, module in SECOND_BATCH.items():
         sets[category] += module.build_more(random.Random(f"{seed}-{category}"))
+    assign_splits(sets, random.Random(f"{seed}-split"))
+    # the held-out family (test split only), from its own rng: nothing above changes with it
+    sets.update(retrieved.build(random.Random(f"{seed}-retrieved")))
     return sets
+
+
+def assign_splits(sets: dict[str, list[dict]], rng: random.Random) -> None:
+    """meta.split = dev | test, half and half in each category (dev gets the odd one), drawn by `rng`.
+
+    A long_noisy item shares its clean twin's split (same question, same gold chunk), so no fact
+    is tuned on in one split and scored in the other; the twins are drawn first, balanced within
+    lookup and within clause_extraction, so long_noisy splits 6 / 6.
+    """
+    split: dict[str, str] = {}
+    for group in (NOISY_FROM[:6], NOISY_FROM[6:]):
+        order = rng.sample(group, len(group))
+        split |= {i: "dev" if n % 2 == 0 else "test" for n, i in enumerate(order)}
+    for category, items in sets.items():
+        if category == "long_noisy":
+            continue
+        rest = [it["id"] for it in items if it["id"] not in split]
+        rng.shuffle(rest)
+        dev_left = (len(items) + 1) // 2 - sum(split.get(it["id"]) == "dev" for it in items)
+        split |= {i: "dev" if n < dev_left else "test" for n, i in enumerate(rest)}
+    for category, items in sets.items():
+        for it in items:
+            it["meta"]["split"] = split[it["meta"]["clean_item_id"] if category == "long_noisy" else it["id"]]
 
 
 def write(sets: dict[str, list[dict]], out: Path) -> None:

@@ -81,6 +81,8 @@ class ArrivalConfig(Strict):
 class WorkloadConfig(Strict):
     dataset: str = Field("golden", description="golden, golden/<category>, or a path: JSONL, SQuAD JSON, HotpotQA JSON")
     categories: list[str] | None = None
+    split: Literal["dev", "test"] | None = Field(None, description="dev: items defaults may be tuned on; test: "
+                                                                   "claims only (meta.split, else a hash of the id)")
     limit: int | None = Field(None, ge=1)
     max_new_tokens: int = Field(64, ge=1)
     arrival: ArrivalConfig = ArrivalConfig()

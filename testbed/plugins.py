@@ -13,6 +13,7 @@ MODULES = [
     "testbed.context.compress",
     "testbed.context.budget",
     "testbed.context.oracle",
+    "testbed.context.lingua",
     "testbed.context.pipeline",
     "testbed.routing.config",
 ]

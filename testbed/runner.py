@@ -59,7 +59,7 @@ class Experiment:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         w = cfg.workload
-        self.items = load_dataset(w.dataset, w.categories, limit or w.limit)
+        self.items = load_dataset(w.dataset, w.categories, limit or w.limit, split=w.split)
         self.device = pick_device(cfg.device)
         self.skipped = self._unavailable_arms()
         self.arm_names = [a for a in [cfg.baseline] + [a for a in cfg.arms if a != cfg.baseline] if a not in self.skipped]

@@ -115,3 +115,50 @@ def test_report_has_no_context_section_without_context_arms(tmp_path):
     from testbed.report.markdown import render_markdown
     s = {"name": "t", "baseline": "a", "arms": {"a": {"quality_accuracy": 1.0}}, "by_category": {}}
     assert "Context audit" not in render_markdown(s, [], tmp_path)
+
+
+def _two_steps(first: list[Chunk], second: list[Chunk]) -> dict:
+    stages = [audit.stage("retrieved", ITEM.chunks, ITEM, None), audit.stage("dedup", first, ITEM, None),
+              audit.stage("extract", second, ITEM, None)]
+    return audit.request_audit(ITEM, ITEM.chunks, second, stages, None)
+
+
+def test_loss_warnings_name_the_step_that_lowered_recall_and_answer_in_context():
+    keep = _two_steps([DIST, GOLD], [DIST, GOLD])
+    cut = _two_steps([DIST, GOLD], [DIST, Chunk("g", "Marlowe Coffee operates stores.")])   # gold id, answer gone
+    drop = _two_steps([DIST, GOLD], [DIST])
+    flat = audit.aggregate([keep, cut, drop])
+    assert flat["gold_dropped_items"] == 1 and flat["answer_lost_items"] == 2
+    assert flat["answer_in_context_rate_before"] == 1.0 and flat["answer_in_context_step2_extract"] == pytest.approx(1 / 3)
+    warns = audit.loss_warnings(flat)
+    assert warns == ["gold recall fell from 1.00 as retrieved to 0.67 on 1 request(s); lowered by step "
+                     "extract (1.00 → 0.67)",
+                     "answer in context fell from 1.00 as retrieved to 0.33 on 2 request(s); lowered by step "
+                     "extract (1.00 → 0.33)"]
+    assert audit.loss_warnings(audit.aggregate([keep, keep])) == []
+
+
+def test_a_single_request_losing_gold_is_flagged_in_report_and_summary_details():
+    from testbed.context.pipeline import ContextSection
+    from testbed.report.context_audit import audit_warnings
+    rec = lambda a, cat: {"category": cat, "stats": {"ContextPipeline": a}}   # noqa: E731
+    keep, drop = _two_steps([GOLD], [GOLD]), _two_steps([GOLD], [DIST])
+    records = [rec(keep, "lookup")] * 9 + [rec(drop, "lookup"), rec(keep, "long_noisy")]
+    details = ContextSection().details(records)
+    assert len(details["context_warnings"]) == 2 and all(w.startswith("lookup: ") for w in details["context_warnings"])
+    assert "on 1 request(s); lowered by step extract (1.00 → 0.90)" in details["context_warnings"][0]
+    summary = {"arms": {"x": {"duplicate_rate_before": 0.0}},
+               "by_category": {"x": {"lookup": {"duplicate_rate_before": 0.0, **audit.aggregate([keep] * 9 + [drop])}}}}
+    assert any(w.startswith("arm x, lookup: gold recall fell") for w in audit_warnings(summary))
+
+
+def test_items_without_chunks_pass_every_step_and_are_counted():
+    from testbed.context.pipeline import ContextPipeline, ContextSection
+    from testbed.plugins import load_plugins
+    load_plugins()
+    empty = Item("e", "lookup", "What is the notice period?", ["90 days"])
+    steps = [{"name": n} for n in ("dedup", "gold_only")] + [{"name": "rerank", "top_n": 1},
+                                                              {"name": "extract", "ratio": 0.5}]
+    pipe = ContextPipeline(ContextSection.model_validate({"steps": steps}), None)
+    chunks, a = pipe.prepare(empty, [])
+    assert chunks == [] and a["no_chunks"] and audit.aggregate([a])["items_without_chunks"] == 1

@@ -44,10 +44,10 @@ def test_extract_picks_the_answer_sentence_with_its_lead(tiny_lm):
 
 def test_extract_ratio_and_unmatched_sentences(tiny_lm):
     total = sum(count_tokens(tiny_lm, [c.text for c in (FEES, BIKE, GOLD)]))
-    kept, stats = extract(tiny_lm, ratio=0.9)
+    kept, stats = extract(tiny_lm, ratio=0.9, min_context_tokens=0)
     assert stats["budget_tokens"] == int(0.9 * total)
     assert "bike" not in {c.id for c in kept}      # shares no word with the question
-    kept, _ = extract(tiny_lm, ratio=1.0, drop_unmatched=False)
+    kept, _ = extract(tiny_lm, ratio=1.0, drop_unmatched=False, min_context_tokens=0)
     assert {c.id for c in kept} == {"gold", "fees", "bike"}
 
 
@@ -71,7 +71,7 @@ def test_prune_words_keeps_the_most_informative_words_in_order():
 @pytest.mark.parametrize("ratio", [0.3, 0.5, 0.8])
 def test_prune_hits_its_ratio_and_keeps_ids(tiny_lm, ratio):
     chunks = [GOLD, FEES, BIKE]
-    kept, _ = PruneStep(PruneOptions(name="prune", keep_ratio=ratio), tiny_lm)(Q, chunks)
+    kept, _ = PruneStep(PruneOptions(name="prune", keep_ratio=ratio, min_context_tokens=0), tiny_lm)(Q, chunks)
     assert [c.id for c in kept] == ["gold", "fees", "bike"]
     for src, out in zip(chunks, kept):
         n_src = len(word_spans(tiny_lm, src.text)[0])
@@ -107,8 +107,9 @@ def test_extract_keeps_the_best_sentence_alone_when_its_lead_does_not_fit():
     assert [(c.id, c.text) for c in kept] == [("now", answer)]
     assert stats["chunks_without_lead"] == 1
     short = ExtractOptions(name="extract", budget_tokens=n - 1, prefer_current=True)
-    kept, _ = ExtractStep(short)(CEO_Q, [OLD, NOW])
-    assert "Maren" not in " ".join(c.text for c in kept)     # does not fit at all: never cut mid-sentence
+    kept, stats = ExtractStep(short)(CEO_Q, [OLD, NOW])
+    assert [(c.id, c.text) for c in kept] == [("now", answer)]   # does not fit: kept whole, never cut or emptied
+    assert stats["over_budget"]
 
 
 def test_extract_orders_chunks_best_last_and_takes_a_repeated_sentence_once():

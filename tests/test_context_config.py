@@ -23,12 +23,18 @@ def config(steps, **arm):
 
 @pytest.mark.parametrize("steps,expected", [
     ([{"name": "dedup"}, {"name": "budget", "budget_tokens": 0}], r"arms\.a\.context\.steps\[1\]\.budget_tokens: .*greater"),
-    ([{"name": "dedup", "treshold": 0.5}], r"steps\[0\]\.treshold: unknown key \(did you mean 'threshold'\?\)"),
+    ([{"name": "dedup", "treshold": 0.5}], r"steps\[0\]\.treshold: dedup step: unknown key \(did you mean 'threshold'\?\)"),
     ([{"name": "dedupe"}], r"steps\[0\]\.name: unknown context step \(did you mean 'dedup'\?\)"),
     ([{"top_n": 3}], r"steps\[0\]: a step needs a name"),
-    ([{"name": "extract"}], r"steps\[0\]: give exactly one of budget_tokens"),
+    ([{"name": "extract"}], r"steps\[0\]: extract step: give exactly one of budget_tokens"),
     ([{"name": "rerank", "method": "cosine"}], r"steps\[0\]\.method"),
-    ([{"name": "retrieve", "corpus": "/no/such/corpus.jsonl"}], r"steps\[0\]\.corpus: corpus file .* not found"),
+    ([{"name": "retrieve", "corpus": "/no/such/corpus.jsonl"}], r"steps\[0\]\.corpus: retrieve step: corpus file .* not found"),
+    ([{"name": "extract", "ratio": 0}], r"steps\[0\]\.ratio: extract step: .*greater than 0"),
+    ([{"name": "extract", "ratio": 1.5}], r"steps\[0\]\.ratio: extract step: .*less than or equal to 1"),
+    ([{"name": "extract", "ratio": -0.2}], r"steps\[0\]\.ratio: extract step: .*greater than 0"),
+    ([{"name": "prune", "keep_ratio": 0}], r"steps\[0\]\.keep_ratio: prune step: .*greater than 0"),
+    ([{"name": "dedup"}, {"name": "rerank", "top_n": 0}], r"steps\[1\]\.top_n: rerank step: .*greater than or equal to 1"),
+    ([{"name": "extract", "budget_tokens": 50, "top_n": 0}], r"steps\[0\]\.top_n: extract step: .*greater than or equal to 1"),
 ])
 def test_bad_steps_name_their_yaml_path(steps, expected):
     with pytest.raises(UserError, match=expected):
@@ -45,7 +51,7 @@ def test_good_section_validates_each_step_with_its_options():
 def test_empty_and_malformed_corpus_files(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
-    with pytest.raises(UserError, match=r"steps\[0\]\.corpus: corpus file .* is empty"):
+    with pytest.raises(UserError, match=r"steps\[0\]\.corpus: retrieve step: corpus file .* is empty"):
         validate(config([{"name": "retrieve", "corpus": str(empty)}]))
     no_id = tmp_path / "noid.jsonl"
     no_id.write_text(json.dumps({"text": "a chunk without an id"}) + "\n")
@@ -107,3 +113,29 @@ def test_pre_run_check_catches_missing_ids_and_a_retrieve_with_nothing_to_search
     bare = Item("i3", "x", "q?", ["a"], chunks=[])
     with pytest.raises(UserError, match=r"arms\.a\.context\.steps\[0\]: retrieve has no corpus and item i3 has no chunks"):
         _pipe([{"name": "retrieve"}], tiny_lm).check([ITEM, bare], "a")
+
+
+def test_by_category_runs_each_categorys_own_steps_and_checks_them(tiny_lm):
+    cfg = config([])
+    cfg["arms"]["a"]["context"]["by_category"] = {"long_noisy": [{"name": "dedup"}, {"name": "rerank", "top_n": 1}]}
+    pipe = ContextPipeline(validate(cfg).arms["a"].sections["context"], tiny_lm)
+    short = Item("s1", "lookup", ITEM.question, ITEM.answers, chunks=ITEM.chunks, gold_chunk_ids=["g"])
+    kept, st = pipe.prepare(ITEM, ITEM.chunks)                     # long_noisy: dedup, then the best chunk
+    assert [c.id for c in kept] == ["g"] and [s["name"] for s in st["steps"]] == ["retrieved", "dedup", "rerank"]
+    kept, st = pipe.prepare(short, short.chunks)                   # any other category: the default, no steps
+    assert kept == short.chunks and [s["name"] for s in st["steps"]] == ["retrieved"]
+    pipe.check([short], "a")                                       # a category the workload lacks is unused
+    cfg["arms"]["a"]["context"]["by_category"] = {"long_noisy": [{"name": "budget", "budget_tokens": 3}]}
+    with pytest.raises(UserError, match=r"arms\.a\.context\.by_category\.long_noisy\[0\]\.budget_tokens = 3"):
+        ContextPipeline(validate(cfg).arms["a"].sections["context"], tiny_lm).check([ITEM, short], "a")
+
+
+@pytest.mark.parametrize("by_category,expected", [
+    ({"long_noisy": [{"name": "extract", "ratio": 0}]}, r"context\.by_category\.long_noisy\[0\]\.ratio: extract step"),
+    ({"long_noisy": {"name": "dedup"}}, r"context\.by_category\.long_noisy: a list of steps"),
+])
+def test_bad_by_category_steps_name_their_yaml_path(by_category, expected):
+    cfg = config([])
+    cfg["arms"]["a"]["context"]["by_category"] = by_category
+    with pytest.raises(UserError, match=expected):
+        validate(cfg)

@@ -145,6 +145,40 @@ def test_multi_doc_needs_several_documents(golden):
         assert len(it.chunks) >= 3 and len(it.gold_chunk_ids) >= 2
 
 
+def test_splits_are_half_and_half_and_long_noisy_follows_its_clean_twin():
+    from testbed.workloads.datasets import HELD_OUT, split_of
+    items = load_dataset("golden", categories=list(MINIMUM) + list(HELD_OUT))
+    for cat in MINIMUM:
+        dev = sum(split_of(it) == "dev" for it in items if it.category == cat)
+        assert dev == (MINIMUM[cat] + 1) // 2, cat
+    by_id = {it.id: it for it in items}
+    for it in (it for it in items if it.category == "long_noisy"):
+        assert split_of(it) == split_of(by_id[it.meta["clean_item_id"]])
+    assert all(split_of(it) == "test" for it in items if it.category in HELD_OUT)
+    dev, test = load_dataset("golden", split="dev"), load_dataset("golden", split="test")
+    assert not {it.id for it in dev} & {it.id for it in test} and len(dev) + len(test) == len(load_dataset("golden"))
+    assert split_of(Item("x7", "c", "q?", ["a"])) == split_of(Item("x7", "other", "q2?", ["b"]))   # by id alone
+    with pytest.raises(UserError, match="workload.split: no item .* in the dev split"):
+        load_dataset("golden/retrieved_multi", split="dev")
+
+
+def test_held_out_family_is_only_in_golden_when_named_and_states_answers_only_in_gold():
+    from testbed.workloads.datasets import HELD_OUT
+    assert not {it.category for it in load_dataset("golden")} & set(HELD_OUT)
+    named = load_dataset("golden", categories=["lookup", *HELD_OUT])
+    assert [it.category for it in named[:22]] == ["lookup"] * 22      # held-out categories come after
+    multi = load_dataset("golden/retrieved_multi")
+    toks = [it.meta["context_tokens_hint"] for it in multi]
+    assert min(toks) >= 300 and max(toks) <= 2000 and len({it.meta["domain"] for it in multi}) == 6
+    single = load_dataset("golden/retrieved_single")
+    assert all(len(it.chunks) == 1 and 50 <= it.meta["context_tokens_hint"] <= 300 for it in single)
+    for it in multi + single:
+        gold = set(it.gold_chunk_ids)
+        assert any(norm(it.answers[0]) in norm(c.text) for c in it.gold_chunks()), it.id
+        assert not any(norm(it.answers[0]) in f" {norm(c.text)} " for c in it.chunks if c.id not in gold), it.id
+        assert set(it.meta.get("duplicate_of", {})) <= set(it.meta.get("distractor_ids", []))
+
+
 def test_golden_interleaves_categories_and_filters():
     first = load_dataset("golden", limit=6)
     assert len({it.category for it in first}) == 6

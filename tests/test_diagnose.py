@@ -162,13 +162,18 @@ def test_counts_add_up_to_the_failures(records, answers):
             assert sum(a["shares"].values()) == pytest.approx(1.0)
 
 
-def test_reading_applies_the_twenty_percent_rule():
-    assert "systems problem" in reading(0.19)
-    assert "model itself" in reading(0.2)
+def test_reading_applies_the_twenty_and_fifty_percent_rule():
+    assert reading(0.19) == "19% model errors: a systems problem, not a model problem"
+    assert reading(0.51) == "51% model errors: the model limits quality"
+    issue = {"retrieval": 21, "context": 15, "routing": 0, "model": 18}      # extractive in issue 17: 33% model
+    assert reading(18 / 54, issue) == ("33% model errors: mixed, the system and the model both limit quality; "
+                                       "the largest system cause is retrieval (21 failures)")
+    assert "largest system cause is context (3" in reading(0.5, {"retrieval": 1, "context": 3, "model": 4})
     records = [rec("a", "q4"), rec("a", "q4"), rec("a", "q4"), rec("a", "q4"), rec("a", "q2")]
     a = diagnose(records, ITEMS, no_probe)["arms"]["a"]
     assert a["counts"]["retrieval"] == 4 and a["counts"]["model"] == 1
-    assert a["model_share_of_classed"] == pytest.approx(0.2) and "model itself" in a["reading"]
+    assert a["model_share_of_classed"] == pytest.approx(0.2) and "mixed" in a["reading"]
+    assert "largest system cause is retrieval (4 failures)" in a["reading"]
 
 
 def test_report_section_shows_each_arms_shares_and_the_rule():

@@ -12,6 +12,8 @@ A chunk "carries gold" when its id is a gold id or the meta names it a copy of o
 
 `aggregate(records)` pools an arm's requests into DESIGN §3 keys: duplicate_rate_before,
 duplicate_rate_after, context_tokens_saved_pct, context_tokens_mean, gold_recall, gold_position_mean, ...
+`loss_warnings(metrics)` reads those keys back: a step that lowered gold recall or answer-in-context
+against the context as retrieved is named, with how many requests it cost.
 """
 from typing import Any
 
@@ -83,7 +85,8 @@ def stage(name: str, chunks: list[Chunk], item: Item, lm: Any, seconds: float | 
           extra: dict | None = None) -> dict:
     """One snapshot of the context: its size, ids and gold recall (plus the step's own stats)."""
     out = {"name": name, "chunks": len(chunks), "tokens": sum(count_tokens(lm, [c.text for c in chunks])),
-           "gold_recall": gold_recall(chunks, item), "ids": [c.id for c in chunks]}
+           "gold_recall": gold_recall(chunks, item), "answer_in_context": answer_present(chunks, item),
+           "ids": [c.id for c in chunks]}
     if seconds is not None:
         out["seconds"] = round(seconds, 6)
     return {**out, **(extra or {})}
@@ -105,7 +108,9 @@ def request_audit(item: Item, before: list[Chunk], after: list[Chunk], stages: l
         "gold_recall_before": stages[0]["gold_recall"], "gold_recall": stages[-1]["gold_recall"],
         "gold_position": pos, "gold_position_rel": None if pos is None else pos / max(len(after) - 1, 1),
         "relevance": sum(c.id in carriers for c in after) / len(after) if after and carriers else None,
+        "answer_in_context_before": stages[0].get("answer_in_context"),
         "answer_in_context": answer_present(after, item),
+        "no_chunks": not before,
         "steps": stages,
     }
 
@@ -140,18 +145,64 @@ def aggregate(audits: list[dict], seconds: list[float] | None = None) -> dict[st
         "gold_position_mean": _mean([a["gold_position"] for a in audits]),
         "gold_position_rel_mean": _mean([a["gold_position_rel"] for a in audits]),
         "context_relevance": _mean([a["relevance"] for a in audits]),
+        "answer_in_context_rate_before": _mean([a.get("answer_in_context_before") for a in audits]),
         "answer_in_context_rate": _mean([a["answer_in_context"] for a in audits]),
         "context_seconds_mean": _mean(seconds or []),
+        "items_without_chunks": sum(bool(a.get("no_chunks")) for a in audits),
+        "gold_dropped_items": sum(_lost(a, "gold_recall_before", "gold_recall") for a in audits),
+        "answer_lost_items": sum(_lost(a, "answer_in_context_before", "answer_in_context") for a in audits),
     }
-    out.update(step_recalls(audits))
+    out.update(step_means(audits, "gold_recall"))
+    out.update(step_means(audits, "answer_in_context"))
     return {k: round(v, 6) for k, v in out.items() if v is not None}
 
 
-def step_recalls(audits: list[dict]) -> dict[str, float | None]:
-    """gold_recall_step<i>_<name>: mean gold recall after each step (step 0 is what was retrieved)."""
-    names = [st["name"] for st in audits[0]["steps"]][1:]
-    return {f"gold_recall_step{i}_{n}": _mean([a["steps"][i]["gold_recall"] for a in audits])
-            for i, n in enumerate(names, 1)}
+def _lost(a: dict, before: str, after: str) -> bool:
+    return a.get(before) is not None and a.get(after) is not None and float(a[after]) < float(a[before]) - 1e-9
+
+
+def step_means(audits: list[dict], key: str) -> dict[str, float | None]:
+    """<key>_step<i>_<name>: the mean of `key` after each step (step 0 is what was retrieved).
+
+    Grouped by (position, name) over the requests that ran that step, so arms whose pipeline
+    differs by category (context.by_category) still pool each step with its own kind."""
+    groups: dict[tuple[int, str], list] = {}
+    for a in audits:
+        for i, st in enumerate(a["steps"][1:], 1):
+            groups.setdefault((i, st["name"]), []).append(st.get(key))
+    return {f"{key}_step{i}_{n}": _mean(v) for (i, n), v in sorted(groups.items())}
+
+
+def step_path(metrics: dict, key: str) -> list[tuple[str, float]]:
+    """[(step name, mean of `key` after it)] in pipeline order, from the flat <key>_step<i>_<name> keys."""
+    prefix = f"{key}_step"
+    steps = [(int(k[len(prefix):].split("_", 1)[0]), k[len(prefix):].split("_", 1)[1], v)
+             for k, v in metrics.items() if k.startswith(prefix)]
+    return [(n, v) for _, n, v in sorted(steps)]
+
+
+LOSSES = (("gold recall", "gold_recall_before", "gold_recall", "gold_recall", "gold_dropped_items"),
+          ("answer in context", "answer_in_context_rate_before", "answer_in_context_rate", "answer_in_context",
+           "answer_lost_items"))
+
+
+def loss_warnings(metrics: dict) -> list[str]:
+    """One line per loss against the context as retrieved, naming the step(s) where it fell."""
+    out = []
+    for label, before_key, after_key, step_key, count_key in LOSSES:
+        before, after = metrics.get(before_key), metrics.get(after_key)
+        if before is None or after is None or not (after < before - 1e-9 or metrics.get(count_key)):
+            continue
+        prev, culprits = before, []
+        for name, v in step_path(metrics, step_key):
+            if v is not None and v < prev - 1e-9:
+                culprits.append(f"{name} ({prev:.2f} → {v:.2f})")
+            prev = v if v is not None else prev
+        n = metrics.get(count_key)
+        who = f" on {int(n)} request(s)" if n else ""
+        out.append(f"{label} fell from {before:.2f} as retrieved to {after:.2f}{who}; lowered by step "
+                   + (", ".join(culprits) or "unknown (no per-step audit)"))
+    return out
 
 
 def duplicate_warning(rate: float | None) -> str | None:

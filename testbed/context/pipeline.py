@@ -8,8 +8,16 @@
             - {name: dedup}
             - {name: rerank, method: bm25, top_n: 4}
           audit: {threshold: 0.7, shingle: 1}      # what the duplicate-rate audit counts as a copy
+      compress_long_only:
+        context:
+          steps: []                                # the default: categories not listed below
+          by_category:                             # a pipeline per item category
+            long_noisy: [{name: dedup}, {name: extract, ratio: 0.3}]
 
 An empty `steps: []` changes nothing and only audits (the baseline's "context as retrieved").
+`by_category` maps an item category to its own step list, used instead of `steps` for that
+category's items (so a bench can compress only where the context is long); a category the
+workload does not hold (a limit, a split) is simply unused.
 Step options are validated by each step's Options class at config load, with errors at their
 YAML path (arms.<arm>.context.steps[1].budget_tokens). The Preparer stores the audit in the
 request's stats (record["stats"]["ContextPipeline"]) and pools it per arm in `aggregate`.
@@ -41,42 +49,66 @@ class ContextSection(BaseModel):
     """`context:` — steps run in order (retrieve, dedup, rerank, extract, prune, budget, gold_only)."""
     model_config = ConfigDict(extra="forbid")
     steps: list[StepOptions] = Field(default_factory=list)
+    by_category: dict[str, list[StepOptions]] = Field(default_factory=dict,
+                                                      description="category -> its own steps, instead of `steps`")
     audit: AuditOptions = AuditOptions()
+
+    def details(self, records: list[dict]) -> dict:
+        """summary["details"][arm]["context_warnings"]: each category's losses against the context as retrieved."""
+        by_cat: dict[str, list[dict]] = {}
+        for r in records:
+            by_cat.setdefault(r.get("category") or "uncategorised", []).append(r)
+        warns = [f"{cat}: {w}" for cat, rs in sorted(by_cat.items())
+                 for w in audit.loss_warnings(ContextPipeline.aggregate(rs))]
+        return {"context_warnings": warns} if warns else {}
 
     @classmethod
     def model_validate(cls, obj: Any, **kw) -> "ContextSection":
-        """Validate every step by its own Options class; errors carry the path steps[i].<key>."""
-        if not isinstance(obj, dict) or not isinstance(obj.get("steps", []), list):
+        """Validate every step by its own Options class; errors carry the path steps[i].<key>
+        (by_category.<category>[i].<key>)."""
+        if not isinstance(obj, dict) or not isinstance(obj.get("steps", []), list) \
+                or not isinstance(obj.get("by_category", {}), dict):
             return super().model_validate(obj, **kw)
-        steps, errors = [], []
-        for i, raw in enumerate(obj.get("steps", [])):
-            opts, errs = _validate_step(i, raw)
-            steps.append(opts)
+        steps, errors = _validate_steps(obj.get("steps", []), ("steps",))
+        by_cat = {}
+        for cat, raws in (obj.get("by_category") or {}).items():
+            if not isinstance(raws, list):
+                errors.append(_error(("by_category", str(cat)), "a list of steps, e.g. [{name: dedup}]", raws))
+                continue
+            by_cat[cat], errs = _validate_steps(raws, ("by_category", str(cat)))
             errors += errs
         if errors:
             raise ValidationError.from_exception_data(cls.__name__, errors)
-        return super().model_validate({**obj, "steps": steps}, **kw)
+        return super().model_validate({**obj, "steps": steps, "by_category": by_cat}, **kw)
 
 
 def _error(loc: tuple, msg: str, value: Any = None) -> dict:
     return {"type": PydanticCustomError("context_step", "{msg}", {"msg": msg}), "loc": loc, "input": value}
 
 
-def _validate_step(i: int, raw: Any) -> tuple[StepOptions | None, list[dict]]:
-    at = f"steps[{i}]"
+def _validate_steps(raws: list, where: tuple[str, ...]) -> tuple[list, list[dict]]:
+    steps, errors = [], []
+    for i, raw in enumerate(raws):
+        opts, errs = _validate_step(where[:-1] + (f"{where[-1]}[{i}]",), raw)
+        steps.append(opts)
+        errors += errs
+    return steps, errors
+
+
+def _validate_step(at: tuple[str, ...], raw: Any) -> tuple[StepOptions | None, list[dict]]:
     if not isinstance(raw, dict) or "name" not in raw:
-        return None, [_error((at,), f"a step needs a name, one of: {', '.join(STEPS.names())}")]
+        return None, [_error(at, f"a step needs a name, one of: {', '.join(STEPS.names())}")]
     if raw["name"] not in STEPS:
         near = get_close_matches(str(raw["name"]), STEPS.names(), n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
-        return None, [_error((at, "name"), f"unknown context step{hint}; use one of: {', '.join(STEPS.names())}",
+        return None, [_error(at + ("name",), f"unknown context step{hint}; use one of: {', '.join(STEPS.names())}",
                              raw["name"])]
     options = STEPS.get(raw["name"]).Options
     try:
         return options.model_validate(raw), []
     except ValidationError as e:
-        return None, [_error((at,) + tuple(map(str, err["loc"])), _message(err, options), err.get("input"))
-                      for err in e.errors()]
+        return None, [_error(at + tuple(map(str, err["loc"])), f"{raw['name']} step: {_message(err, options)}",
+                             err.get("input")) for err in e.errors()]
 
 
 def _message(err: dict, options: type[BaseModel]) -> str:
@@ -101,13 +133,22 @@ class ContextPipeline:
     def __init__(self, section_cfg: ContextSection, lm: Any):
         self.cfg = section_cfg
         self.lm = lm
-        self.steps = [STEPS.get(o.name)(o, lm, where=f"context.steps[{i}]") for i, o in enumerate(section_cfg.steps)]
+        self.steps = self._build(section_cfg.steps, "context.steps")
+        self.by_category = {cat: self._build(opts, f"context.by_category.{cat}")
+                            for cat, opts in section_cfg.by_category.items()}
+
+    def _build(self, options: list[StepOptions], where: str) -> list:
+        return [STEPS.get(o.name)(o, self.lm, where=f"{where}[{i}]") for i, o in enumerate(options)]
+
+    def steps_for(self, item: Item) -> list:
+        """The item's category's own steps where by_category names it, else the default `steps`."""
+        return self.by_category.get(item.category, self.steps)
 
     def prepare(self, item: Item, chunks: list[Chunk]) -> tuple[list[Chunk], dict[str, Any]]:
         check_chunk_ids(item, chunks)
         before = list(chunks)
         stages = [audit.stage("retrieved", before, item, self.lm)]
-        for step in self.steps:
+        for step in self.steps_for(item):
             t = time.perf_counter()
             chunks, st = step(item.question, chunks, item=item)
             stages.append(audit.stage(step.options.name, chunks, item, self.lm, time.perf_counter() - t, st))
@@ -118,29 +159,37 @@ class ContextPipeline:
         """Pre-run check of this arm's steps against the dataset: every bad input as a UserError before any request.
 
         Chunks need ids; a `retrieve` without a corpus needs the item's own chunks; a `budget` must
-        leave room for the longest question. Call it for every context arm before the run, e.g. in
-        Experiment.__init__: `for prep in plan.preparers: getattr(prep, "check", None) and prep.check(items, name)`.
+        leave room for the longest question of the items each step list will see.
+        Called for every context arm before the run (ArmPlan.check).
         """
         for item in items:
             check_chunk_ids(item, item.chunks)
-        corpus = False
-        for i, step in enumerate(self.steps):
-            where, o = f"arms.{arm}.context.steps[{i}]", step.options
-            if o.name == "retrieve":
-                corpus = corpus or o.corpus is not None
-                empty = [it.id for it in items if not it.chunks]
-                if not corpus and empty:
-                    raise UserError(f"{where}: retrieve has no corpus and item {empty[0]} has no chunks "
-                                    f"({len(empty)} such items)", f"set {where}.corpus to a JSONL file of {{id, text}} chunks")
-            if o.name == "budget" and items:
-                q = count_tokens(self.lm, [it.question for it in items])
-                worst = max(range(len(items)), key=q.__getitem__)
-                if q[worst] >= o.budget_tokens:
-                    raise UserError(f"{where}.budget_tokens = {o.budget_tokens} is smaller than the question of "
-                                    f"item {items[worst].id} ({q[worst]} tokens)",
-                                    f"raise {where}.budget_tokens above {q[worst]}, e.g. {q[worst] + 256}")
+        for cat, steps in self.by_category.items():   # a category absent here (a limit, a split) is unused
+            _check_steps(self.lm, steps, [it for it in items if it.category == cat], f"arms.{arm}.context.by_category.{cat}")
+        _check_steps(self.lm, self.steps, [it for it in items if it.category not in self.by_category],
+                     f"arms.{arm}.context.steps")
 
     @classmethod
     def aggregate(cls, records: list[dict]) -> dict[str, float]:
         stats = [r["stats"][cls.__name__] for r in records if cls.__name__ in (r.get("stats") or {})]
         return audit.aggregate(stats, [s["seconds"] for s in stats if "seconds" in s])
+
+
+def _check_steps(lm: Any, steps: list, items: list[Item], where: str) -> None:
+    """The pre-run checks of one step list against the items it will see (ContextPipeline.check)."""
+    corpus = False
+    for i, step in enumerate(steps):
+        at, o = f"{where}[{i}]", step.options
+        if o.name == "retrieve":
+            corpus = corpus or o.corpus is not None
+            empty = [it.id for it in items if not it.chunks]
+            if not corpus and empty:
+                raise UserError(f"{at}: retrieve has no corpus and item {empty[0]} has no chunks "
+                                f"({len(empty)} such items)", f"set {at}.corpus to a JSONL file of {{id, text}} chunks")
+        if o.name == "budget" and items:
+            q = count_tokens(lm, [it.question for it in items])
+            worst = max(range(len(items)), key=q.__getitem__)
+            if q[worst] >= o.budget_tokens:
+                raise UserError(f"{at}.budget_tokens = {o.budget_tokens} is smaller than the question of "
+                                f"item {items[worst].id} ({q[worst]} tokens)",
+                                f"raise {at}.budget_tokens above {q[worst]}, e.g. {q[worst] + 256}")

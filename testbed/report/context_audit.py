@@ -1,14 +1,15 @@
-"""The report's context-audit section: per arm and per category, with duplicate-rate warnings.
+"""The report's context-audit section: per arm and per category, with duplicate-rate and loss warnings.
 
     frames = audit_frames(summary)        # {"arm": DataFrame, "category": DataFrame}, empty without context arms
-    lines = audit_warnings(summary)       # ["arm as_retrieved, long_noisy: duplicate rate 0.25 > 0.2: ..."]
+    lines = audit_warnings(summary)       # ["arm as_retrieved, long_noisy: duplicate rate 0.25 > 0.2: ...",
+                                          #  "arm extractive, lookup: gold recall fell from 1.00 ... by step extract ..."]
 
 Reads only the flat keys the context pipeline's `aggregate` writes (testbed/context/audit.py), in
 summary["arms"] and summary["by_category"]; the generic category table leaves them to this section.
 """
 import pandas as pd
 
-from testbed.context.audit import duplicate_warning
+from testbed.context.audit import duplicate_warning, loss_warnings, step_path
 
 # (key, label): what reached the model against what was retrieved and the gold-only minimum
 AUDIT_COLUMNS = (
@@ -24,11 +25,14 @@ AUDIT_COLUMNS = (
     ("gold_recall", "gold recall"),
     ("gold_position_mean", "gold pos (0 = first)"),
     ("answer_in_context_rate", "answer in ctx"),
+    ("gold_dropped_items", "gold dropped (requests)"),
+    ("items_without_chunks", "no chunks (requests)"),
     ("context_seconds_mean", "ctx step s"),
 )
-AUDIT_PREFIXES = ("gold_recall_step",)
+AUDIT_PREFIXES = ("gold_recall_step", "answer_in_context_step")
 SKIP_IN_GENERIC = {k for k, _ in AUDIT_COLUMNS} | {"context_tokens_before_mean", "gold_recall_before",
-                                                   "gold_position_rel_mean"}
+                                                   "gold_position_rel_mean", "answer_in_context_rate_before",
+                                                   "answer_lost_items"}
 
 
 def is_audit_key(key: str) -> bool:
@@ -37,12 +41,10 @@ def is_audit_key(key: str) -> bool:
 
 def recall_path(metrics: dict) -> str:
     """Gold recall after each step: 'retrieved 1.00 → dedup 1.00 → rerank 0.92'."""
-    steps = sorted((k for k in metrics if k.startswith("gold_recall_step")),
-                   key=lambda k: int(k.removeprefix("gold_recall_step").split("_")[0]))
     if "gold_recall_before" not in metrics:
         return ""
     parts = [f"retrieved {metrics['gold_recall_before']:.2f}"]
-    parts += [f"{k.split('_', 3)[-1]} {metrics[k]:.2f}" for k in steps]
+    parts += [f"{n} {v:.2f}" for n, v in step_path(metrics, "gold_recall") if v is not None]
     return " → ".join(parts)
 
 
@@ -72,7 +74,7 @@ def _groups(summary: dict) -> list[tuple[str, str | None, dict]]:
 
 
 def audit_warnings(summary: dict) -> list[str]:
-    """Warning lines: the retrieved context once per category, then each arm's delivered context."""
+    """Warning lines: the retrieved context once per category, then each arm's delivered context and its losses."""
     out, seen = [], set()
     for arm, cat, m in _groups(summary):
         where = f", {cat}" if cat else ""
@@ -83,4 +85,5 @@ def audit_warnings(summary: dict) -> list[str]:
         w = duplicate_warning(m.get("duplicate_rate_after"))
         if w:
             out.append(f"arm {arm}{where}, what reached the model: {w}")
+        out += [f"arm {arm}{where}: {w}" for w in loss_warnings(m)]
     return out

@@ -47,7 +47,7 @@ def context_audit_html(summary: dict) -> list[str]:
     warns = audit_warnings(summary)
     body = ["<h2>Context audit</h2>"]
     body += [f'<p class="warn">Warning: {html.escape(w)}</p>' for w in warns] or \
-        ["<p>No duplicate-rate warning (all &le; 0.10).</p>"]
+        ["<p>No warning: duplicate rates &le; 0.10, and no step lowered gold recall or answer-in-context.</p>"]
     body += [f'<p class="note">{html.escape(AUDIT_NOTE)}</p>', format_frame(frames["arm"]).to_html()]
     if not frames["category"].empty:
         body += ["<h3>Context audit by category</h3>", format_frame(frames["category"]).to_html()]

@@ -115,7 +115,8 @@ def context_audit_markdown(summary: dict) -> list[str]:
     if frames["arm"].empty:
         return []
     lines = ["", "## Context audit", ""]
-    lines += [f"- **Warning**: {w}" for w in audit_warnings(summary)] or ["- No duplicate-rate warning (all <= 0.10)."]
+    lines += [f"- **Warning**: {w}" for w in audit_warnings(summary)] or \
+        ["- No warning: duplicate rates <= 0.10, and no step lowered gold recall or answer-in-context."]
     lines += ["", AUDIT_NOTE, "", to_markdown(format_frame(frames["arm"]))]
     if not frames["category"].empty:
         lines += ["", "### Context audit by category", "", to_markdown(format_frame(frames["category"]))]

@@ -4,10 +4,12 @@
     load_dataset("golden/long_noisy", limit=5)
     load_dataset("data/my_items.jsonl", categories=["billing"])
     load_dataset("dev-v2.0.json")                   # SQuAD v1.1/v2, detected from the content
+    load_dataset("golden", split="dev")             # the items defaults may be chosen on (split_of)
 
 Bad input raises UserError naming `workload.dataset` (and file:line and field where known)
 with the fix. The JSONL format is documented in docs/datasets.md.
 """
+import hashlib
 import json
 from dataclasses import fields
 from itertools import zip_longest
@@ -22,14 +24,29 @@ SCORER_NAMES = ("exact", "f1", "contains", "json")
 ITEM_KEYS = tuple(f.name for f in fields(Item))
 REQUIRED = ("id", "question", "answers")
 JSONL_FIX = 'one JSON object per line with at least "id", "question" and "answers" (see docs/datasets.md)'
+SPLITS = ("dev", "test")
+# held-out golden categories (test split only): in `golden` only when named in `categories`, after the
+# others, so `golden` and its prefixes give the same items as before they were added
+HELD_OUT = ("retrieved_single", "retrieved_multi")
+
+
+def split_of(item: Item) -> str:
+    """dev or test: the item's meta.split where it has one (every golden item), else a hash of its id.
+
+    The hash rule (blake2b of the id, even first byte: dev) is stable for an item whatever else the
+    file holds, so a user's own dataset splits the same way every run."""
+    label = item.meta.get("split")
+    if label in SPLITS:
+        return label
+    return "dev" if hashlib.blake2b(item.id.encode(), digest_size=1).digest()[0] % 2 == 0 else "test"
 
 
 def load_dataset(spec: str, categories: list[str] | None = None, limit: int | None = None, *,
-                 distractors: int = 0) -> list[Item]:
-    """Items for a dataset spec, filtered to `categories` (in file order) and cut to `limit`.
+                 distractors: int = 0, split: str | None = None) -> list[Item]:
+    """Items for a dataset spec, filtered to `categories` (in file order) and `split`, cut to `limit`.
 
     `distractors` applies to SQuAD only: how many other paragraphs of the same article join each
-    question's context.
+    question's context. `split` (dev | test) keeps the items split_of() puts there.
     """
     if limit is not None and limit < 1:
         raise UserError(f"workload.limit: must be at least 1, got {limit}", "drop it to use every item")
@@ -42,7 +59,14 @@ def load_dataset(spec: str, categories: list[str] | None = None, limit: int | No
         if not items:
             raise UserError(f"workload.categories: no item of {spec!r} is in {list(categories)}",
                             f"use some of the categories present: {present}")
-    if spec.strip("/") == "golden":
+    elif spec.strip().strip("/") == "golden":
+        items = [it for it in items if it.category not in HELD_OUT]
+    if split is not None:
+        items = [it for it in items if split_of(it) == split]
+        if not items:
+            raise UserError(f"workload.split: no item of {spec!r} is in the {split} split",
+                            f"use split: {'test' if split == 'dev' else 'dev'} or drop workload.split")
+    if spec.strip().strip("/") == "golden":
         items = interleave(items)
     return items[:limit] if limit else items
 
@@ -52,12 +76,15 @@ def golden_categories() -> list[str]:
 
 
 def interleave(items: list[Item]) -> list[Item]:
-    """Round-robin across categories (sorted by name), each category in id order, so a prefix is mixed."""
+    """Round-robin across categories (sorted by name), each category in id order, so a prefix is mixed;
+    the held-out categories follow the others, round-robin among themselves."""
     by_cat: dict[str, list[Item]] = {}
     for it in sorted(items, key=lambda it: it.id):
         by_cat.setdefault(it.category, []).append(it)
-    rows = zip_longest(*(by_cat[c] for c in sorted(by_cat)))
-    return [it for row in rows for it in row if it is not None]
+    out = []
+    for group in ([c for c in sorted(by_cat) if c not in HELD_OUT], [c for c in sorted(by_cat) if c in HELD_OUT]):
+        out += [it for row in zip_longest(*(by_cat[c] for c in group)) for it in row if it is not None]
+    return out
 
 
 def _load(spec: str, distractors: int) -> list[Item]:
