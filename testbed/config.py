@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from testbed.errors import UserError
 from testbed.registry import Registry
+from testbed.request import SEED_LIMIT
 from testbed.workloads.sweep import parse_rate
 
 SECTIONS: Registry[type[BaseModel]] = Registry("arm section")   # speculative, context, routing -> config class
@@ -36,7 +37,7 @@ class SamplingConfig(Strict):
     temperature: float = Field(0.0, ge=0.0, le=5.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="in [0, 2^63)")
 
 
 class ArrivalConfig(Strict):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from testbed.errors import UserError
-from testbed.request import Request, SamplingParams
+from testbed.request import GREEDY_BELOW, Request, SamplingParams
 from testbed.serve.loop import ServedRequest
 from testbed.serve.protocol import ChatRequest, Common, CompletionRequest
 from testbed.workloads.prompts import render_prompt
@@ -61,8 +61,10 @@ def completion_prompt(tokenizer, body: CompletionRequest) -> tuple[str, list[int
 def sampling(body: Common, d: SamplingParams) -> SamplingParams:
     pick = lambda v, default: default if v is None else v   # noqa: E731
     top_k = pick(body.top_k, d.top_k)
-    return SamplingParams(temperature=pick(body.temperature, d.temperature), top_p=pick(body.top_p, d.top_p),
-                          top_k=max(0, top_k), seed=pick(body.seed, d.seed))
+    temperature = pick(body.temperature, d.temperature)
+    # a tiny temperature means greedy to every engine, so no engine ever divides logits by it
+    return SamplingParams(temperature=0.0 if temperature < GREEDY_BELOW else temperature,
+                          top_p=pick(body.top_p, d.top_p), top_k=max(0, top_k), seed=pick(body.seed, d.seed))
 
 
 def token_budget(body: ChatRequest | CompletionRequest, n_prompt: int, max_context: int, default: int) -> int:
