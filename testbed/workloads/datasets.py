@@ -9,6 +9,7 @@ Bad input raises UserError naming `workload.dataset` (and file:line and field wh
 with the fix. The JSONL format is documented in docs/datasets.md.
 """
 import json
+from contextlib import contextmanager
 from dataclasses import fields
 from itertools import zip_longest
 from pathlib import Path
@@ -80,7 +81,7 @@ def _load(spec: str, distractors: int) -> list[Item]:
 
 def load_file(path: Path, distractors: int = 0) -> list[Item]:
     """Detect the format from the content (not the extension) and parse it."""
-    text = path.read_text(encoding="utf-8-sig")
+    text = _read(path)
     head = text.lstrip()[:1]
     if head == "[":
         data = _whole_json(path, text)
@@ -89,35 +90,60 @@ def load_file(path: Path, distractors: int = 0) -> list[Item]:
         return _items_from_records(path, [(i + 1, d) for i, d in enumerate(data)], where="element")
     if head == "{":
         try:
-            data = json.loads(text)
+            data = _json(text)
         except json.JSONDecodeError:
             data = None                         # several lines: JSONL
+        except RecursionError:
+            raise UserError(f"workload.dataset: {path}: JSON nested too deeply", JSONL_FIX) from None
         if isinstance(data, dict) and "data" in data and "question" not in data:
             return squad_items(path, data, distractors)
     return load_jsonl(path, text)
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"workload.dataset: {path}: not UTF-8 text (byte {e.start}); is it a binary file?",
+                        "give a UTF-8 JSONL, SQuAD or HotpotQA JSON file") from None
+    except OSError as e:
+        raise UserError(f"workload.dataset: {path}: cannot be read ({e.strerror})", "check the path") from None
+
+
+def _json(text: str) -> Any:
+    """json.loads, refusing NaN and Infinity (not JSON, and they break the scorers' arithmetic)."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> None:
+    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
+
+
 def load_jsonl(path: Path, text: str | None = None) -> list[Item]:
     """Our JSONL: one item per non-blank line."""
-    text = path.read_text(encoding="utf-8-sig") if text is None else text
+    text = _read(path) if text is None else text
     records = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append((n, json.loads(line)))
+            records.append((n, _json(line)))
         except json.JSONDecodeError as e:
             raise UserError(f"workload.dataset: {path}:{n}: not valid JSON ({e.msg} at column {e.colno})",
                             JSONL_FIX) from None
+        except RecursionError:
+            raise UserError(f"workload.dataset: {path}:{n}: JSON nested too deeply", JSONL_FIX) from None
     return _items_from_records(path, records, where="line")
 
 
 def _whole_json(path: Path, text: str) -> Any:
     try:
-        return json.loads(text)
+        return _json(text)
     except json.JSONDecodeError as e:
         raise UserError(f"workload.dataset: {path}:{e.lineno}: not valid JSON ({e.msg})",
                         "fix the JSON syntax, or write one item per line (JSONL)") from None
+    except RecursionError:
+        raise UserError(f"workload.dataset: {path}: JSON nested too deeply", "flatten the file") from None
 
 
 def _items_from_records(path: Path, records: list[tuple[int, Any]], where: str) -> list[Item]:
@@ -153,15 +179,34 @@ def item_from_dict(rec: Any, at: str) -> Item:
     if scorer not in SCORER_NAMES:
         raise bad("scorer", f"is {scorer!r}, not a known scorer", f"use one of {list(SCORER_NAMES)}")
     chunks = _chunks(rec.get("chunks") or [], bad)
-    gold = list(rec.get("gold_chunk_ids") or [])
+    gold = rec.get("gold_chunk_ids") or []
+    if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
+        raise bad("gold_chunk_ids", "must be a list of chunk ids (strings)", 'e.g. "gold_chunk_ids": ["c0"]')
     missing = sorted(set(gold) - {c.id for c in chunks})
     if missing:
         raise bad("gold_chunk_ids", f"names chunks that are not in \"chunks\": {missing}",
                   "list only ids of this item's chunks")
+    _check_types(rec, bad)
     return Item(id=str(rec["id"]), category=str(rec.get("category") or "default"), question=str(rec["question"]),
                 answers=answers, scorer=scorer, chunks=chunks, gold_chunk_ids=gold, schema=rec.get("schema"),
                 instruction=rec.get("instruction"), max_new_tokens=rec.get("max_new_tokens"),
                 meta=dict(rec.get("meta") or {}))
+
+
+def _check_types(rec: dict, bad) -> None:
+    """The optional fields' types: a wrong one would crash mid-run, after the run directory exists."""
+    n = rec.get("max_new_tokens")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise bad("max_new_tokens", f"must be a whole number of tokens >= 1, got {n!r}",
+                  'e.g. "max_new_tokens": 64, or leave it out to use workload.max_new_tokens')
+    for key, kind, example in (("meta", dict, '"meta": {"source": "x"}'), ("schema", dict, '"schema": {"type": '
+                               '"object"}'), ("instruction", str, '"instruction": "Answer with the date only."')):
+        if rec.get(key) is not None and not isinstance(rec[key], kind):
+            raise bad(key, f"must be a JSON {'object' if kind is dict else 'string'}, got {type(rec[key]).__name__}",
+                      f"e.g. {example}")
+    for key in ("id", "question", "category"):
+        if isinstance(rec.get(key), (dict, list)):
+            raise bad(key, f"must be a string, got {type(rec[key]).__name__}", f'e.g. "{key}": "..."')
 
 
 def _chunks(raw: Any, bad) -> list[Chunk]:
@@ -182,24 +227,48 @@ def _chunks(raw: Any, bad) -> list[Chunk]:
     return chunks
 
 
+@contextmanager
+def _shaped(path: Path, where: str, fix: str):
+    """A missing key or a wrong type deep inside a SQuAD/HotpotQA record, as a UserError naming the record."""
+    try:
+        yield
+    except KeyError as e:
+        raise UserError(f"workload.dataset: {path} {where}: missing key {e.args[0]!r}", fix) from None
+    except (TypeError, AttributeError, ValueError) as e:
+        raise UserError(f"workload.dataset: {path} {where}: unexpected shape ({e})", fix) from None
+
+
+SQUAD_FIX = "SQuAD JSON: data[].paragraphs[].{context, qas[].{id, question, answers[].text}}"
+HOTPOT_FIX = "HotpotQA JSON: a list of {_id, question, answer, context: [[title, [sentences]]], supporting_facts}"
+
+
 def squad_items(path: Path, data: dict, distractors: int = 0) -> list[Item]:
     """SQuAD v1.1/v2: one item per answerable question; its paragraph is the gold chunk, and up to
     `distractors` following paragraphs of the same article (wrapping round) join it, in article order."""
-    items = []
-    for article in data.get("data") or []:
-        title = article.get("title") or ""
-        paras = article.get("paragraphs") or []
-        chunks = [Chunk(id=f"p{i}", text=p.get("context", ""), source=title or None) for i, p in enumerate(paras)]
-        for i, para in enumerate(paras):
-            picked = sorted({(i + k) % len(paras) for k in range(min(distractors, len(paras) - 1) + 1)})
-            for qa in para.get("qas") or []:
-                answers = list(dict.fromkeys(a["text"] for a in qa.get("answers") or [] if a.get("text")))
-                if qa.get("is_impossible") or not answers:
-                    continue
-                items.append(Item(id=str(qa["id"]), category=title or "squad", question=qa["question"],
-                                  answers=answers, scorer="f1", chunks=[chunks[j] for j in picked],
-                                  gold_chunk_ids=[f"p{i}"], meta={"source": "squad"}))
+    items: list[Item] = []
+    with _shaped(path, "data", SQUAD_FIX):
+        articles = list(data.get("data") or [])
+    for n, article in enumerate(articles):
+        with _shaped(path, f"data[{n}]", SQUAD_FIX):
+            items += _squad_article(article, distractors)
     return _unique(path, items)
+
+
+def _squad_article(article: dict, distractors: int) -> list[Item]:
+    title = str(article.get("title") or "")
+    paras = article.get("paragraphs") or []
+    chunks = [Chunk(id=f"p{i}", text=str(p.get("context", "")), source=title or None) for i, p in enumerate(paras)]
+    items = []
+    for i, para in enumerate(paras):
+        picked = sorted({(i + k) % len(paras) for k in range(min(distractors, len(paras) - 1) + 1)})
+        for qa in para.get("qas") or []:
+            answers = list(dict.fromkeys(str(a["text"]) for a in qa.get("answers") or [] if a.get("text")))
+            if qa.get("is_impossible") or not answers:
+                continue
+            items.append(Item(id=str(qa["id"]), category=title or "squad", question=str(qa["question"]),
+                              answers=answers, scorer="f1", chunks=[chunks[j] for j in picked],
+                              gold_chunk_ids=[f"p{i}"], meta={"source": "squad"}))
+    return items
 
 
 def hotpotqa_items(path: Path, data: list[dict]) -> list[Item]:
@@ -208,16 +277,21 @@ def hotpotqa_items(path: Path, data: list[dict]) -> list[Item]:
     for n, rec in enumerate(data, 1):
         if not rec.get("answer"):
             continue                            # the test split has no answers
-        chunks, seen = [], set()
-        for title, sentences in rec.get("context") or []:
-            if title not in seen:
-                seen.add(title)
-                chunks.append(Chunk(id=title, text=" ".join(s.strip() for s in sentences), source=title))
-        gold = list(dict.fromkeys(t for t, _ in rec.get("supporting_facts") or [] if t in seen))
-        items.append(Item(id=str(rec.get("_id", f"hotpot-{n}")), category=rec.get("type") or "hotpotqa",
-                          question=rec["question"], answers=[rec["answer"]], scorer="f1", chunks=chunks,
-                          gold_chunk_ids=gold, meta={"source": "hotpotqa", "level": rec.get("level")}))
+        with _shaped(path, f"element {n}", HOTPOT_FIX):
+            items.append(_hotpot_item(rec, n))
     return _unique(path, items)
+
+
+def _hotpot_item(rec: dict, n: int) -> Item:
+    chunks, seen = [], set()
+    for title, sentences in rec.get("context") or []:
+        if title not in seen:
+            seen.add(title)
+            chunks.append(Chunk(id=str(title), text=" ".join(s.strip() for s in sentences), source=str(title)))
+    gold = list(dict.fromkeys(str(t) for t, _ in rec.get("supporting_facts") or [] if t in seen))
+    return Item(id=str(rec.get("_id", f"hotpot-{n}")), category=str(rec.get("type") or "hotpotqa"),
+                question=str(rec["question"]), answers=[str(rec["answer"])], scorer="f1", chunks=chunks,
+                gold_chunk_ids=gold, meta={"source": "hotpotqa", "level": rec.get("level")})
 
 
 def _unique(path: Path, items: list[Item]) -> list[Item]:
