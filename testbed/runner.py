@@ -13,7 +13,6 @@ the per-rate curves.
 """
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from testbed.metrics.quality import score_output
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm
 from testbed.models import load_model, pick_device
 from testbed.plugins import load_plugins
-from testbed.report.writer import RunWriter
+from testbed.report.writer import RunWriter, create_run_dir
 from testbed.request import Request
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
@@ -51,10 +50,13 @@ class ArmRun:
 
 
 class Experiment:
-    def __init__(self, cfg: ExperimentConfig, limit: int | None = None, progress: bool = True):
+    def __init__(self, cfg: ExperimentConfig, limit: int | None = None, progress: bool = True,
+                 check_only: bool = False):
+        """check_only (`testbed validate`): every pre-run check, but no section work that runs requests."""
         load_plugins()
         self.cfg = cfg
         self.progress = progress
+        self.check_only = check_only
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         w = cfg.workload
@@ -77,7 +79,7 @@ class Experiment:
             if key not in loaded:
                 loaded[key] = load_model(spec, self.device)
             plan = ArmPlan(name, self.cfg, loaded[key], progress=self.progress)
-            plan.bind(self.items)
+            plan.bind(self.items, check_only=self.check_only)
             limit = plan.lm.max_context
             if limit and plan.max_new_tokens >= limit:
                 raise UserError(f"arms.{name}: max_new_tokens {plan.max_new_tokens} is beyond the context of "
@@ -99,8 +101,7 @@ class Experiment:
                 raise UserError(f"arms.{name}: {e.message}", e.fix) from None
 
     def run(self, out_dir: str | Path | None = None) -> Path:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        run_dir = Path(out_dir or self.cfg.output_dir) / f"{self.cfg.name}-{stamp}"
+        run_dir = create_run_dir(out_dir or self.cfg.output_dir, self.cfg.name)
         self.writer = RunWriter(run_dir)
         self.writer.write_config(self.cfg.model_dump(mode="json", exclude_none=True))
         self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads()})
