@@ -26,6 +26,7 @@ from testbed.drive import drive, run_all
 from testbed.engines import ENGINES
 from testbed.env import collect_env
 from testbed.errors import UserError
+from testbed.interrupt import sigterm_as_interrupt
 from testbed.metrics.memory import MemoryTracker
 from testbed.metrics.quality import score_output
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm
@@ -106,6 +107,7 @@ class Experiment:
         self.writer.write_config(self.cfg.model_dump(mode="json", exclude_none=True))
         self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads()})
         incomplete = False
+        restore_sigterm = sigterm_as_interrupt()      # SIGTERM, like Ctrl-C, keeps what was measured
         try:
             for repeat in range(self.cfg.repeats):
                 for rate, arrival in self.schedule:
@@ -118,6 +120,8 @@ class Experiment:
             print(f"\n[testbed] stopped: {e.message}; keeping the requests measured so far in {run_dir}", flush=True)
             self._finish(True)
             raise
+        finally:
+            restore_sigterm()
         self._finish(incomplete)
         return run_dir
 

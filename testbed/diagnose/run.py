@@ -25,6 +25,7 @@ from testbed.diagnose.probe import ProbeRunner, arm_settings, model_specs
 from testbed.errors import UserError
 from testbed.models import pick_device
 from testbed.report import RunWriter, read_records
+from testbed.report.rebuild import rebuild_summary
 from testbed.report.writer import to_jsonable
 from testbed.workloads.datasets import load_dataset
 
@@ -67,8 +68,9 @@ def diagnose_run_dir(run_dir: str | Path, probe: bool = True) -> dict:
     runner = ProbeRunner(run_dir, items, settings, specs=model_specs(cfg), device=pick_device("auto"), load=probe)
     diag = diagnose(records, items, runner, settings)
     part = write_diagnosis(run_dir, diag, runner)
-    if (run_dir / "summary.json").is_file():
-        rewrite_report(run_dir, part, records)
+    if not (run_dir / "summary.json").is_file():      # a killed run: rebuild it, marked incomplete
+        RunWriter(run_dir).write_summary(rebuild_summary(run_dir, records))
+    rewrite_report(run_dir, part, records)
     return diag
 
 

@@ -11,11 +11,14 @@ from pathlib import Path
 import pandas as pd
 
 from testbed.errors import UserError
+from testbed.report.rebuild import rebuild_summary
 
 
 def read_summary(run_dir: str | Path) -> dict:
-    """summary.json of a run directory, checked for an "arms" mapping."""
+    """summary.json of a run directory, checked for an "arms" mapping; rebuilt from requests.jsonl if missing."""
     path = Path(run_dir) / "summary.json"
+    if not path.is_file() and (Path(run_dir) / "requests.jsonl").is_file():
+        return rebuild_summary(run_dir, read_records(run_dir))     # a killed run: marked incomplete
     if not path.is_file():
         raise UserError(f"{run_dir}: no summary.json (not a run directory, or the run never finished an arm)",
                         "give a directory under results/ written by `testbed run`")
@@ -67,5 +70,6 @@ def compare_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
         summary = read_summary(run_dir)
         for arm, metrics in summary["arms"].items():
             rows.append({"run": label, "arm": arm, "name": summary.get("name"),
-                         "baseline": arm == summary.get("baseline"), **metrics})
+                         "baseline": arm == summary.get("baseline"),
+                         "incomplete": bool(summary.get("incomplete")), **metrics})
     return pd.DataFrame(rows).set_index(["run", "arm"])
