@@ -31,6 +31,8 @@ class ModelSpec(Strict):
     id: str = Field(description="hub id, local dir, .gguf file, alias (smollm2-135m) or random:<preset>")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     revision: str | None = None
+    trust_remote_code: bool = Field(False, description="run Python code shipped with the model (auto_map); "
+                                                      "off unless set: a model directory is untrusted input")
 
 
 class SamplingConfig(Strict):

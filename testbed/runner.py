@@ -76,7 +76,7 @@ class Experiment:
         plans = {}
         for name in self.arm_names:
             spec = self.cfg.arm_model(name)
-            key = (spec.id, spec.dtype, spec.revision)
+            key = (spec.id, spec.dtype, spec.revision, spec.trust_remote_code)
             if key not in loaded:
                 loaded[key] = load_model(spec, self.device)
             plan = ArmPlan(name, self.cfg, loaded[key], progress=self.progress)
@@ -105,7 +105,9 @@ class Experiment:
         run_dir = create_run_dir(out_dir or self.cfg.output_dir, self.cfg.name)
         self.writer = RunWriter(run_dir)
         self.writer.write_config(self.cfg.model_dump(mode="json", exclude_none=True))
-        self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads()})
+        trusted = sorted({self.cfg.arm_model(a).id for a in self.arm_names if self.cfg.arm_model(a).trust_remote_code})
+        self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads(),
+                               "trust_remote_code": trusted})    # models whose own Python code was allowed to run
         incomplete = False
         restore_sigterm = sigterm_as_interrupt()      # SIGTERM, like Ctrl-C, keeps what was measured
         try:

@@ -1,5 +1,6 @@
 """The command line on bad input: one error line plus its fix, exit 2, no traceback and no run directory;
 `validate` makes every check `run` makes before measuring; run directories are never shared."""
+import json
 import multiprocessing
 from datetime import datetime, timezone
 
@@ -94,3 +95,4 @@ def test_a_run_writes_its_own_directory_next_to_an_existing_one(tmp_path, capsys
     assert len(dirs) == 2
     for d in dirs:       # each directory holds one run's records only
         assert len((d / "requests.jsonl").read_text().splitlines()) == 2
+        assert json.loads((d / "env.json").read_text())["trust_remote_code"] == []
