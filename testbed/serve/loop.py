@@ -163,7 +163,6 @@ class EngineLoop:
         raises alone twice running (the fault is in the engine, not a request), everything fails."""
         with self._lock:
             live = list(self._live.values())
-        self.engine = None            # let the broken engine's KV cache go before a new one is made
         self.engine = self.new_engine()
         culprits = [(r, why) for r in live if not r.done and (why := self._fails_alone(r))]
         self._blameless = 0 if culprits else self._blameless + 1
