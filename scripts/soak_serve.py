@@ -2,7 +2,7 @@
 
 Regime: one server process (`python -m testbed serve` of configs/remote.yaml's `local` arm made a
 paged arm, as scripts/bench_serve.py starts it: one torch thread, 127.0.0.1), SmolLM2-135M by default, greedy. Valid clients: --valid closed-loop workers streaming chat completions of golden
-prompts (max_tokens 16); their TTFT is request sent -> first token event. Phases:
+prompts, question only (max_tokens 16); their TTFT is request sent -> first token event. Phases:
 
   clean    valid clients alone for --clean-s: the reference p99 TTFT;
   soak     valid clients plus one worker of each hostile class for --duration (>= 600 s for the issue):
@@ -212,7 +212,8 @@ def server_state(proc, port) -> dict:
 
 async def soak(args, port: int, proc) -> dict:
     http = Http(port)
-    prompts = [build_messages(it) for it in load_dataset("golden", limit=24)]
+    # question-only golden prompts (~50 tokens): many requests per phase, so p99 rests on hundreds of samples
+    prompts = [build_messages(it, chunks=[]) for it in load_dataset("golden", limit=24)]
     for msgs in prompts:                  # warm-up, not reported: every prompt once, then the valid load for 10 s
         await http.post("/v1/chat/completions", chat(msgs), True)
     await phase(http, prompts, 10, args.valid, [])
