@@ -97,6 +97,7 @@ def serve_forever(state: ServeState, host: str, port: int, allow_remote: bool = 
         uvicorn.Server(uvicorn_config(state, host, port, "info")).run()
     finally:
         state.loop.stop()
+        state.tokenizer_pool.shutdown(wait=False)
 
 
 class BackgroundServer:
@@ -135,6 +136,7 @@ class BackgroundServer:
         self.server.should_exit = True
         self.thread.join(10)
         self.state.loop.stop()
+        self.state.tokenizer_pool.shutdown(wait=False)
 
 
 @contextmanager
