@@ -123,6 +123,12 @@ def cmd_list(args) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:       # --limit 0 used to mean "no limit"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
 def port_number(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; give 0-65535")
@@ -145,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = with_config("run", "run every arm of an experiment on the same requests and write the comparison", cmd_run)
     r.add_argument("--out", help="parent directory of the run directory (default: the config's output_dir, results/)")
-    r.add_argument("--limit", type=int, help="run only the first N requests (a quick look)")
+    r.add_argument("--limit", type=positive_int, help="run only the first N requests (a quick look)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     sv = with_config("serve", "serve one arm as an OpenAI-compatible HTTP server (/v1/chat/completions, ...)",
                      cmd_serve)
@@ -159,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     v = with_config("validate", "every check `run` makes before measuring (models load), without running requests",
                     cmd_validate)
     v.add_argument("--out", help="the parent directory `run --out` would use (checked, not written)")
-    v.add_argument("--limit", type=int, help="check only the first N requests")
+    v.add_argument("--limit", type=positive_int, help="check only the first N requests")
     rep = sub.add_parser("report", help="one comparison table across run directories")
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rep.set_defaults(func=cmd_report)

@@ -74,6 +74,13 @@ def test_serve_port_out_of_range(tmp_path, capsys, port):
     assert e.value.code == 2 and "Traceback" not in err and "--port" in err
 
 
+@pytest.mark.parametrize("limit", ["0", "-2", "x"])
+def test_limit_must_be_positive(tmp_path, capsys, limit):
+    with pytest.raises(SystemExit) as e:
+        main(["run", config(tmp_path), "--limit", limit])
+    assert e.value.code == 2 and "--limit" in capsys.readouterr().err
+
+
 def _make(args):
     out, now = args
     return str(create_run_dir(out, "same", now))
