@@ -41,3 +41,17 @@ def test_diagnose_rebuilds_and_writes_the_summary(tmp_path):
     assert main(["diagnose", str(run_dir), "--no-probe"]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["incomplete"] is True and "diagnosis" in summary and (run_dir / "report.md").is_file()
+
+
+def test_corrupt_run_directories_are_one_line_errors(tmp_path, capsys):
+    run_dir, _ = killed_run(tmp_path)
+    (run_dir / "config.yaml").write_text("a: &x [*x]\n")
+    assert main(["diagnose", str(run_dir), "--no-probe"]) == 2
+    assert "cycle" in capsys.readouterr().err
+    good = (run_dir / "requests.jsonl").read_text().splitlines()[:-1]          # without the torn line
+    (run_dir / "requests.jsonl").write_text("\n".join(good + ["[1, 2]", '{"arm": "a"}']) + "\n")
+    assert main(["report", str(run_dir)]) == 2
+    assert "must be a JSON object" in capsys.readouterr().err
+    (run_dir / "requests.jsonl").write_bytes(b"\xff\xfe\x00")
+    assert main(["report", str(run_dir)]) == 2
+    assert "UTF-8" in capsys.readouterr().err

@@ -36,17 +36,23 @@ def read_records(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "requests.jsonl"
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text", "restore the file or re-run the experiment") from None
     records = []
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError:
             if i == len(lines):
                 break
             raise UserError(f"{path}:{i}: malformed JSON line", "restore the file or re-run the experiment") from None
+        if not isinstance(rec, dict):
+            raise UserError(f"{path}:{i}: a record must be a JSON object", "restore the file or re-run the experiment")
+        records.append(rec)
     return records
 
 

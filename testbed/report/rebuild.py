@@ -8,11 +8,10 @@ last finish time of each of its passes (records time from their pass's start), s
 """
 from pathlib import Path
 
-import yaml
-
 from testbed.config import SloConfig
 from testbed.errors import UserError
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm
+from testbed.safe_yaml import load_yaml
 
 NOTE = ("Rebuilt from requests.jsonl: summary.json was missing (the run was killed). Engine stats and memory are "
         "absent; each arm's wall time is its passes' last finish times summed.")
@@ -45,8 +44,8 @@ def _arm(records: list[dict], arm: str, settings: dict) -> dict:
 def _settings(run_dir: Path) -> dict:
     """name, baseline, cost and SLOs from the run's config.yaml, where it is readable (else defaults)."""
     try:
-        raw = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raw = load_yaml((run_dir / "config.yaml").read_text(encoding="utf-8"), "config.yaml")
+    except (OSError, UnicodeDecodeError, UserError):
         raw = None
     raw = raw if isinstance(raw, dict) else {}
     try:
