@@ -128,3 +128,35 @@ def test_a_sampled_batch_mate_never_changes_a_greedy_request(tiny_lm):
     engine.add_request(g)
     assert engine.step() == [hot] and engine.step() == [g]         # two batches, one per sampling setting
     assert g.output_ids == expected.output_ids
+
+
+def speculative():
+    from testbed.config import SECTIONS
+    from testbed.plugins import load_plugins
+    load_plugins()
+    return {"speculative": SECTIONS.get("speculative").model_validate({"method": "prompt_lookup", "ngram": 2,
+                                                                      "num_draft_tokens": 4})}
+
+
+@pytest.mark.parametrize("make", [lambda lm: HFEngine(lm, HFOptions(batch_size=2)),
+                                  lambda lm: HFEngine(lm, HFOptions(batch_size=1), speculative()),
+                                  lambda lm: PagedEngine(lm, PagedOptions(block_size=4, kv_budget_tokens=256))],
+                         ids=["hf", "hf-speculative", "paged"])
+def test_a_resumed_request_continues_exactly_where_it_was(tiny_lm, make):
+    prompt = [100, 2000, 37, 512, 9, 77, 1500]      # the tiny model's output changes token at position 13
+    full = reference_one(make(tiny_lm), prompt, 20)
+    assert len(set(full[10:])) > 1 or full[10:] != full[:10]
+    resumed = Request(id="r", prompt_ids=prompt, max_new_tokens=20, output_ids=full[:10], token_times=[0.0] * 10)
+    engine = make(tiny_lm)
+    engine.add_request(resumed)
+    while engine.has_unfinished():
+        engine.step()
+    assert resumed.output_ids == full and resumed.status == "finished"
+
+
+def reference_one(engine, prompt, n_new):
+    req = Request(id="ref", prompt_ids=prompt, max_new_tokens=n_new)
+    engine.add_request(req)
+    while engine.has_unfinished():
+        engine.step()
+    return req.output_ids
