@@ -105,9 +105,8 @@ class Experiment:
         run_dir = create_run_dir(out_dir or self.cfg.output_dir, self.cfg.name)
         self.writer = RunWriter(run_dir)
         self.writer.write_config(self.cfg.model_dump(mode="json", exclude_none=True))
-        trusted = sorted({self.cfg.arm_model(a).id for a in self.arm_names if self.cfg.arm_model(a).trust_remote_code})
         self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads(),
-                               "trust_remote_code": trusted})    # models whose own Python code was allowed to run
+                               "trust_remote_code": self._trusted()})    # models whose own code was allowed to run
         incomplete = False
         restore_sigterm = sigterm_as_interrupt()      # SIGTERM, like Ctrl-C, keeps what was measured
         try:
@@ -254,7 +253,12 @@ class Experiment:
             rates = ", ".join(rate_label(r) for r, _ in self.schedule)
             notes.append(f"Rate sweep at {rates} requests/s (inf: all at once): every comparison row pools all "
                          "rates (tokens over the summed wall time); the sweep table gives each rate.")
+        if self._trusted():
+            notes.append(f"trust_remote_code: the Python code shipped with {', '.join(self._trusted())} was run.")
         return notes
+
+    def _trusted(self) -> list[str]:
+        return sorted({self.cfg.arm_model(a).id for a in self.arm_names if self.cfg.arm_model(a).trust_remote_code})
 
     def _finish(self, incomplete: bool) -> dict:
         arms = {a: self._arm_summary(a) for a in self.arm_names if a in self.runs}

@@ -9,9 +9,10 @@ import json
 import pytest
 
 from testbed.cli import main
-from testbed.config import ModelSpec
+from testbed.config import ModelSpec, validate
 from testbed.errors import UserError
 from testbed.models import _from_pretrained, load_model
+from testbed.runner import run_experiment
 
 CONFIG_PY = """import pathlib
 pathlib.Path({marker!r}).write_text("ran")
@@ -66,8 +67,13 @@ def test_transformers_is_told_no_even_past_the_precheck(evil_dir, monkeypatch):
     assert not marker.exists()
 
 
-def test_trust_remote_code_true_is_the_only_way_the_code_runs(evil_dir):
+def test_trust_remote_code_true_is_the_only_way_the_code_runs_and_the_report_says_so(evil_dir, tmp_path):
     d, marker = evil_dir
     lm = load_model(ModelSpec(id=str(d), trust_remote_code=True), "cpu")
     assert marker.exists() and type(lm.model).__name__ == "EvilModel"
     marker.unlink()
+    cfg = validate({"name": "trusted", "model": {"id": str(d), "trust_remote_code": True}, "baseline": "a",
+                    "workload": {"dataset": "golden", "limit": 1, "max_new_tokens": 2}, "arms": {"a": {}}})
+    run_dir, summary = run_experiment(cfg, out_dir=tmp_path, progress=False)
+    assert json.loads((run_dir / "env.json").read_text())["trust_remote_code"] == [str(d)]
+    assert "trust_remote_code" in (run_dir / "report.md").read_text()
