@@ -160,3 +160,29 @@ def reference_one(engine, prompt, n_new):
     while engine.has_unfinished():
         engine.step()
     return req.output_ids
+
+
+def test_a_request_still_in_the_inbox_during_recovery_joins_the_engine_once(tiny_lm):
+    options = PagedOptions(block_size=4, kv_budget_tokens=256)
+    late = ServedRequest(id="late", prompt_ids=[9, 10, 11], max_new_tokens=6, arrival_time=time.perf_counter())
+    loop = None
+
+    class FailsOnceAfterASubmit(PagedEngine):
+        failed = False
+
+        def step(self):
+            if not FailsOnceAfterASubmit.failed:          # a client submits while this step runs, then it fails
+                FailsOnceAfterASubmit.failed = True
+                loop.submit(late)
+                raise RuntimeError("transient")
+            return super().step()
+
+    loop = EngineLoop(lambda: FailsOnceAfterASubmit(tiny_lm, options), max_queue=8).start()
+    try:
+        first = ServedRequest(id="first", prompt_ids=[5, 6, 7], max_new_tokens=6, arrival_time=time.perf_counter())
+        loop.submit(first)
+        assert wait_for(lambda: first.done and late.done)
+        assert [first.status, late.status] == ["finished", "finished"]
+        assert late.output_ids == run_greedy(tiny_lm, options, [9, 10, 11], 6)       # not added twice
+    finally:
+        loop.stop()

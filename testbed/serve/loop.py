@@ -69,6 +69,7 @@ class EngineLoop:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._blameless = 0       # engine errors in a row that no single request reproduced
+        self._added: set[str] = set()   # ids handed to the engine (loop thread only), not yet completed
         self._thread = threading.Thread(target=self._run, name="engine-loop", daemon=True)
 
     def start(self) -> "EngineLoop":
@@ -124,6 +125,7 @@ class EngineLoop:
 
     def _handle(self, kind: str, arg) -> None:
         if kind == "add":
+            self._added.add(arg.id)
             try:
                 self.engine.add_request(arg)
             except Exception as e:    # an engine refusing a request (UserError, ...) fails it alone
@@ -161,8 +163,8 @@ class EngineLoop:
     def _recover(self, error: str) -> None:
         """A fresh engine; requests that raise alone fail, the others resume in it. When no request
         raises alone twice running (the fault is in the engine, not a request), everything fails."""
-        with self._lock:
-            live = list(self._live.values())
+        with self._lock:     # submitted requests still in the inbox are not the engine's yet: they join later
+            live = [r for r in self._live.values() if r.id in self._added]
         self.engine = self.new_engine()
         culprits = [(r, why) for r in live if not r.done and (why := self._fails_alone(r))]
         self._blameless = 0 if culprits else self._blameless + 1
@@ -198,6 +200,7 @@ class EngineLoop:
         with self._lock:
             if self._live.pop(req.id, None) is None:
                 return
+        self._added.discard(req.id)
         c = self.counters
         c.outcomes["aborted" if req.cancelled else req.finish_reason if req.status == "finished" else "failed"] += 1
         c.prompt_tokens += req.num_prompt_tokens
