@@ -14,8 +14,8 @@ prompts, question only (max_tokens 16); their TTFT is request sent -> first toke
 
 Reports requests served, outcomes by client class, valid clients' p50/p99 TTFT per phase, valid
 requests failed, server RSS and KV blocks in use at the start and the end, and the server's stderr
-size. Goals: soak p99 TTFT <= 1.5x clean, 0 valid requests failed, RSS at the end within 10% of the
-start of the soak, 0 KV blocks in use at the end.
+size. Goals: soak p99 TTFT <= 1.5x both clean runs (before and after), 0 valid requests failed, RSS at
+the end within 10% of the start of the soak, 0 KV blocks in use at the end.
 
     python scripts/soak_serve.py --duration 600          # ~13 minutes
     python scripts/soak_serve.py --duration 60 --clean-s 20 --model random:small-llama   # a quick look
@@ -201,6 +201,7 @@ async def phase(http: Http, prompts, seconds: float, n_valid: int, attacks: list
     return {"valid_requests": int(sum(valid["outcomes"].values())), "valid_outcomes": dict(valid["outcomes"]),
             "ttft_ms_p50": float(np.percentile(ttft, 50)) if len(ttft) else None,
             "ttft_ms_p99": float(np.percentile(ttft, 99)) if len(ttft) else None,
+            "ttft_ms": [round(float(t), 1) for t in ttft],           # the raw values behind the percentiles
             "hostile": {a: dict(c) for a, c in bad.items()}}
 
 
@@ -230,13 +231,15 @@ async def soak(args, port: int, proc) -> dict:
 
 
 def verdict(r: dict) -> dict:
-    ratio = r["soak"]["ttft_ms_p99"] / r["clean"]["ttft_ms_p99"]      # the clean run before the soak
+    """The machine can drift between the clean runs that bracket the soak (a measured run: clean p50 239 ms
+    before, 174 ms after), so the TTFT goal counts as met only against both of them."""
+    before = r["soak"]["ttft_ms_p99"] / r["clean"]["ttft_ms_p99"]
+    after = r["soak"]["ttft_ms_p99"] / r["after"]["ttft_ms_p99"]
     failed = sum(n for k, n in r["soak"]["valid_outcomes"].items() if k != "200")
     rss = r["end"]["rss_mb"] / r["before_soak"]["rss_mb"]
-    return {"p99_ttft_soak_vs_clean": ratio, "valid_failed": failed, "rss_end_vs_before_soak": rss,
-            "p99_ttft_soak_vs_clean_after": r["soak"]["ttft_ms_p99"] / r["after"]["ttft_ms_p99"],
-            "kv_blocks_in_use_end": r["end"]["kv_blocks_in_use"],
-            "goals_met": {"p99_ttft<=1.5x": ratio <= 1.5, "0_valid_failed": failed == 0,
+    return {"p99_ttft_soak_vs_clean": before, "p99_ttft_soak_vs_clean_after": after, "valid_failed": failed,
+            "rss_end_vs_before_soak": rss, "kv_blocks_in_use_end": r["end"]["kv_blocks_in_use"],
+            "goals_met": {"p99_ttft<=1.5x": max(before, after) <= 1.5, "0_valid_failed": failed == 0,
                           "rss_within_10pct": abs(rss - 1) <= 0.10, "kv_blocks_0": r["end"]["kv_blocks_in_use"] == 0}}
 
 
@@ -277,7 +280,8 @@ def card(r: dict) -> str:
                      f"{x['ttft_ms_p50']:.0f} ms  p99 {x['ttft_ms_p99']:.0f} ms")
     for name, outcomes in r["soak"]["hostile"].items():
         lines.append(f"  hostile {name:16s} {outcomes}")
-    lines.append(f"  p99 TTFT soak/clean {r['p99_ttft_soak_vs_clean']:.2f}x; valid failed {r['valid_failed']}; "
+    lines.append(f"  p99 TTFT soak/clean {r['p99_ttft_soak_vs_clean']:.2f}x before, "
+                 f"{r['p99_ttft_soak_vs_clean_after']:.2f}x after; valid failed {r['valid_failed']}; "
                  f"RSS {r['before_soak']['rss_mb']:.0f} -> {r['end']['rss_mb']:.0f} MB "
                  f"({r['rss_end_vs_before_soak']:.3f}x); KV blocks in use at end {r['kv_blocks_in_use_end']}; "
                  f"server stderr {r['server_stderr_bytes']} bytes; goals {r['goals_met']}")
