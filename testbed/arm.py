@@ -54,9 +54,12 @@ class ArmPlan:
     def _hooks(self, name: str) -> list:
         return [getattr(sec, name) for sec in self.arm.sections.values() if hasattr(sec, name)]
 
-    def bind(self, items: list[Item]) -> None:
-        """Plan-time checks and loads of the sections (a routed arm's tiers, a speculative draft)."""
+    def bind(self, items: list[Item], check_only: bool = False) -> None:
+        """Plan-time checks and loads of the sections (a routed arm's tiers, a speculative draft).
+        check_only skips sections whose bind runs requests (`bind_runs_requests`: a routing labelling pass)."""
         for sec_name, sec in self.arm.sections.items():
+            if check_only and getattr(sec, "bind_runs_requests", False):
+                continue
             if hasattr(sec, "bind"):
                 sec.bind(self, items, where=f"arms.{self.name}.{sec_name}")
 

@@ -61,13 +61,15 @@ def cmd_serve(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    """Every check `run` makes before measuring (dataset, models, context, KV memory, output directory)."""
     from testbed.config import load_config
-    from testbed.workloads.datasets import load_dataset
+    from testbed.report.writer import check_output_dir
+    from testbed.runner import Experiment
     cfg = load_config(args.config, args.set, args.device)
-    items = load_dataset(cfg.workload.dataset, cfg.workload.categories, cfg.workload.limit,
-                         split=cfg.workload.split)
+    check_output_dir(args.out or cfg.output_dir)
+    exp = Experiment(cfg, limit=args.limit, progress=False, check_only=True)
     fb = " (fallback applied: no CUDA device)" if cfg.fallback_applied else ""
-    print(f"{args.config}: ok{fb} — model {cfg.model.id}, {len(items)} requests, arms: {', '.join(cfg.arms)}")
+    print(f"{args.config}: ok{fb} — model {cfg.model.id}, {len(exp.items)} requests, arms: {', '.join(cfg.arms)}")
     return 0
 
 
@@ -121,6 +123,18 @@ def cmd_list(args) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:       # --limit 0 used to mean "no limit"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; give 0-65535")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m testbed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,18 +151,21 @@ def _parser() -> argparse.ArgumentParser:
 
     r = with_config("run", "run every arm of an experiment on the same requests and write the comparison", cmd_run)
     r.add_argument("--out", help="parent directory of the run directory (default: the config's output_dir, results/)")
-    r.add_argument("--limit", type=int, help="run only the first N requests (a quick look)")
+    r.add_argument("--limit", type=positive_int, help="run only the first N requests (a quick look)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     sv = with_config("serve", "serve one arm as an OpenAI-compatible HTTP server (/v1/chat/completions, ...)",
                      cmd_serve)
     sv.add_argument("--arm", required=True, help="the arm to serve (its engine, sampling, max_new_tokens)")
     sv.add_argument("--host", default="127.0.0.1", help="bind address; non-loopback needs --allow-remote")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=port_number, default=8000, help="TCP port, 0-65535 (default 8000)")
     sv.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
     sv.add_argument("--api-key", help="require `Authorization: Bearer KEY` on /v1/* and /metrics")
     sv.add_argument("--max-queue", type=int, default=256, help="requests in flight before 503 (default 256)")
     sv.add_argument("--served-model-name", help="the model name clients send (default: the arm's model id)")
-    with_config("validate", "check a config and its dataset without running anything", cmd_validate)
+    v = with_config("validate", "every check `run` makes before measuring (models load), without running requests",
+                    cmd_validate)
+    v.add_argument("--out", help="the parent directory `run --out` would use (checked, not written)")
+    v.add_argument("--limit", type=positive_int, help="check only the first N requests")
     rep = sub.add_parser("report", help="one comparison table across run directories")
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rep.set_defaults(func=cmd_report)

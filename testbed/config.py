@@ -12,11 +12,12 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from testbed.errors import UserError
 from testbed.registry import Registry
+from testbed.request import SEED_LIMIT
+from testbed.safe_yaml import load_yaml
 from testbed.workloads.sweep import parse_rate
 
 SECTIONS: Registry[type[BaseModel]] = Registry("arm section")   # speculative, context, routing -> config class
@@ -30,13 +31,15 @@ class ModelSpec(Strict):
     id: str = Field(description="hub id, local dir, .gguf file, alias (smollm2-135m) or random:<preset>")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     revision: str | None = None
+    trust_remote_code: bool = Field(False, description="run Python code shipped with the model (auto_map); "
+                                                      "off unless set: a model directory is untrusted input")
 
 
 class SamplingConfig(Strict):
     temperature: float = Field(0.0, ge=0.0, le=5.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="in [0, 2^63)")
 
 
 class ArrivalConfig(Strict):
@@ -176,12 +179,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
     if not path.is_file():
         raise UserError(f"config {path} not found", "give the path of a YAML file, e.g. configs/quickstart.yaml")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}",
-                        "fix the YAML syntax (indentation, colons, quotes)") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start})", "give a YAML text file in UTF-8") from None
+    raw = load_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise UserError(f"{path}: the top level must be a mapping", "start with `name: ...` and `model: ...`")
     typed = _with_overrides(raw, overrides or [], device)   # decides the device and the fallback to use
@@ -282,13 +283,17 @@ def _apply_override(raw: dict, text: str) -> None:
     if "=" not in text:
         raise UserError(f"--set {text!r}: expected key=value", "e.g. --set workload.limit=8")
     key, _, value = text.partition("=")
+    if not value.strip():       # an empty value used to load as null and silently drop the key
+        raise UserError(f"--set {text!r}: no value after '='", f"give a value, e.g. --set {key.strip()}=8, "
+                        f"or --set {key.strip()}=null to unset it")
     node = raw
     parts = key.strip().split(".")
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise UserError(f"--set {key}: {p} is not a mapping", "set a leaf key such as workload.limit")
-    node[parts[-1]] = yaml.safe_load(value)
+    node[parts[-1]] = load_yaml(value, f"--set {key}", "give a YAML value, e.g. --set workload.limit=8 "
+                                                         "or --set workload.categories=[lookup]")
 
 
 def _merge(base: dict, over: dict) -> dict:

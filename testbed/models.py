@@ -108,7 +108,10 @@ def load_model(spec: Any, device: str | torch.device = "auto") -> LoadedModel:
         model, tok, source = _random_model(model_id.split(":", 1)[1], dtype)
     else:
         path = resolve_local(model_id)
-        model, tok = _from_pretrained(str(path) if path else model_id, dtype, getattr(spec, "revision", None))
+        trust = bool(getattr(spec, "trust_remote_code", False))
+        if path is not None and not trust:
+            refuse_remote_code(path)
+        model, tok = _from_pretrained(str(path) if path else model_id, dtype, getattr(spec, "revision", None), trust)
         source = str(path) if path else f"hub:{model_id}"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -136,11 +139,26 @@ def resolve_local(model_id: str) -> Path | None:
     return None
 
 
-def _from_pretrained(name: str, dtype: torch.dtype, revision: str | None):
+def refuse_remote_code(path: Path) -> None:
+    """UserError when a local model directory ships its own Python (an `auto_map` in its configs)."""
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            auto_map = "auto_map" in json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError):
+            continue            # absent or unreadable: transformers reports it when loading
+        if auto_map:
+            raise UserError(f"model.id: {path} ships its own Python code ({name} has auto_map), which testbed "
+                            "does not run unless asked", "set model.trust_remote_code: true if you trust this "
+                            "directory's code, or use a model transformers supports natively")
+
+
+def _from_pretrained(name: str, dtype: torch.dtype, revision: str | None, trust_remote_code: bool = False):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    # trust_remote_code is always passed: left as None, transformers asks "run custom code? [y/N]" on stdin
+    kw = {"revision": revision, "trust_remote_code": trust_remote_code}
     try:
-        tok = AutoTokenizer.from_pretrained(name, revision=revision)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, revision=revision)
+        tok = AutoTokenizer.from_pretrained(name, **kw)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kw)
     except (OSError, ValueError) as e:
         raise UserError(f"model.id: cannot load {name!r} ({str(e).splitlines()[0][:160]})",
                         f"fetch it first (`python -m testbed fetch {name}` on a machine with hub access), "
@@ -213,8 +231,9 @@ def clean_config(out: Path) -> Path:
 def _convert(gguf: Path, out: Path) -> None:
     # save_pretrained refuses a GGUF-loaded model, so copy its weights into a fresh one of the same config
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32,
+                                                  trust_remote_code=False)
     fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config

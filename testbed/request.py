@@ -5,17 +5,22 @@ Times are `time.perf_counter()` seconds; the record converts them to seconds fro
 from dataclasses import dataclass, field
 from typing import Any
 
+# Below this temperature sampling is greedy: logits / 1e-300 overflow to inf and softmax to NaN, so
+# such a request would make the engine raise (vLLM uses the same 1e-5 cut-off).
+GREEDY_BELOW = 1e-5
+SEED_LIMIT = 2 ** 63                  # seeds lie in [0, 2^63): torch.Generator.manual_seed takes no more
+
 
 @dataclass
 class SamplingParams:
-    temperature: float = 0.0          # 0 -> greedy
+    temperature: float = 0.0          # below GREEDY_BELOW -> greedy
     top_p: float = 1.0
     top_k: int = 0                    # 0 -> off
     seed: int | None = None
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < GREEDY_BELOW
 
 
 @dataclass

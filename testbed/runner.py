@@ -13,7 +13,6 @@ the per-rate curves.
 """
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,13 @@ from testbed.engines import ENGINES
 from testbed.env import collect_env
 from testbed.errors import UserError
 from testbed.metrics.cpu import cpu_metrics, cpu_seconds
+from testbed.interrupt import sigterm_as_interrupt
 from testbed.metrics.memory import MemoryTracker
 from testbed.metrics.quality import score_output
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm
 from testbed.models import load_model, pick_device
 from testbed.plugins import load_plugins
-from testbed.report.writer import RunWriter
+from testbed.report.writer import RunWriter, create_run_dir
 from testbed.request import Request
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
@@ -52,10 +52,13 @@ class ArmRun:
 
 
 class Experiment:
-    def __init__(self, cfg: ExperimentConfig, limit: int | None = None, progress: bool = True):
+    def __init__(self, cfg: ExperimentConfig, limit: int | None = None, progress: bool = True,
+                 check_only: bool = False):
+        """check_only (`testbed validate`): every pre-run check, but no section work that runs requests."""
         load_plugins()
         self.cfg = cfg
         self.progress = progress
+        self.check_only = check_only
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         w = cfg.workload
@@ -87,11 +90,11 @@ class Experiment:
         plans = {}
         for name in self.arm_names:
             spec = self.cfg.arm_model(name)
-            key = (spec.id, spec.dtype, spec.revision)
+            key = (spec.id, spec.dtype, spec.revision, spec.trust_remote_code)
             if key not in loaded:
                 loaded[key] = load_model(spec, self.device)
             plan = ArmPlan(name, self.cfg, loaded[key], progress=self.progress)
-            plan.bind(self.items)
+            plan.bind(self.items, check_only=self.check_only)
             limit = plan.lm.max_context
             if limit and plan.max_new_tokens >= limit:
                 raise UserError(f"arms.{name}: max_new_tokens {plan.max_new_tokens} is beyond the context of "
@@ -113,12 +116,13 @@ class Experiment:
                 raise UserError(f"arms.{name}: {e.message}", e.fix) from None
 
     def run(self, out_dir: str | Path | None = None) -> Path:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        run_dir = Path(out_dir or self.cfg.output_dir) / f"{self.cfg.name}-{stamp}"
+        run_dir = create_run_dir(out_dir or self.cfg.output_dir, self.cfg.name)
         self.writer = RunWriter(run_dir)
         self.writer.write_config(self.cfg.model_dump(mode="json", exclude_none=True))
-        self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads()})
+        self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads(),
+                               "trust_remote_code": self._trusted()})    # models whose own code was allowed to run
         incomplete = False
+        restore_sigterm = sigterm_as_interrupt()      # SIGTERM, like Ctrl-C, keeps what was measured
         try:
             for repeat in range(self.cfg.repeats):
                 for rate, arrival in self.schedule:
@@ -133,6 +137,7 @@ class Experiment:
             raise
         finally:
             self.close()
+            restore_sigterm()
         self._finish(incomplete)
         return run_dir
 
@@ -270,7 +275,12 @@ class Experiment:
             rates = ", ".join(rate_label(r) for r, _ in self.schedule)
             notes.append(f"Rate sweep at {rates} requests/s (inf: all at once): every comparison row pools all "
                          "rates (tokens over the summed wall time); the sweep table gives each rate.")
+        if self._trusted():
+            notes.append(f"trust_remote_code: the Python code shipped with {', '.join(self._trusted())} was run.")
         return notes
+
+    def _trusted(self) -> list[str]:
+        return sorted({self.cfg.arm_model(a).id for a in self.arm_names if self.cfg.arm_model(a).trust_remote_code})
 
     def _finish(self, incomplete: bool) -> dict:
         arms = {a: self._arm_summary(a) for a in self.arm_names if a in self.runs}

@@ -1,10 +1,12 @@
-"""Ctrl-C mid-run keeps the requests measured so far and writes a summary marked incomplete."""
+"""Ctrl-C (SIGINT) or SIGTERM mid-run keeps the requests measured so far and writes a summary marked incomplete."""
 import json
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW_ARRIVALS = """
@@ -22,7 +24,8 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_sigint_keeps_records_and_marks_summary_incomplete(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_keeps_records_and_marks_summary_incomplete(tmp_path, sig):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(SLOW_ARRIVALS)
     out = tmp_path / "out"
@@ -36,7 +39,7 @@ def test_sigint_keeps_records_and_marks_summary_incomplete(tmp_path):
         records = records[0].read_text().splitlines() if records else []
         time.sleep(0.1)
     assert len(records) >= 3, "the run never wrote records"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr[-1500:]
     run_dir = next(out.iterdir())

@@ -111,9 +111,11 @@ def test_an_engine_error_fails_live_requests_and_the_loop_keeps_serving():
     class Broken(GatedEngine):
         def step(self):
             raise RuntimeError("boom")
-    engines = [Broken(), GatedEngine()]
-    engines[1].gate.set()
-    loop = EngineLoop(lambda: engines.pop(0), max_queue=4).start()
+    # the fresh engine the loop replays the request on alone fails too: the request is failed, then a
+    # third engine serves the next one
+    engines = [Broken(), Broken(), GatedEngine()]
+    engines[-1].gate.set()
+    loop = EngineLoop(lambda: engines.pop(0) if len(engines) > 1 else engines[0], max_queue=4).start()
     try:
         events = []
         loop.submit(served(0, events))

@@ -86,7 +86,8 @@ def _embedder():
     import importlib
     from transformers import AutoModel, AutoTokenizer
     path = importlib.import_module(EMBEDDING_PACKAGE).get_model_path()
-    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    return (AutoTokenizer.from_pretrained(path, trust_remote_code=False),
+            AutoModel.from_pretrained(path, trust_remote_code=False).eval())
 
 
 def embed(texts: list[str]) -> np.ndarray:

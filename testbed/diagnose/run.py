@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from testbed.config import validate
 from testbed.diagnose.classify import RULE, diagnose
@@ -25,7 +24,9 @@ from testbed.diagnose.probe import ProbeRunner, arm_settings, model_specs
 from testbed.errors import UserError
 from testbed.models import pick_device
 from testbed.report import RunWriter, read_records
+from testbed.report.rebuild import rebuild_summary
 from testbed.report.writer import to_jsonable
+from testbed.safe_yaml import load_yaml
 from testbed.workloads.datasets import load_dataset
 
 REPORT_PROBE_BUDGET_S = 120.0
@@ -53,7 +54,11 @@ def diagnose_run_dir(run_dir: str | Path, probe: bool = True) -> dict:
         raise UserError(f"RUN_DIR {run_dir}: no such directory", RUN_DIR_FIX)
     if not config.is_file() or not (run_dir / "requests.jsonl").is_file():
         raise UserError(f"RUN_DIR {run_dir}: not a run directory (needs config.yaml and requests.jsonl)", RUN_DIR_FIX)
-    cfg = validate(yaml.safe_load(config.read_text()), source=str(config))
+    try:
+        raw = load_yaml(config.read_text(encoding="utf-8"), str(config), "restore config.yaml or re-run the experiment")
+    except UnicodeDecodeError:
+        raise UserError(f"{config}: not UTF-8 text", "restore config.yaml or re-run the experiment") from None
+    cfg = validate(raw if isinstance(raw, dict) else {}, source=str(config))
     records = read_records(run_dir)
     if not records:
         raise UserError(f"RUN_DIR {run_dir}: requests.jsonl holds no requests", "run the experiment first")
@@ -67,8 +72,9 @@ def diagnose_run_dir(run_dir: str | Path, probe: bool = True) -> dict:
     runner = ProbeRunner(run_dir, items, settings, specs=model_specs(cfg), device=pick_device("auto"), load=probe)
     diag = diagnose(records, items, runner, settings)
     part = write_diagnosis(run_dir, diag, runner)
-    if (run_dir / "summary.json").is_file():
-        rewrite_report(run_dir, part, records)
+    if not (run_dir / "summary.json").is_file():      # a killed run: rebuild it, marked incomplete
+        RunWriter(run_dir).write_summary(rebuild_summary(run_dir, records))
+    rewrite_report(run_dir, part, records)
     return diag
 
 

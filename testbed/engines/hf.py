@@ -112,17 +112,28 @@ class HFEngine(Engine):
 
     def step(self) -> list[Request]:
         done, self.rejected = self.rejected, []
-        n = min(self.options.batch_size, len(self.waiting))
-        batch = [self.waiting.popleft() for _ in range(n)]
+        batch = self._take_batch()
         if batch:
             self._generate(batch)
             done += batch
         return done
 
+    def _take_batch(self) -> list[Request]:
+        """Up to batch_size waiting requests with the first one's sampling settings, in arrival order:
+        generate samples every row alike, so a greedy request never rides in a sampled batch."""
+        if not self.waiting:
+            return []
+        first = self.waiting[0].sampling
+        batch = [r for r in self.waiting if r.sampling == first][:self.options.batch_size]
+        taken = {id(r) for r in batch}
+        self.waiting = deque(r for r in self.waiting if id(r) not in taken)
+        return batch
+
     def _generate(self, batch: list[Request]) -> None:
         lm = self.model
-        ids, mask = left_pad([r.prompt_ids for r in batch], lm.pad_token_id, lm.device)   # [B, S]
-        max_new = max(r.max_new_tokens for r in batch)
+        # a request resumed by the server after an engine error continues from the tokens it has
+        ids, mask = left_pad([r.prompt_ids + r.output_ids for r in batch], lm.pad_token_id, lm.device)   # [B, S]
+        max_new = max(r.max_new_tokens - r.num_output_tokens for r in batch)
         for r in batch:
             r.status = "running"
         if self.speculator is not None:

@@ -11,11 +11,14 @@ from pathlib import Path
 import pandas as pd
 
 from testbed.errors import UserError
+from testbed.report.rebuild import rebuild_summary
 
 
 def read_summary(run_dir: str | Path) -> dict:
-    """summary.json of a run directory, checked for an "arms" mapping."""
+    """summary.json of a run directory, checked for an "arms" mapping; rebuilt from requests.jsonl if missing."""
     path = Path(run_dir) / "summary.json"
+    if not path.is_file() and (Path(run_dir) / "requests.jsonl").is_file():
+        return rebuild_summary(run_dir, read_records(run_dir))     # a killed run: marked incomplete
     if not path.is_file():
         raise UserError(f"{run_dir}: no summary.json (not a run directory, or the run never finished an arm)",
                         "give a directory under results/ written by `testbed run`")
@@ -33,17 +36,23 @@ def read_records(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "requests.jsonl"
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text", "restore the file or re-run the experiment") from None
     records = []
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError:
             if i == len(lines):
                 break
             raise UserError(f"{path}:{i}: malformed JSON line", "restore the file or re-run the experiment") from None
+        if not isinstance(rec, dict):
+            raise UserError(f"{path}:{i}: a record must be a JSON object", "restore the file or re-run the experiment")
+        records.append(rec)
     return records
 
 
@@ -67,5 +76,6 @@ def compare_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
         summary = read_summary(run_dir)
         for arm, metrics in summary["arms"].items():
             rows.append({"run": label, "arm": arm, "name": summary.get("name"),
-                         "baseline": arm == summary.get("baseline"), **metrics})
+                         "baseline": arm == summary.get("baseline"),
+                         "incomplete": bool(summary.get("incomplete")), **metrics})
     return pd.DataFrame(rows).set_index(["run", "arm"])

@@ -1,7 +1,7 @@
 """Writes one run directory (DESIGN §3): config.yaml, env.json, requests.jsonl, summary.json/.csv,
 report.md, report.html and plots/*.png.
 
-    writer = RunWriter(new_run_dir("results", cfg.name))
+    writer = RunWriter(create_run_dir("results", cfg.name))
     writer.write_config(cfg.model_dump()); writer.write_env(collect_env())
     writer.append_record(rec)                       # once per request, flushed and fsynced
     writer.write_summary(summary)                   # {"name", "baseline", "incomplete", "arms", "by_category", "notes"}
@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from testbed.errors import UserError
 from testbed.report.html import render_html
 from testbed.report.markdown import render_markdown
 from testbed.report.plots import make_plots
@@ -37,15 +38,35 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-def new_run_dir(output_dir: str | Path, name: str, now: datetime | None = None) -> Path:
-    """results/<name>-<UTC timestamp>, made unique with a -2, -3 ... suffix; not created."""
+def check_output_dir(output_dir: str | Path) -> Path:
+    """UserError unless run directories can be made under `output_dir`; nothing is created here."""
+    out = Path(output_dir)
+    fix = "give --out (or output_dir) a directory you can write, e.g. results"
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"output directory {out}: {existing} is a file, not a directory", fix)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"output directory {out}: {existing} is not writable", fix)
+    return out
+
+
+def create_run_dir(output_dir: str | Path, name: str, now: datetime | None = None) -> Path:
+    """Make results/<name>-<UTC timestamp>, or -2, -3 ... when taken: created exclusively (mkdir fails if
+    the directory exists), so runs started in the same second never share a directory."""
+    out = check_output_dir(output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"output directory {out} cannot be created ({e.strerror})", "give --out a writable path") from None
     stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
-    base = Path(output_dir) / f"{name}-{stamp}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    for n in range(1, 10_000):
+        path = out / (f"{name}-{stamp}" if n == 1 else f"{name}-{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UserError(f"{out}: 10,000 runs named {name}-{stamp} already", "clear out old runs")
 
 
 def _write_atomic(path: Path, text: str) -> Path:

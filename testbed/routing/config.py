@@ -17,7 +17,7 @@ Routers: rules (category, keywords, prompt length), learned (logistic regression
 cascade (small tier first, escalate on low confidence), random and oracle. A tier's cost is its
 measured seconds × usd_per_hour, or its tokens × usd_per_million_tokens.
 """
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -119,6 +119,7 @@ class RoutingSection(Strict):
     router: RouterConfig
     bootstrap: int = Field(1000, ge=100, le=100_000, description="resamples for the APGR interval")
     _runtime: Any = PrivateAttr(None)       # routing.runtime.Routing, built when the arm is planned
+    bind_runs_requests: ClassVar[bool] = True   # bind labels the workload with every tier: validate skips it
 
     @field_validator("tiers")
     @classmethod

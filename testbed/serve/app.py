@@ -12,6 +12,7 @@ import hmac
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ValidationError
@@ -22,7 +23,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from testbed.serve import metrics
-from testbed.serve.build import ApiError, Defaults, admission_check, build_request
+from testbed.serve.build import ApiError, Defaults, admission_check, build_request, check_prompt_size
+from testbed.serve.guard import Limits
 from testbed.serve.loop import EngineLoop, Overloaded, ServedRequest
 from testbed.serve.protocol import ChatRequest, CompletionRequest
 from testbed.serve.responses import DONE, Shape, sse, shape_for
@@ -39,6 +41,10 @@ class ServeState:
     model_names: list[str]             # the first is what /v1/models lists and responses name
     api_key: str | None = None
     http_errors: Counter = field(default_factory=Counter)
+    limits: Limits = field(default_factory=Limits)
+    # one thread tokenises, off the event loop: /health and streams stay live during a long prompt, and
+    # the tokenizer is never called from two threads at once
+    tokenizer_pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, "tokenize"))
 
 
 def create_app(state: ServeState) -> Starlette:
@@ -110,9 +116,33 @@ async def completions(request: HttpRequest) -> Response:
     return await _generate(request, CompletionRequest)
 
 
+async def read_body(request: HttpRequest, limits: Limits) -> bytes:
+    """The body, refused with 413 past max_body_bytes (by Content-Length or as it streams in) and 408
+    when it takes longer than body_timeout_s, so no oversized or trickled body is ever held whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.max_body_bytes:
+        raise ApiError(413, f"request body of {declared} bytes is over the limit of {limits.max_body_bytes}",
+                       code="body_too_large")
+
+    async def collect() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise ApiError(413, f"request body over the limit of {limits.max_body_bytes} bytes",
+                               code="body_too_large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    try:
+        return await asyncio.wait_for(collect(), limits.body_timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"request body not received within {limits.body_timeout_s:g} s",
+                       code="body_timeout") from None
+
+
 async def parse(request: HttpRequest, cls: type[BaseModel]) -> BaseModel:
     """The validated body, or a 400 naming the first bad parameter."""
-    raw = await request.body()
+    raw = await read_body(request, _state(request).limits)
     try:
         obj = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -137,7 +167,9 @@ async def _generate(request: HttpRequest, cls) -> Response:
     if body.model not in st.model_names:
         raise ApiError(404, f"the model `{body.model}` does not exist; this server serves {st.model_names[0]!r}",
                        param="model", code="model_not_found")
-    req = build_request(body, st.lm, st.defaults, arrival, admission_check(st.loop.engine))
+    check_prompt_size(body, st.lm.max_context)          # before tokenising: a 50 MB prompt never reaches it
+    req = await asyncio.get_running_loop().run_in_executor(
+        st.tokenizer_pool, build_request, body, st.lm, st.defaults, arrival, admission_check(st.loop.engine))
     stream = TokenStream(asyncio.get_running_loop())
     req.listener = stream.push if body.stream else (lambda e: e[0] == "done" and stream.push(e))
     try:

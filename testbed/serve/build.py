@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from testbed.errors import UserError
-from testbed.request import Request, SamplingParams
+from testbed.request import GREEDY_BELOW, Request, SamplingParams
 from testbed.serve.loop import ServedRequest
 from testbed.serve.protocol import ChatRequest, Common, CompletionRequest
 from testbed.workloads.prompts import render_prompt
@@ -61,8 +61,34 @@ def completion_prompt(tokenizer, body: CompletionRequest) -> tuple[str, list[int
 def sampling(body: Common, d: SamplingParams) -> SamplingParams:
     pick = lambda v, default: default if v is None else v   # noqa: E731
     top_k = pick(body.top_k, d.top_k)
-    return SamplingParams(temperature=pick(body.temperature, d.temperature), top_p=pick(body.top_p, d.top_p),
-                          top_k=max(0, top_k), seed=pick(body.seed, d.seed))
+    temperature = pick(body.temperature, d.temperature)
+    # a tiny temperature means greedy to every engine, so no engine ever divides logits by it
+    return SamplingParams(temperature=0.0 if temperature < GREEDY_BELOW else temperature,
+                          top_p=pick(body.top_p, d.top_p), top_k=max(0, top_k), seed=pick(body.seed, d.seed))
+
+
+# No tokenizer packs more than this many characters into one token on average, so a prompt with more
+# characters than max_context * CHARS_PER_TOKEN cannot fit and is refused before it is tokenised.
+CHARS_PER_TOKEN = 16
+
+
+def check_prompt_size(body: ChatRequest | CompletionRequest, max_context: int) -> None:
+    """400 for a prompt too long to fit the context whatever the tokenizer, judged by its length alone."""
+    size, per_token, unit = _prompt_size(body)
+    if max_context and size > max_context * per_token:
+        raise ApiError(400, f"this model's maximum context length is {max_context} tokens; the prompt has "
+                       f"{size} {unit}, more than can fit", param=_prompt_param(body), code="context_length_exceeded")
+
+
+def _prompt_size(body: ChatRequest | CompletionRequest) -> tuple[int, int, str]:
+    """(size, most tokens one unit of it can be, unit name)."""
+    if isinstance(body, ChatRequest):
+        return sum(len(m.text()) for m in body.messages), CHARS_PER_TOKEN, "characters"
+    prompt = body.prompt
+    if isinstance(prompt, str) or (prompt and isinstance(prompt[0], str)):
+        texts = [prompt] if isinstance(prompt, str) else prompt
+        return sum(len(t) for t in texts), CHARS_PER_TOKEN, "characters"
+    return len(prompt), 1, "token ids"
 
 
 def token_budget(body: ChatRequest | CompletionRequest, n_prompt: int, max_context: int, default: int) -> int:

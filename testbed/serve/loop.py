@@ -7,11 +7,15 @@
 Engines are not thread-safe, so only this thread calls add_request / step / abort_request.
 Tokens leave as the engine appends them: a ServedRequest calls its `listener` from
 `append_tokens` (on this thread) and the listener hands them to the HTTP side's event loop.
+
+One client cannot take the others down: when a step raises, the loop starts a fresh engine,
+replays each unfinished request alone for one token, fails only those that raise again, and
+resumes the rest where they were (their prompt plus the tokens already streamed).
 """
+import logging
 import queue
 import threading
 import time
-import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
@@ -20,6 +24,8 @@ from testbed.engines.base import Engine
 from testbed.request import Request
 
 Listener = Callable[[tuple], None]   # ("tokens", ids, now) | ("done", request)
+LOG = logging.getLogger("testbed.serve")
+PROBE_STEPS = 64          # a replay is one token; chunked prefill of a long prompt takes a few steps
 
 
 class Overloaded(Exception):
@@ -62,6 +68,8 @@ class EngineLoop:
         self._live: dict[str, ServedRequest] = {}      # submitted, not yet completed
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._blameless = 0       # engine errors in a row that no single request reproduced
+        self._added: set[str] = set()   # ids handed to the engine (loop thread only), not yet completed
         self._thread = threading.Thread(target=self._run, name="engine-loop", daemon=True)
 
     def start(self) -> "EngineLoop":
@@ -117,6 +125,7 @@ class EngineLoop:
 
     def _handle(self, kind: str, arg) -> None:
         if kind == "add":
+            self._added.add(arg.id)
             try:
                 self.engine.add_request(arg)
             except Exception as e:    # an engine refusing a request (UserError, ...) fails it alone
@@ -140,29 +149,58 @@ class EngineLoop:
         t = time.perf_counter()
         try:
             finished = self.engine.step()
-        except Exception as e:        # keep serving: fail what the engine held, start a fresh engine
+        except Exception as e:        # keep serving: find the request that breaks the engine, fail it alone
             self.counters.engine_errors += 1
-            traceback.print_exc()
-            self._reset(f"engine error: {type(e).__name__}: {e}")
+            LOG.error("engine step failed; replaying in-flight requests one by one", exc_info=True)
+            self._recover(f"engine error: {type(e).__name__}: {e}")
             return
+        self._blameless = 0
         self.counters.steps += 1
         self.counters.step_seconds += time.perf_counter() - t
         for req in finished:
             self._complete(req)
 
-    def _reset(self, error: str) -> None:
-        with self._lock:
-            live = list(self._live.values())
-        for req in live:
-            if not req.done:
-                req.fail(error)
-            self._complete(req)
+    def _recover(self, error: str) -> None:
+        """A fresh engine; requests that raise alone fail, the others resume in it. When no request
+        raises alone twice running (the fault is in the engine, not a request), everything fails."""
+        with self._lock:     # submitted requests still in the inbox are not the engine's yet: they join later
+            live = [r for r in self._live.values() if r.id in self._added]
         self.engine = self.new_engine()
+        culprits = [(r, why) for r in live if not r.done and (why := self._fails_alone(r))]
+        self._blameless = 0 if culprits else self._blameless + 1
+        for req, why in culprits:
+            req.fail(f"{error} (raised again with this request alone: {why})")
+        for req in live:
+            if req.done or self._blameless > 1:
+                if not req.done:
+                    req.fail(error)
+                self._complete(req)
+            else:
+                self._handle("add", req)          # prompt + tokens so far; the stream carries on
+
+    def _fails_alone(self, req: Request) -> str | None:
+        """Run a copy of `req` alone for one more token on the fresh engine: the error it raises, or None."""
+        probe = Request(id=f"probe-{req.id}", prompt_ids=req.prompt_ids + req.output_ids, max_new_tokens=1,
+                        sampling=req.sampling, arrival_time=time.perf_counter(), eos_token_ids=req.eos_token_ids)
+        try:
+            self.engine.add_request(probe)
+            for _ in range(PROBE_STEPS):
+                if not self.engine.has_unfinished():
+                    return None
+                self.engine.step()
+            self.engine.abort_request(probe.id)
+        except Exception as e:
+            self.engine = self.new_engine()
+            return f"{type(e).__name__}: {e}"
+        if self.engine.has_unfinished():          # could not drop the probe: start clean
+            self.engine = self.new_engine()
+        return None
 
     def _complete(self, req: ServedRequest) -> None:
         with self._lock:
             if self._live.pop(req.id, None) is None:
                 return
+        self._added.discard(req.id)
         c = self.counters
         c.outcomes["aborted" if req.cancelled else req.finish_reason if req.status == "finished" else "failed"] += 1
         c.prompt_tokens += req.num_prompt_tokens

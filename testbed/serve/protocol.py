@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from testbed.request import SEED_LIMIT
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -60,7 +62,7 @@ class Common(Strict):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     top_k: int | None = Field(None, ge=-1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, lt=SEED_LIMIT, description="in [0, 2^63)")
     n: int = Field(1, ge=1, le=1, description="one choice per request")
     stream: bool = False
     stream_options: StreamOptions | None = None

@@ -19,12 +19,14 @@ import torch
 
 from testbed.arm import ArmPlan
 from testbed.config import ExperimentConfig
+from testbed.engines import ENGINES
 from testbed.errors import UserError
 from testbed.models import load_model, pick_device
 from testbed.plugins import load_plugins
 from testbed.request import Request
 from testbed.serve.app import ServeState, create_app
 from testbed.serve.build import Defaults
+from testbed.serve.guard import guarded_h11, rate_limit_logs
 from testbed.serve.loop import EngineLoop
 from testbed.serve.metrics import scrape
 
@@ -50,6 +52,11 @@ def build_state(cfg: ExperimentConfig, arm: str, api_key: str | None = None, max
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     lm = load_model(cfg.arm_model(arm), pick_device(cfg.device))
+    arm_cfg = cfg.arms[arm]
+    try:        # the engine's own checks (the paged KV cache against free memory) before it allocates
+        ENGINES.get(arm_cfg.engine).check_arm(lm, arm_cfg.options, arm_cfg.sections, [], [])
+    except UserError as e:
+        raise UserError(f"arms.{arm}: {e.message}", e.fix) from None
     plan = ArmPlan(arm, cfg, lm)
     if plan.preparers:
         print(f"[testbed] serve: arm {arm!r} has prompt-shaping sections ({', '.join(cfg.arms[arm].sections)}); "
@@ -72,9 +79,13 @@ def _warm_up(loop: EngineLoop, lm) -> None:
 
 def uvicorn_config(state: ServeState, host: str, port: int, log_level: str = "warning"):
     import uvicorn
-    # h11: pure Python, no optional C extension needed; keep-alive long enough for benchmark clients
-    return uvicorn.Config(create_app(state), host=host, port=port, log_level=log_level, http="h11",
-                          timeout_keep_alive=30, access_log=False)
+    # h11 (pure Python, no optional C extension) with a connection cap and request-head deadline (guard.py)
+    limits = state.limits
+    config = uvicorn.Config(create_app(state), host=host, port=port, log_level=log_level,
+                            http=guarded_h11(limits), limit_concurrency=limits.max_connections,
+                            timeout_keep_alive=limits.keep_alive_s, access_log=False)
+    rate_limit_logs()
+    return config
 
 
 def serve_forever(state: ServeState, host: str, port: int, allow_remote: bool = False) -> None:
@@ -86,6 +97,7 @@ def serve_forever(state: ServeState, host: str, port: int, allow_remote: bool = 
         uvicorn.Server(uvicorn_config(state, host, port, "info")).run()
     finally:
         state.loop.stop()
+        state.tokenizer_pool.shutdown(wait=False)
 
 
 class BackgroundServer:
@@ -124,6 +136,7 @@ class BackgroundServer:
         self.server.should_exit = True
         self.thread.join(10)
         self.state.loop.stop()
+        self.state.tokenizer_pool.shutdown(wait=False)
 
 
 @contextmanager

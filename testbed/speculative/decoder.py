@@ -84,7 +84,8 @@ class SpeculativeDecoder:
         cache = new_cache(self.lm.model)
         self.proposer.reset()
         with torch.inference_mode():
-            logits = forward(self.lm.model, req.prompt_ids, cache, keep=1)  # [1, V]
+            # prompt + output: a request the server resumed after an engine error continues where it was
+            logits = forward(self.lm.model, req.prompt_ids + req.output_ids, cache, keep=1)  # [1, V]
             done = req.append_tokens([next_token(logits[-1], req.sampling, gen)], time.perf_counter())
             while not done:
                 done = self._step(req, cache, controller, stats, gen)

@@ -18,6 +18,7 @@ from typing import Any
 
 from testbed.errors import UserError
 from testbed.workloads.items import Chunk, Item
+from testbed.workloads.qa_sets import hotpotqa_items, squad_items
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 SCORER_NAMES = ("exact", "f1", "contains", "json")
@@ -107,7 +108,7 @@ def _load(spec: str, distractors: int) -> list[Item]:
 
 def load_file(path: Path, distractors: int = 0) -> list[Item]:
     """Detect the format from the content (not the extension) and parse it."""
-    text = path.read_text(encoding="utf-8-sig")
+    text = _read(path)
     head = text.lstrip()[:1]
     if head == "[":
         data = _whole_json(path, text)
@@ -116,35 +117,60 @@ def load_file(path: Path, distractors: int = 0) -> list[Item]:
         return _items_from_records(path, [(i + 1, d) for i, d in enumerate(data)], where="element")
     if head == "{":
         try:
-            data = json.loads(text)
+            data = _json(text)
         except json.JSONDecodeError:
             data = None                         # several lines: JSONL
+        except RecursionError:
+            raise UserError(f"workload.dataset: {path}: JSON nested too deeply", JSONL_FIX) from None
         if isinstance(data, dict) and "data" in data and "question" not in data:
             return squad_items(path, data, distractors)
     return load_jsonl(path, text)
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"workload.dataset: {path}: not UTF-8 text (byte {e.start}); is it a binary file?",
+                        "give a UTF-8 JSONL, SQuAD or HotpotQA JSON file") from None
+    except OSError as e:
+        raise UserError(f"workload.dataset: {path}: cannot be read ({e.strerror})", "check the path") from None
+
+
+def _json(text: str) -> Any:
+    """json.loads, refusing NaN and Infinity (not JSON, and they break the scorers' arithmetic)."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> None:
+    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
+
+
 def load_jsonl(path: Path, text: str | None = None) -> list[Item]:
     """Our JSONL: one item per non-blank line."""
-    text = path.read_text(encoding="utf-8-sig") if text is None else text
+    text = _read(path) if text is None else text
     records = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append((n, json.loads(line)))
+            records.append((n, _json(line)))
         except json.JSONDecodeError as e:
             raise UserError(f"workload.dataset: {path}:{n}: not valid JSON ({e.msg} at column {e.colno})",
                             JSONL_FIX) from None
+        except RecursionError:
+            raise UserError(f"workload.dataset: {path}:{n}: JSON nested too deeply", JSONL_FIX) from None
     return _items_from_records(path, records, where="line")
 
 
 def _whole_json(path: Path, text: str) -> Any:
     try:
-        return json.loads(text)
+        return _json(text)
     except json.JSONDecodeError as e:
         raise UserError(f"workload.dataset: {path}:{e.lineno}: not valid JSON ({e.msg})",
                         "fix the JSON syntax, or write one item per line (JSONL)") from None
+    except RecursionError:
+        raise UserError(f"workload.dataset: {path}: JSON nested too deeply", "flatten the file") from None
 
 
 def _items_from_records(path: Path, records: list[tuple[int, Any]], where: str) -> list[Item]:
@@ -180,15 +206,34 @@ def item_from_dict(rec: Any, at: str) -> Item:
     if scorer not in SCORER_NAMES:
         raise bad("scorer", f"is {scorer!r}, not a known scorer", f"use one of {list(SCORER_NAMES)}")
     chunks = _chunks(rec.get("chunks") or [], bad)
-    gold = list(rec.get("gold_chunk_ids") or [])
+    gold = rec.get("gold_chunk_ids") or []
+    if not isinstance(gold, list) or not all(isinstance(g, str) for g in gold):
+        raise bad("gold_chunk_ids", "must be a list of chunk ids (strings)", 'e.g. "gold_chunk_ids": ["c0"]')
     missing = sorted(set(gold) - {c.id for c in chunks})
     if missing:
         raise bad("gold_chunk_ids", f"names chunks that are not in \"chunks\": {missing}",
                   "list only ids of this item's chunks")
+    _check_types(rec, bad)
     return Item(id=str(rec["id"]), category=str(rec.get("category") or "default"), question=str(rec["question"]),
                 answers=answers, scorer=scorer, chunks=chunks, gold_chunk_ids=gold, schema=rec.get("schema"),
                 instruction=rec.get("instruction"), max_new_tokens=rec.get("max_new_tokens"),
                 meta=dict(rec.get("meta") or {}))
+
+
+def _check_types(rec: dict, bad) -> None:
+    """The optional fields' types: a wrong one would crash mid-run, after the run directory exists."""
+    n = rec.get("max_new_tokens")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise bad("max_new_tokens", f"must be a whole number of tokens >= 1, got {n!r}",
+                  'e.g. "max_new_tokens": 64, or leave it out to use workload.max_new_tokens')
+    for key, kind, example in (("meta", dict, '"meta": {"source": "x"}'), ("schema", dict, '"schema": {"type": '
+                               '"object"}'), ("instruction", str, '"instruction": "Answer with the date only."')):
+        if rec.get(key) is not None and not isinstance(rec[key], kind):
+            raise bad(key, f"must be a JSON {'object' if kind is dict else 'string'}, got {type(rec[key]).__name__}",
+                      f"e.g. {example}")
+    for key in ("id", "question", "category"):
+        if isinstance(rec.get(key), (dict, list)):
+            raise bad(key, f"must be a string, got {type(rec[key]).__name__}", f'e.g. "{key}": "..."')
 
 
 def _chunks(raw: Any, bad) -> list[Chunk]:
@@ -207,51 +252,3 @@ def _chunks(raw: Any, bad) -> list[Chunk]:
     if len(ids) != len(set(ids)):
         raise bad("chunks", "has duplicate chunk ids", "give every chunk of an item a unique id")
     return chunks
-
-
-def squad_items(path: Path, data: dict, distractors: int = 0) -> list[Item]:
-    """SQuAD v1.1/v2: one item per answerable question; its paragraph is the gold chunk, and up to
-    `distractors` following paragraphs of the same article (wrapping round) join it, in article order."""
-    items = []
-    for article in data.get("data") or []:
-        title = article.get("title") or ""
-        paras = article.get("paragraphs") or []
-        chunks = [Chunk(id=f"p{i}", text=p.get("context", ""), source=title or None) for i, p in enumerate(paras)]
-        for i, para in enumerate(paras):
-            picked = sorted({(i + k) % len(paras) for k in range(min(distractors, len(paras) - 1) + 1)})
-            for qa in para.get("qas") or []:
-                answers = list(dict.fromkeys(a["text"] for a in qa.get("answers") or [] if a.get("text")))
-                if qa.get("is_impossible") or not answers:
-                    continue
-                items.append(Item(id=str(qa["id"]), category=title or "squad", question=qa["question"],
-                                  answers=answers, scorer="f1", chunks=[chunks[j] for j in picked],
-                                  gold_chunk_ids=[f"p{i}"], meta={"source": "squad"}))
-    return _unique(path, items)
-
-
-def hotpotqa_items(path: Path, data: list[dict]) -> list[Item]:
-    """HotpotQA (distractor or fullwiki JSON): one chunk per context title; gold = supporting titles."""
-    items = []
-    for n, rec in enumerate(data, 1):
-        if not rec.get("answer"):
-            continue                            # the test split has no answers
-        chunks, seen = [], set()
-        for title, sentences in rec.get("context") or []:
-            if title not in seen:
-                seen.add(title)
-                chunks.append(Chunk(id=title, text=" ".join(s.strip() for s in sentences), source=title))
-        gold = list(dict.fromkeys(t for t, _ in rec.get("supporting_facts") or [] if t in seen))
-        items.append(Item(id=str(rec.get("_id", f"hotpot-{n}")), category=rec.get("type") or "hotpotqa",
-                          question=rec["question"], answers=[rec["answer"]], scorer="f1", chunks=chunks,
-                          gold_chunk_ids=gold, meta={"source": "hotpotqa", "level": rec.get("level")}))
-    return _unique(path, items)
-
-
-def _unique(path: Path, items: list[Item]) -> list[Item]:
-    seen = set()
-    for it in items:
-        if it.id in seen:
-            raise UserError(f"workload.dataset: {path}: duplicate question id {it.id!r}",
-                            "give every question a unique id")
-        seen.add(it.id)
-    return items

@@ -13,12 +13,14 @@ With a `speculative:` section, each step first drafts up to k tokens per decodin
 """
 import time
 
+import psutil
+import torch
 from pydantic import Field, model_validator
 
 from testbed.engines.base import ENGINES, Engine, EngineOptions, context_overflow
 from testbed.engines.hf import KVLedger
 from testbed.engines.paged.block_manager import BlockManager, blocks_for
-from testbed.engines.paged.model_runner import ModelRunner
+from testbed.engines.paged.model_runner import ModelRunner, cache_bytes_for
 from testbed.engines.paged.scheduler import ScheduledBatch, Scheduler, SchedulerConfig
 from testbed.engines.paged.sequence import Sequence
 from testbed.errors import UserError
@@ -50,6 +52,13 @@ class PagedOptions(EngineOptions):
         if self.num_blocks is not None:
             return self.num_blocks
         return max(1, (self.kv_budget_tokens or 16384) // self.block_size)
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory where the KV cache would live: the GPU's free bytes, else the host's available RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return psutil.virtual_memory().available
 
 
 @ENGINES.register("paged")
@@ -102,10 +111,21 @@ class PagedEngine(Engine):
                             f"raise kv_budget_tokens to at least {need * bs} (or num_blocks to {need}), "
                             "or lower max_new_tokens")
 
+    @staticmethod
+    def check_kv_memory(lm, options: PagedOptions) -> None:
+        """UserError when the KV cache would not fit the device's free memory (checked before allocating it)."""
+        need = cache_bytes_for(lm, options.blocks(), options.block_size)
+        free = available_bytes(lm.device)
+        if need > free:
+            raise UserError(f"engine paged: a KV cache of {options.blocks() * options.block_size} tokens needs "
+                            f"{need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB free on {lm.device}",
+                            f"lower kv_budget_tokens to at most {free // (need // options.blocks()) * options.block_size}")
+
     @classmethod
     def check_arm(cls, lm, options: PagedOptions, sections, requests, items=None) -> None:
-        """Before the run: the KV budget must hold the longest request that fits the model's context."""
+        """Before the run: the KV cache must fit in memory and hold the longest request that fits the context."""
         super().check_arm(lm, options, sections, requests, items)
+        cls.check_kv_memory(lm, options)
         fits = [r for r in requests if context_overflow(lm, r) is None]
         if fits:
             cls.check_kv_budget(options, max(fits, key=lambda r: r.num_prompt_tokens + r.max_new_tokens))

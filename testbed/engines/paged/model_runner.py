@@ -33,6 +33,14 @@ def check_architecture(config) -> None:
                         "use a checkpoint with use_sliding_window: false, or engine: hf")
 
 
+def cache_bytes_for(lm, num_blocks: int, block_size: int) -> int:
+    """Bytes of the K and V caches a ModelRunner over `lm` would allocate (the shapes it uses below)."""
+    layers = lm.model.model.layers
+    attn = layers[0].self_attn
+    per_token = 2 * len(layers) * lm.model.config.num_key_value_heads * attn.head_dim * lm.dtype.itemsize
+    return num_blocks * block_size * per_token
+
+
 class ModelRunner:
     def __init__(self, lm, num_blocks: int, block_size: int, prepacked: bool | None = None):
         check_architecture(lm.model.config)

@@ -1,0 +1,83 @@
+"""Config documents and --set values: duplicate keys, alias bombs and cycles, bad overrides, out-of-range
+seeds and undecodable files are one UserError each, raised fast, never another exception."""
+import time
+
+import pytest
+
+from testbed.config import load_config
+from testbed.errors import UserError
+from testbed.safe_yaml import MAX_NODES, load_yaml
+
+BASE = "name: t\nmodel: {id: random:tiny-llama}\nbaseline: a\n"
+
+
+def write(tmp_path, text: str | bytes):
+    p = tmp_path / "c.yaml"
+    (p.write_bytes if isinstance(text, bytes) else p.write_text)(text)
+    return p
+
+
+def refused(tmp_path, text, overrides=None) -> str:
+    with pytest.raises(UserError) as e:
+        load_config(write(tmp_path, text), overrides, cuda_available=False)
+    return e.value.message
+
+
+def test_duplicate_arm_names_are_refused_not_merged(tmp_path):
+    msg = refused(tmp_path, BASE + "arms:\n  a: {engine: hf}\n  b: {engine: hf}\n  a: {engine: paged}\n")
+    assert "duplicate key 'a'" in msg and "line 7" in msg
+
+
+def test_duplicate_top_level_keys_are_refused(tmp_path):
+    assert "duplicate key 'baseline'" in refused(tmp_path, BASE + "baseline: b\narms: {a: {}, b: {}}\n")
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path):
+    levels = ["l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    t = time.monotonic()
+    msg = refused(tmp_path, BASE + "arms: {a: {}}\ndescription: x\n" + "\n".join(levels) + "\n")
+    assert time.monotonic() - t < 2 and ("aliases" in msg)
+
+
+def test_a_cyclic_alias_inside_fallback_is_refused(tmp_path):
+    msg = refused(tmp_path, BASE + "arms: {a: {}}\nfallback: &f {workload: {arrival: *f}}\n")
+    assert "cycle" in msg
+
+
+def test_aliases_and_merge_keys_within_bounds_still_work(tmp_path):
+    cfg = load_config(write(tmp_path, BASE.replace("model: {id: random:tiny-llama}", "model: &m {id: random:tiny-llama}")
+                            + "arms:\n  a: &arm {engine: hf, model: *m}\n  b: {<<: *arm, batch_size: 2}\n"),
+                      cuda_available=False)
+    assert cfg.arms["b"].model.id == "random:tiny-llama" and cfg.arms["b"].options.batch_size == 2
+
+
+def test_expansion_bound_counts_expanded_nodes():
+    wide = "a: &a [" + ", ".join(["1"] * 99) + "]\nb: [" + ", ".join(["*a"] * 99) + "]\n"
+    assert len(load_yaml(wide, "x")["b"]) == 99                     # 99 * 100 nodes < MAX_NODES
+    with pytest.raises(UserError):
+        load_yaml("a: &a [" + ", ".join(["1"] * (MAX_NODES // 90)) + "]\nb: [" + ", ".join(["*a"] * 99) + "]\n", "x")
+
+
+@pytest.mark.parametrize("override,says", [("workload.limit=[", "--set workload.limit"),
+                                           ("workload.limit=", "no value"), ("workload.limit=  ", "no value"),
+                                           ("workload.limit={a: &x [*x]}", "cycle"),
+                                           ("workload=3", "workload")])
+def test_bad_overrides(tmp_path, override, says):
+    assert says in refused(tmp_path, BASE + "arms: {a: {}}\nworkload: {limit: 4}\n", [override])
+
+
+def test_null_unsets_explicitly(tmp_path):
+    cfg = load_config(write(tmp_path, BASE + "arms: {a: {}}\nworkload: {limit: 4}\n"), ["workload.limit=null"],
+                      cuda_available=False)
+    assert cfg.workload.limit is None
+
+
+@pytest.mark.parametrize("seed", [-1, 2 ** 63, 2 ** 70])
+def test_seeds_outside_0_to_2_63_are_refused(tmp_path, seed):
+    assert "sampling.seed" in refused(tmp_path, BASE + f"arms: {{a: {{}}}}\nsampling: {{seed: {seed}}}\n")
+
+
+@pytest.mark.parametrize("data,says", [(b"name: \xff\xfe\n", "UTF-8"), ("a: " + "[" * 5000 + "]" * 5000, "YAML")])
+def test_undecodable_and_deeply_nested_files(tmp_path, data, says):
+    assert says in refused(tmp_path, data)
