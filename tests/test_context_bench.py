@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from testbed.config import load_config
 from testbed.runner import Experiment
 
@@ -61,3 +63,14 @@ def test_per_category_audits_and_report_warnings(tmp_path):
     base = rep["100000"]["as_retrieved"]["all"]["acc"][0]
     assert rep["100000"]["dedup_rerank"]["all"]["acc"][0] == base   # above every context: all baseline answers
     assert rep["100000"]["dedup_rerank"]["all"]["tokens_saved_pct"] == 0.0
+
+
+def test_ttft_alone_takes_the_queue_out_and_adds_the_context_steps():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from context_stats import service_ttft
+    audit = lambda n, s: {"ContextPipeline": {"tokens_before": n, "steps": [{"seconds": 0.0}, {"seconds": s}]}}  # noqa: E731
+    recs = [{"arm": "a", "arrival_s": 0.0, "first_token_s": 1.0, "finish_s": 3.0, "stats": audit(100, 0.5)},
+            {"arm": "a", "arrival_s": 0.0, "first_token_s": 3.2, "finish_s": 4.0, "stats": audit(900, 0.1)},
+            {"arm": "a", "arrival_s": 0.0, "first_token_s": 4.6, "finish_s": 5.0, "stats": audit(800, 0.0)}]
+    out = service_ttft(recs)["a"]       # alone: 1.0 + 0.5, 0.2 + 0.1, 0.6 + 0.0 seconds
+    assert out["all"] == pytest.approx(600) and out["over_300"] == pytest.approx(450)
