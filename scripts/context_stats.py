@@ -109,10 +109,12 @@ def replay(out: dict, baseline: str, threshold: int, arms: list[str]) -> dict[st
 
 def service_ttft(records: list[dict]) -> dict[str, dict[str, float]]:
     """arm -> p50 of the TTFT a request would see alone, in ms: its context steps' seconds plus the time from
-    the engine taking it up (its arrival, or the previous request's last token) to its first token.
+    the engine taking it up (after its arrival and context steps, or at the previous request's last
+    token) to its first token.
 
-    Offline arrival admits every request at once, so the recorded TTFT holds the queue ahead of it; at
-    batch 1 (the hf engine's default) requests run one after another, so this takes the queue out.
+    Offline arrival admits every request at once (each one's context steps run then, before any
+    generation), so the recorded TTFT holds the queue ahead of it; at batch 1 (the hf engine's default)
+    requests run one after another, so this takes the queue out. Under concurrency 1 it is the recorded TTFT.
     `over_300`: the same over contexts of more than 300 tokens."""
     out: dict[str, dict[str, float]] = {}
     for arm in dict.fromkeys(r["arm"] for r in records):
@@ -122,7 +124,9 @@ def service_ttft(records: list[dict]) -> dict[str, dict[str, float]]:
         for r in recs:
             a = (r.get("stats") or {}).get("ContextPipeline") or {}
             ctx = sum(st.get("seconds", 0.0) for st in a.get("steps", []))
-            rows.append((a.get("tokens_before", 0), 1000 * (r["first_token_s"] - max(r["arrival_s"], prev) + ctx)))
+            # taken up once its context steps ran (right after arrival) and the previous request finished
+            start = max(r["arrival_s"] + ctx, prev)
+            rows.append((a.get("tokens_before", 0), 1000 * (r["first_token_s"] - start + ctx)))
             prev = r.get("finish_s") or r["first_token_s"]
         long = [t for n, t in rows if n > LONG_TOKENS]
         out[arm] = {"all": float(np.median([t for _, t in rows])) if rows else None,
