@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from testbed.context.audit import duplicate_warning          # noqa: E402
 from testbed.metrics.stats import ratio_ci                   # noqa: E402
 from testbed.report.context_audit import audit_warnings      # noqa: E402
+from context_stats import (LONG_TOKENS, category_table, long_table, outcomes,  # noqa: E402
+                             replay, service_ttft)
 
-LONG_TOKENS = 300               # issue 17's "contexts over 300 tokens"
 COMPRESSORS = {"extract", "prune", "llmlingua"}
 
 
@@ -43,7 +44,8 @@ def load_run(run_dir: Path) -> tuple[dict, dict, list[dict]]:
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines() if line.strip()]
     if not (run_dir / "summary.json").is_file():
-        from context_partial import summary_from_records
+        from context_stats import complete_arms, summary_from_records
+        records = complete_arms(records, config["baseline"])
         return summary_from_records(records, config), config, records
     return json.loads((run_dir / "summary.json").read_text()), config, records
 
@@ -116,66 +118,6 @@ def arm_row(arm: str, m: dict, base: dict, records: list[dict], baseline: str, s
             "failures": failures(records, arm)}
 
 
-def outcomes(records: list[dict]) -> dict[str, dict[str, dict]]:
-    """arm -> item -> {category, correct, before, after (context tokens), lost (gold recall fell)}."""
-    out: dict[str, dict[str, dict]] = {}
-    for r in records:
-        a = (r.get("stats") or {}).get("ContextPipeline") or {}
-        lost = (a.get("gold_recall") is not None and a.get("gold_recall_before") is not None
-                and a["gold_recall"] < a["gold_recall_before"] - 1e-9)
-        out.setdefault(r["arm"], {})[r["item_id"]] = {
-            "category": r.get("category") or "uncategorised", "correct": failure_kind(r) == "correct",
-            "before": a.get("tokens_before", 0), "after": a.get("tokens_after", 0), "lost": lost}
-    return out
-
-
-def boot(x: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% percentile-bootstrap interval (scipy, seeded) of per-item values, in points."""
-    from scipy.stats import bootstrap
-    m = float(x.mean()) if len(x) else float("nan")
-    if len(x) < 2 or np.all(x == x[0]):
-        return 100 * m, 100 * m, 100 * m
-    ci = bootstrap((x,), np.mean, n_resamples=2000, method="percentile", rng=np.random.default_rng(0)).confidence_interval
-    return 100 * m, 100 * float(ci.low), 100 * float(ci.high)
-
-
-def compare(arm: dict, ref: dict, ids: list[str]) -> dict:
-    """Accuracy of `arm` on `ids` and its paired change against `ref`, each with its interval (points)."""
-    a = np.array([arm[i]["correct"] for i in ids], dtype=float)
-    b = np.array([ref[i]["correct"] for i in ids], dtype=float)
-    before, after = sum(arm[i]["before"] for i in ids), sum(arm[i]["after"] for i in ids)
-    return {"n": len(ids), "acc": boot(a), "delta": boot(a - b),
-            "tokens_saved_pct": round(100 * (1 - after / before), 1) if before else None}
-
-
-def category_table(out: dict, baseline: str) -> dict[str, dict[str, dict]]:
-    """arm -> category -> compare() against the baseline, on the items both arms answered."""
-    base, table = out[baseline], {}
-    for arm, items in out.items():
-        for cat in sorted({v["category"] for v in items.values()}):
-            ids = sorted(i for i, v in items.items() if v["category"] == cat and i in base)
-            table.setdefault(arm, {})[cat] = compare(items, base, ids)
-    return table
-
-
-def long_table(out: dict, ref: str) -> dict[str, dict]:
-    """arm -> compare() against `ref` (gold_only) on the items whose context as retrieved is over 300 tokens."""
-    return {arm: compare(items, out[ref], sorted(i for i, v in items.items() if v["before"] > LONG_TOKENS
-                                                 and i in out[ref])) for arm, items in out.items()}
-
-
-def replay(out: dict, baseline: str, threshold: int) -> dict[str, dict]:
-    """Each arm as if its ratio applied only above `threshold` tokens (a run made with min_context_tokens: 0)."""
-    res = {}
-    for arm, items in out.items():
-        mix = {i: (out[baseline][i] if v["before"] <= threshold else v) for i, v in items.items() if i in out[baseline]}
-        cats = sorted({v["category"] for v in mix.values()})
-        res[arm] = {"all": compare(mix, out[baseline], sorted(mix)),
-                    **{c: compare(mix, out[baseline], sorted(i for i, v in mix.items() if v["category"] == c))
-                       for c in cats}}
-    return res
-
-
 def goals(rows: list[dict], summary: dict, out: dict, cats: dict, longs: dict) -> dict:
     """Issue 17's goals per shipped context arm (every arm but the baseline and the gold_only bound)."""
     base, verdict = summary["baseline"], {}
@@ -243,12 +185,17 @@ def print_tables(cats: dict, longs: dict, baseline: str) -> None:
 
 
 def print_replay(rep: dict[int, dict]) -> None:
-    print("\nreplay at min_context_tokens thresholds (accuracy % overall and per category; ctx tokens saved):")
+    print("\nreplay of the ratio-only arms at min_context_tokens thresholds (accuracy % overall and per "
+          "category, ctx tokens saved; >300 tokens: saved, accuracy, change vs gold_only [95% CI]):")
     for t, arms in rep.items():
         for arm, res in arms.items():
-            per = ", ".join(f"{c} {res[c]['acc'][0]:.0f}" for c in res if c != "all")
+            per = ", ".join(f"{c} {res[c]['acc'][0]:.0f}" for c in res if c not in ("all", "over_300_vs_gold_only"))
             print(f"  T={t:<5} {arm:16} all {res['all']['acc'][0]:.0f} (saved {fmt(res['all']['tokens_saved_pct'], '{:.0f}%')})"
                   f"  {per}")
+            lg = res.get("over_300_vs_gold_only")
+            if lg:
+                print(f"  {'':7} {'':16} >300: saved {fmt(lg['tokens_saved_pct'], '{:.0f}%')}, acc {lg['acc'][0]:.0f}, "
+                      f"vs gold_only {ci(lg['delta'], '+')}")
 
 
 def run_config(path: str, limit: int | None, sets: list[str]) -> Path:
@@ -281,14 +228,18 @@ def main() -> int:
     for w in (w for w in audit_warnings(summary) if "fell from" in w):
         print(f"  warning [{w.split(':', 1)[0]}]: {w.split(':', 1)[1].strip()}")
     print_tables(cats, longs, summary["baseline"])
-    rep = {int(t): replay(out, summary["baseline"], int(t)) for t in args.thresholds.split(",")} \
+    alone = service_ttft(records)
+    print("\nTTFT p50 a request would see alone (its context steps + prefill; the queue ahead taken out), ms: "
+          + ", ".join(f"{a} {v['all']:.0f} (>300 tokens: {fmt(v['over_300'], '{:.0f}')})" for a, v in alone.items()))
+    ratio_arms = [r["arm"] for r in rows if r["steps"] and set(r["steps"]) <= COMPRESSORS]
+    rep = {int(t): replay(out, summary["baseline"], int(t), ratio_arms) for t in args.thresholds.split(",")} \
         if args.thresholds else {}
     if rep:
         print_replay(rep)
     if args.items:
         print("\n".join(item_table(records, list(summary["arms"]))))
     print(json.dumps({"run_dir": str(run_dir), "baseline": summary["baseline"], "arms": rows, "goals": verdict,
-                      "by_category": cats, "over_300_tokens": longs, "replay": rep},
+                      "by_category": cats, "over_300_tokens": longs, "replay": rep, "ttft_alone_ms_p50": alone},
                      default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
     return 0
 

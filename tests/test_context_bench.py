@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from testbed.config import load_config
 from testbed.runner import Experiment
 
@@ -44,7 +46,7 @@ def test_bench_reports_every_arm_and_the_goals(tmp_path):
 def test_per_category_audits_and_report_warnings(tmp_path):
     cfg = load_config(ROOT / "configs" / "compression.yaml", device="cpu",
                       overrides=["model.id=random:tiny-llama", "workload.max_new_tokens=2", "workload.warmup=0"])
-    cfg.arms = {a: cfg.arms[a] for a in ("as_retrieved", "dedup_rerank")}
+    cfg.arms = {a: cfg.arms[a] for a in ("as_retrieved", "dedup_rerank", "extractive")}
     run_dir = Experiment(cfg, limit=4, progress=False).run(tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     cats = summary["by_category"]["dedup_rerank"]
@@ -57,7 +59,21 @@ def test_per_category_audits_and_report_warnings(tmp_path):
     noisy = next(r["item_id"] for r in map(json.loads, (run_dir / "requests.jsonl").read_text().splitlines())
                  if r["category"] == "long_noisy")
     assert f"{noisy} " in out and "/2" in out              # the per-item table: gold position of two chunks kept
-    rep = json.loads(out.strip().splitlines()[-1])["replay"]
-    base = rep["100000"]["as_retrieved"]["all"]["acc"][0]
-    assert rep["100000"]["dedup_rerank"]["all"]["acc"][0] == base   # above every context: all baseline answers
-    assert rep["100000"]["dedup_rerank"]["all"]["tokens_saved_pct"] == 0.0
+    last = json.loads(out.strip().splitlines()[-1])
+    rep, base = last["replay"], next(r for r in last["arms"] if r["arm"] == "as_retrieved")
+    assert set(rep["0"]) == {"extractive"}                        # only ratio-only arms can be replayed
+    assert rep["100000"]["extractive"]["all"]["acc"][0] == pytest.approx(100 * base["accuracy"])   # all baseline answers
+    assert rep["100000"]["extractive"]["all"]["tokens_saved_pct"] == 0.0
+
+
+def test_ttft_alone_takes_the_queue_out_and_adds_the_context_steps():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from context_stats import service_ttft
+    audit = lambda n, s: {"ContextPipeline": {"tokens_before": n, "steps": [{"seconds": 0.0}, {"seconds": s}]}}  # noqa: E731
+    recs = [{"arm": "a", "arrival_s": 0.0, "first_token_s": 1.0, "finish_s": 3.0, "stats": audit(100, 0.5)},
+            {"arm": "a", "arrival_s": 0.0, "first_token_s": 3.2, "finish_s": 4.0, "stats": audit(900, 0.1)},
+            {"arm": "a", "arrival_s": 0.0, "first_token_s": 4.6, "finish_s": 5.0, "stats": audit(800, 0.0)}]
+    out = service_ttft(recs)["a"]       # alone: 1.0 (its steps inside), 0.2 + 0.1, 0.6 + 0.0 seconds
+    assert out["all"] == pytest.approx(600) and out["over_300"] == pytest.approx(450)
+    one_by_one = [{**r, "arrival_s": t} for r, t in zip(recs, (0.0, 3.0, 4.0))]      # concurrency 1
+    assert service_ttft(one_by_one)["a"]["all"] == pytest.approx(1000 * 0.6)     # = recorded TTFTs 1.0, 0.2, 0.6
