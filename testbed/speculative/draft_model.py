@@ -27,13 +27,19 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def check_same_tokenizer(target: Any, draft: Any) -> None:
-    """UserError naming both models when the draft's vocabulary differs from the target's."""
+    """UserError naming both models when the draft's tokenizer or vocabulary size differs from the target's."""
     tv, dv = target.tokenizer.get_vocab(), draft.tokenizer.get_vocab()
     if tv != dv:
         diff = len(set(tv.items()) ^ set(dv.items()))
         raise UserError(f"speculative.draft: the draft {draft.spec_id!r} tokenizer ({len(dv)} tokens) differs from "
                         f"the target {target.spec_id!r} tokenizer ({len(tv)} tokens; {diff} entries differ)",
                         "pick a draft from the target's model family (same tokenizer), "
+                        "or use method: prompt_lookup or self_speculative")
+    tn, dn = target.model.config.vocab_size, draft.model.config.vocab_size
+    if tn != dn:     # the same tokens, but logits over a different id range: q and p would not line up
+        raise UserError(f"speculative.draft: the draft {draft.spec_id!r} scores {dn} token ids, the target "
+                        f"{target.spec_id!r} {tn} (the same tokenizer, a different vocabulary size)",
+                        "pick a draft whose config vocab_size equals the target's, "
                         "or use method: prompt_lookup or self_speculative")
 
 
@@ -62,15 +68,10 @@ class ModelDrafter(Proposer):
         return Draft(tokens, None if sampling.greedy else torch.stack(probs))   # q [k, V]
 
     def _pick(self, logits: torch.Tensor, sampling, generator) -> tuple[int, torch.Tensor | None]:
-        logits = logits[:self.vocab]                  # a draft may pad its embedding beyond the target's vocab
         if sampling.greedy:
             return int(logits.argmax()), None
         q = logits_to_probs(logits, sampling)
         return sample(q, generator), q
-
-    @property
-    def vocab(self) -> int:
-        return self.lm.model.config.vocab_size
 
 
 @PROPOSERS.register("draft_model")
