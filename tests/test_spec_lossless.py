@@ -214,7 +214,7 @@ def run_paged(lm, section: dict, case: dict, reqs=None) -> tuple[list[Request], 
 
 
 @pytest.mark.parametrize("name", ["prompt_lookup", "prompt_lookup_adaptive", "self_speculative",
-                                  "draft_itself_adaptive"])
+                                  "draft_other_model", "draft_itself_adaptive"])
 def test_paged_greedy_tokens_equal_the_baseline_for_block_sizes_and_preemption(chaotic_lm, chaotic_baseline, name):
     preempted = 0
     for case in PAGED_CASES:

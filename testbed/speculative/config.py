@@ -67,6 +67,12 @@ class SpeculativeConfig(Strict):
             raise ValueError(f"ngram_min {self.ngram_min} is above ngram {self.ngram}")
         return self
 
+    @property
+    def max_draft_tokens(self) -> int:
+        """The longest draft a step may propose (adaptive.max when adaptive)."""
+        a = self.adaptive
+        return self.num_draft_tokens if a is False else (AdaptiveConfig() if a is True else a).max
+
     def new_controller(self) -> Controller:
         a = self.adaptive
         if a is False:

@@ -1,6 +1,7 @@
 """Draft-model proposer: a small causal LM that shares the target's tokenizer guesses k tokens.
 
-The draft keeps its own KV cache for the current request. Before each proposal it crops that
+The draft keeps its own KV cache for the current request (on the paged engine, `batched` drafts for
+every sequence at once over a paged draft cache: paged_draft.py). Before each proposal it crops that
 cache to the longest prefix it shares with the accepted context (rolling back rejected guesses)
 and feeds the 1–2 tokens it has not seen, then decodes k tokens one at a time.
 
@@ -10,20 +11,13 @@ from typing import Any
 
 import torch
 
+from testbed.engines.paged.model_runner import check_architecture
 from testbed.errors import UserError
 from testbed.models import load_model
-from testbed.speculative.base import PROPOSERS, Draft, Proposer
+from testbed.speculative.base import PROPOSERS, BatchProposer, Draft, PerSequence, Proposer
 from testbed.speculative.decoder import forward, new_cache, rollback
+from testbed.speculative.paged_draft import PagedDrafter, common_prefix
 from testbed.speculative.verify import logits_to_probs, sample
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def check_same_tokenizer(target: Any, draft: Any) -> None:
@@ -51,6 +45,15 @@ class ModelDrafter(Proposer):
     def reset(self) -> None:
         self.cache = new_cache(self.model)
         self.seen: list[int] = []          # the tokens self.cache holds
+
+    def batched(self, block_size: int, num_blocks: int) -> BatchProposer:
+        """Every sequence's draft in one forward per position over a paged draft cache, where the paged
+        runner implements the draft's architecture; else one HF-cache fork per sequence."""
+        try:
+            check_architecture(self.model.config)
+        except UserError:
+            return PerSequence(self)
+        return PagedDrafter(self.model, block_size, num_blocks)
 
     def propose(self, context, k, sampling, generator) -> Draft:
         keep = min(common_prefix(self.seen, context), len(context) - 1)
