@@ -28,19 +28,6 @@ SECTIONS = {
 }
 
 
-@pytest.fixture(scope="module")
-def chaotic_lm():
-    """tiny-llama with large random weights: varied greedy text, so drafts are often rejected."""
-    torch.set_num_threads(1)
-    lm = load_model(ModelSpec(id="random:tiny-llama", dtype="float32"), "cpu")
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in lm.model.parameters():
-            if p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.25)
-    return lm
-
-
 def prompts(n: int = 4) -> list[list[int]]:
     """Random token prompts that repeat a span, so prompt lookup finds matches."""
     g = torch.Generator().manual_seed(3)
