@@ -238,7 +238,7 @@ def pick(fns: dict, names: str, always: set) -> dict:
 
 
 def measure(fns: dict, work: list, max_new: int, batch: int = 1) -> dict:
-    run(fns, work[:batch], 8, batch)                        # warm-up: every method once, not timed
+    run(fns, work[:1], 8, batch)                            # warm-up: every method once on one prompt, not timed
     for fn in fns.values():
         if isinstance(fn, OurMethod):
             fn.reset()
