@@ -25,6 +25,7 @@ SECTIONS = {
     "self_speculative": {"method": "self_speculative", "layers": 1, "num_draft_tokens": 3},
     "draft_other_model": {"draft": {"id": "random:tiny-qwen2"}, "num_draft_tokens": 3},
     "draft_itself_adaptive": {"draft": {"id": "random:tiny-llama"}, "num_draft_tokens": 3, "adaptive": True},
+    "draft_lookup": {"draft": {"id": "random:tiny-qwen2"}, "lookup": True, "ngram": 2, "num_draft_tokens": 4},
 }
 
 
@@ -201,7 +202,7 @@ def run_paged(lm, section: dict, case: dict, reqs=None) -> tuple[list[Request], 
 
 
 @pytest.mark.parametrize("name", ["prompt_lookup", "prompt_lookup_adaptive", "self_speculative",
-                                  "draft_other_model", "draft_itself_adaptive"])
+                                  "draft_other_model", "draft_itself_adaptive", "draft_lookup"])
 def test_paged_greedy_tokens_equal_the_baseline_for_block_sizes_and_preemption(chaotic_lm, chaotic_baseline, name):
     preempted = 0
     for case in PAGED_CASES:

@@ -12,6 +12,7 @@ from testbed.models import load_model
 from testbed.request import Request, SamplingParams
 from testbed.speculative.base import Job, PerSequence
 from testbed.speculative.config import SpeculativeConfig
+from testbed.speculative import draft_model
 from testbed.speculative.draft_model import DraftModel
 from testbed.speculative.paged_draft import PagedDrafter, common_prefix
 
@@ -28,9 +29,9 @@ def qwen_draft(tiny_lm):
 class Counting(PagedDrafter):
     """Counts draft forwards and the tokens each one feeds."""
 
-    def _forward(self, seqs):
+    def _forward(self, seqs, rows=None):
         self.fed.append(sum(len(st.token_ids) - st.num_computed for st in seqs))
-        return super()._forward(seqs)
+        return super()._forward(seqs, rows)
 
 
 def contexts(n: int, seed: int = 0) -> list[list[int]]:
@@ -81,6 +82,30 @@ def test_without_room_a_sequence_gets_no_draft_and_idle_caches_are_evicted(qwen_
     assert "a" not in drafter.seqs
 
 
+@pytest.mark.parametrize("paged", [False, True])
+def test_a_guess_the_draft_agrees_with_saves_its_forwards_and_never_changes_the_draft(qwen_draft, paged):
+    """A perfect guess: one forward makes all k tokens; a wrong one: the same tokens as no guess at all."""
+    ctx, k = contexts(1)[0], 5
+    want = PerSequence(qwen_draft).propose([Job(0, ctx, k, GREEDY, None)])[0].tokens
+    for guess, forwards in ((want, 1), ([want[0], want[1], 7, 7], k - 2), ([], k)):
+        if paged:
+            drafter = Counting(qwen_draft.model, block_size=4, num_blocks=32, guess=lambda c, n, sp: guess)
+            drafter.fed = []
+            got = drafter.propose([Job(0, ctx, k, GREEDY, None)])[0].tokens
+            calls = len(drafter.fed)
+        else:
+            fork, calls = qwen_draft.fork(), []
+            fork.guess = lambda c, n, sp: guess
+            forward = draft_model.forward
+            draft_model.forward = lambda *a, **kw: calls.append(1) or forward(*a, **kw)
+            try:
+                got = fork.propose(ctx, k, GREEDY, None).tokens
+            finally:
+                draft_model.forward = forward
+            calls = len(calls)
+        assert (got, calls) == (want, forwards), guess
+
+
 def test_common_prefix():
     assert common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2 and common_prefix([], [1]) == 0
     assert common_prefix([1, 2], [1, 2, 3]) == 2 and common_prefix([4], [5]) == 0
@@ -93,7 +118,7 @@ def test_the_paged_engine_drafts_every_sequence_together_and_returns_every_draft
     assert isinstance(drafter, PagedDrafter)
     calls = []
     forward = drafter._forward
-    drafter._forward = lambda seqs: calls.append(len(seqs)) or forward(seqs)
+    drafter._forward = lambda seqs, rows=None: calls.append(len(seqs)) or forward(seqs, rows)
     reqs = [Request(id=f"r{i}", prompt_ids=c, max_new_tokens=12, arrival_time=time.perf_counter())
             for i, c in enumerate(contexts(4))]
     done = run_all(engine, reqs)

@@ -114,6 +114,7 @@ def arm_config(spec: dict) -> dict:
     ({"method": "prompt_lookup", "adaptive": {"min": 9, "max": 4}}, "adaptive.min 9 is above adaptive.max 4"),
     ({"method": "prompt_lookup", "drafts": 4}, "unknown key"),
     ({"method": "self_speculative", "layers": 1.5}, "share of the depth below 1"),
+    ({"method": "prompt_lookup", "lookup": True}, "lookup applies to methods draft_model and self_speculative"),
 ])
 def test_bad_sections_are_config_errors_naming_the_path(spec, message):
     with pytest.raises(UserError) as e:

@@ -3,12 +3,16 @@
 The draft keeps its own KV cache for the current request (on the paged engine, `batched` drafts for
 every sequence at once over a paged draft cache: paged_draft.py). Before each proposal it crops that
 cache to the longest prefix it shares with the accepted context (rolling back rejected guesses)
-and feeds the 1–2 tokens it has not seen, then decodes k tokens one at a time.
+and feeds the 1–2 tokens it has not seen, then decodes k tokens one at a time. With `lookup: true`
+(greedy) it feeds a prompt-lookup guess of its next tokens along with them and keeps the prefix the
+draft agrees with: the same draft tokens, with fewer sequential draft forwards where outputs copy
+the prompt.
 
     speculative: {method: draft_model, draft: {id: HuggingFaceTB/SmolLM2-135M-Instruct}, num_draft_tokens: 5}
 """
 from typing import Any
 
+import numpy as np
 import torch
 
 from testbed.engines.paged.model_runner import check_architecture
@@ -16,7 +20,8 @@ from testbed.errors import UserError
 from testbed.models import load_model
 from testbed.speculative.base import PROPOSERS, BatchProposer, Draft, PerSequence, Proposer
 from testbed.speculative.decoder import forward, new_cache, rollback
-from testbed.speculative.paged_draft import PagedDrafter, common_prefix
+from testbed.speculative.paged_draft import PagedDrafter, agreed, common_prefix
+from testbed.speculative.prompt_lookup import find_continuation
 from testbed.speculative.verify import logits_to_probs, sample
 
 
@@ -53,22 +58,32 @@ class ModelDrafter(Proposer):
             check_architecture(self.model.config)
         except UserError:
             return PerSequence(self)
-        return PagedDrafter(self.model, block_size, num_blocks)
+        return PagedDrafter(self.model, block_size, num_blocks, self.guess)
 
     def propose(self, context, k, sampling, generator) -> Draft:
         keep = min(common_prefix(self.seen, context), len(context) - 1)
         rollback(self.cache, keep)
-        logits = forward(self.model, context[keep:], self.cache, keep=1)[-1]   # [V]
-        self.seen = list(context)
-        tokens, probs = [], []
-        for i in range(k):
+        guess = self.guess(context, k, sampling)
+        logits = forward(self.model, context[keep:] + guess, self.cache, keep=len(guess) + 1)   # [g+1, V]
+        n = agreed(guess, logits)
+        rollback(self.cache, len(context) + n)         # the guess beyond what the draft itself would make
+        self.seen = list(context) + guess[:n]
+        tokens, probs, logits = guess[:n], [], logits[n]
+        while len(tokens) < k:
             tok, q = self._pick(logits, sampling, generator)
             tokens.append(tok)
             probs.append(q)
-            if i + 1 < k:
+            if len(tokens) < k:
                 logits = forward(self.model, [tok], self.cache, keep=1)[-1]
                 self.seen.append(tok)
         return Draft(tokens, None if sampling.greedy else torch.stack(probs))   # q [k, V]
+
+    def guess(self, context: list[int], k: int, sampling) -> list[int]:
+        """`lookup: true`, greedy: up to k tokens prompt lookup expects, checked by the draft in one forward;
+        the agreeing prefix replaces as many one-token draft forwards. Else none."""
+        if not (self.cfg.lookup and sampling.greedy):
+            return []
+        return find_continuation(np.asarray(context, dtype=np.int64), k, self.cfg.ngram, self.cfg.ngram_min)
 
     def _pick(self, logits: torch.Tensor, sampling, generator) -> tuple[int, torch.Tensor | None]:
         if sampling.greedy:
