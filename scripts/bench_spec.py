@@ -26,7 +26,8 @@ equal the baseline's. The last stdout line is one JSON object.
     python scripts/bench_spec.py --limit 8 --methods ours_pl,ours_pl_min,ours_pl_adaptive,hf_pl --threads 1
     python scripts/bench_spec.py --model qwen2.5-coder-1.5b --draft qwen2.5-coder-0.5b --draft-dtype bfloat16 \
         --categories grounded_output,json_extraction --limit 4 --max-new-tokens 48 \
-        --methods ours_draft,ours_draft_adaptive,paged_draft,hf_draft,ours_pl_min --batch-methods paged_base,paged_draft
+        --methods ours_draft,ours_draft_adaptive,ours_draft_lookup,paged_draft,hf_draft,ours_pl_min \
+        --batch-methods paged_base,paged_draft,paged_draft_lookup
 """
 import argparse
 import copy
@@ -139,6 +140,7 @@ def methods(lm, draft_lm, a) -> dict:
     hf_draft = assistant(copy.copy(draft_lm.model), a.draft_k)  # copy: its own generation config, shared weights
     draft = {"draft": {"id": draft_lm.spec_id, "dtype": a.draft_dtype}, "num_draft_tokens": a.draft_k}
     adaptive = {**draft, "adaptive": {"min": 2, "max": 10}}
+    lookup = {**adaptive, "lookup": True, "ngram": 3, "ngram_min": a.ngram_min}
     pl = {"method": "prompt_lookup", "ngram": 3, "num_draft_tokens": a.k}
     tuned = {**pl, "ngram_min": a.ngram_min}
     return {
@@ -158,6 +160,8 @@ def methods(lm, draft_lm, a) -> dict:
         "ours_draft": OurMethod(lm, draft, draft_lm=draft_lm),                   # fixed k: hf_draft's k
         "ours_draft_adaptive": OurMethod(lm, adaptive, draft_lm=draft_lm),       # k from measured α and c
         "paged_draft": OurMethod(lm, adaptive, paged=True, draft_lm=draft_lm),
+        "ours_draft_lookup": OurMethod(lm, lookup, draft_lm=draft_lm),           # the draft checks lookup's guess
+        "paged_draft_lookup": OurMethod(lm, lookup, paged=True, draft_lm=draft_lm),
         "hf_draft": hf_method(lm, assistant_model=hf_draft, num_assistant_tokens=a.draft_k,
                               num_assistant_tokens_schedule="constant", assistant_confidence_threshold=0.0),
     }
