@@ -15,3 +15,17 @@ def tiny_lm():
 @pytest.fixture(scope="session")
 def tiny_qwen():
     return load_model(ModelSpec(id="random:tiny-qwen2", dtype="float32"), "cpu")
+
+
+@pytest.fixture(scope="session")
+def chaotic_lm():
+    """tiny-llama with large random weights: varied greedy text and peaked distributions, so drafts
+    (speculative decoding) are often rejected."""
+    torch.set_num_threads(1)
+    lm = load_model(ModelSpec(id="random:tiny-llama", dtype="float32"), "cpu")
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in lm.model.parameters():
+            if p.dim() == 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.25)
+    return lm

@@ -25,20 +25,8 @@ SECTIONS = {
     "self_speculative": {"method": "self_speculative", "layers": 1, "num_draft_tokens": 3},
     "draft_other_model": {"draft": {"id": "random:tiny-qwen2"}, "num_draft_tokens": 3},
     "draft_itself_adaptive": {"draft": {"id": "random:tiny-llama"}, "num_draft_tokens": 3, "adaptive": True},
+    "draft_lookup": {"draft": {"id": "random:tiny-qwen2"}, "lookup": True, "ngram": 2, "num_draft_tokens": 4},
 }
-
-
-@pytest.fixture(scope="module")
-def chaotic_lm():
-    """tiny-llama with large random weights: varied greedy text, so drafts are often rejected."""
-    torch.set_num_threads(1)
-    lm = load_model(ModelSpec(id="random:tiny-llama", dtype="float32"), "cpu")
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in lm.model.parameters():
-            if p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.25)
-    return lm
 
 
 def prompts(n: int = 4) -> list[list[int]]:
@@ -214,7 +202,7 @@ def run_paged(lm, section: dict, case: dict, reqs=None) -> tuple[list[Request], 
 
 
 @pytest.mark.parametrize("name", ["prompt_lookup", "prompt_lookup_adaptive", "self_speculative",
-                                  "draft_itself_adaptive"])
+                                  "draft_other_model", "draft_itself_adaptive", "draft_lookup"])
 def test_paged_greedy_tokens_equal_the_baseline_for_block_sizes_and_preemption(chaotic_lm, chaotic_baseline, name):
     preempted = 0
     for case in PAGED_CASES:

@@ -73,6 +73,15 @@ def test_a_draft_with_another_tokenizer_is_refused_naming_both(tiny_lm):
     assert "other/draft-model" in str(e.value) and "random:tiny-llama" in str(e.value)
 
 
+def test_a_draft_with_another_vocabulary_size_is_refused_naming_both(tiny_lm):
+    config = SimpleNamespace(vocab_size=tiny_lm.model.config.vocab_size + 64)
+    other = SimpleNamespace(spec_id="padded/draft", tokenizer=tiny_lm.tokenizer, model=SimpleNamespace(config=config))
+    with pytest.raises(UserError) as e:
+        DraftModel(SpeculativeConfig(draft={"id": "padded/draft"}), tiny_lm, draft_lm=other)
+    msg = str(e.value)
+    assert "'padded/draft'" in msg and "'random:tiny-llama'" in msg and str(config.vocab_size) in msg
+
+
 def test_self_speculative_draft_shares_weights_and_leaves_the_target_whole(tiny_lm):
     model = tiny_lm.model
     draft = truncated_model(model, 1)
@@ -105,6 +114,7 @@ def arm_config(spec: dict) -> dict:
     ({"method": "prompt_lookup", "adaptive": {"min": 9, "max": 4}}, "adaptive.min 9 is above adaptive.max 4"),
     ({"method": "prompt_lookup", "drafts": 4}, "unknown key"),
     ({"method": "self_speculative", "layers": 1.5}, "share of the depth below 1"),
+    ({"method": "prompt_lookup", "lookup": True}, "lookup applies to methods draft_model and self_speculative"),
 ])
 def test_bad_sections_are_config_errors_naming_the_path(spec, message):
     with pytest.raises(UserError) as e:
@@ -177,9 +187,10 @@ def test_common_prefix():
 
 
 
-def plan(spec: dict, sampling: dict | None = None):
-    """The ArmPlan of arm `s` of a validated two-arm config, its target random:tiny-llama loaded."""
+def plan(spec: dict, sampling: dict | None = None, target: str = "random:tiny-llama"):
+    """The ArmPlan of arm `s` of a validated two-arm config, its target (random:tiny-llama) loaded."""
     cfg = arm_config(spec)
+    cfg["model"] = {"id": target}
     if sampling:
         cfg["sampling"] = sampling
     cfg = validate(cfg)
@@ -212,3 +223,16 @@ def test_check_arm_builds_the_proposer_once_and_refuses_a_too_deep_self_draft():
     with pytest.raises(UserError, match="arms.s: speculative.layers: 5 is not between 1 and 1"):
         check_arm(plan({"method": "self_speculative", "layers": 5}))
     check_arm(ArmPlan("a", validate(arm_config({"method": "prompt_lookup"})), p.lm))   # no section: nothing to do
+
+
+def test_a_draft_larger_than_the_target_warns_with_the_measured_cost(capsys):
+    check_arm(plan({"draft": {"id": "random:small-llama"}}))          # 6 layers x 256 drafting for 2 x 64
+    err = capsys.readouterr().err
+    assert "warning: arms.s: the draft 'random:small-llama'" in err and "'random:tiny-llama'" in err
+    c = float(err.split("measured c = ")[1].split(" ")[0])
+    assert c > 0
+
+
+def test_a_draft_smaller_than_the_target_does_not_warn(capsys):
+    check_arm(plan({"draft": {"id": "random:tiny-llama"}}, target="random:small-llama"))
+    assert "warning" not in capsys.readouterr().err

@@ -2,8 +2,9 @@
 
     proposer = PROPOSERS.get("prompt_lookup")(cfg, lm)    # cfg: the validated `speculative:` section
     proposer.reset()                                        # before each request
-    mine = proposer.fork()                                  # one per running sequence (paged engine)
     draft = proposer.propose(context_ids, k, sampling, generator)
+    many = proposer.batched(block_size=16, num_blocks=512)  # the paged engine: every sequence in one call
+    drafts = many.propose([Job(seq, context_ids, k, sampling, generator), ...]); many.forget(seq)
 
 A proposer may return fewer than k tokens (prompt lookup without a match returns none, and the
 step becomes a plain decode step). Under sampling it also returns the distribution q each draft
@@ -36,6 +37,11 @@ class Proposer(ABC):
     def reset(self) -> None:
         """Forget per-request state; called before each request."""
 
+    def batched(self, block_size: int, num_blocks: int) -> "BatchProposer":
+        """Drafts for many sequences per call (the paged engine). Default: one fork per sequence, drafting in
+        turn; a model drafter overrides it to batch its forwards over a paged cache of `num_blocks` blocks."""
+        return PerSequence(self)
+
     def fork(self) -> "Proposer":
         """A proposer for one more concurrent request: shares the models, owns fresh per-request state."""
         twin = copy.copy(self)
@@ -49,3 +55,42 @@ class Proposer(ABC):
 
 
 PROPOSERS: Registry[type[Proposer]] = Registry("speculative method")
+
+
+@dataclass
+class Job:
+    """One sequence's draft request in a batched call."""
+    key: Any                                # the sequence (its identity keys the per-sequence state)
+    context: list[int]                      # prompt + output so far
+    k: int
+    sampling: SamplingParams
+    generator: torch.Generator | None
+
+
+class BatchProposer(ABC):
+    @abstractmethod
+    def propose(self, jobs: list[Job]) -> list[Draft]:
+        """One draft per job, in order."""
+
+    @abstractmethod
+    def forget(self, key: Any) -> None:
+        """The sequence `key` ended: drop its state."""
+
+
+class PerSequence(BatchProposer):
+    """A proposer forked per sequence; the sequences draft one after another."""
+
+    def __init__(self, proposer: Proposer):
+        self.proposer = proposer
+        self.forks: dict[Any, Proposer] = {}
+
+    def propose(self, jobs: list[Job]) -> list[Draft]:
+        return [self._fork(j.key).propose(j.context, j.k, j.sampling, j.generator) for j in jobs]
+
+    def forget(self, key: Any) -> None:
+        self.forks.pop(key, None)
+
+    def _fork(self, key: Any) -> Proposer:
+        if key not in self.forks:
+            self.forks[key] = self.proposer.fork()
+        return self.forks[key]

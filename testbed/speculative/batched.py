@@ -2,7 +2,7 @@
 
 The paged engine calls it around its schedule -> run -> postprocess step:
 
-    spec = BatchSpeculator(cfg, lm)            # cfg: the arm's validated `speculative:` section
+    spec = BatchSpeculator(cfg, lm, block_size, num_blocks, max_seqs)   # cfg: the arm's `speculative:` section
     spec.propose(scheduler.running)            # decoding sequences get seq.spec_tokens (k <= their controller's k)
     batch = scheduler.schedule()               # a drafted sequence asks for 1 + k tokens (drafts may shrink)
     drafted = spec.drafted(batch.items)
@@ -10,52 +10,60 @@ The paged engine calls it around its schedule -> run -> postprocess step:
     spec.record(batch.items, drafted, tokens, forward_s)
     spec.finish(seq)                           # per finished sequence: request stats, totals
 
-Each sequence owns a forked proposer (a draft model's KV cache is per sequence; its weights are
-shared), an adaptive or fixed controller and its SpecStats. Drafting runs sequence by sequence;
-the target's verification of every sequence is one forward over the paged KV cache. A step's
-forward time counts as the verify time of every sequence in it, so spec_verify_time_s / steps is
-the mean step time, as with hf at batch 1.
+Each sequence owns an adaptive or fixed controller and its SpecStats. The proposer drafts for every
+decoding sequence in one call (`Proposer.batched`: a draft model runs one forward per draft position
+for all of them over its own paged cache; prompt lookup goes sequence by sequence); the target's
+verification of every sequence is one forward over the paged KV cache. A step's draft time and
+forward time count for every sequence in it, so c (draft time per draft token over verify time per
+step) compares what the step spent drafting with what it spent verifying, as with hf at batch 1.
 """
 import time
 from dataclasses import dataclass, field
 
+from testbed.engines.paged.block_manager import blocks_for
 from testbed.speculative.adaptive import Controller
-from testbed.speculative.base import Proposer
+from testbed.speculative.base import Job
 from testbed.speculative.decoder import draft_room
 from testbed.speculative.stats import SpecStats
 
 
 @dataclass
 class _SeqState:
-    proposer: Proposer
     controller: Controller
     stats: SpecStats = field(default_factory=SpecStats)
     draft_s: float = 0.0             # the last proposal's time
 
 
 class BatchSpeculator:
-    def __init__(self, cfg, lm):
+    def __init__(self, cfg, lm, block_size: int = 16, num_blocks: int = 1024, max_seqs: int = 64):
         self.cfg = cfg
         self.lm = lm
-        self.proposer = cfg.proposer(lm)        # built once per arm; forked per sequence
+        # a draft cache holds what the target's does plus each sequence's k drafts
+        slack = max_seqs * blocks_for(cfg.max_draft_tokens + 1, block_size)
+        self.proposer = cfg.proposer(lm).batched(block_size, num_blocks + slack)   # built once per arm
         self.states: dict[object, _SeqState] = {}
         self.totals = SpecStats()
 
     def propose(self, seqs: list) -> None:
         """Set draft tokens on every decoding sequence (an empty draft when its room or the proposer gives none)."""
         self._forget_aborted()
+        jobs = []
         for seq in seqs:
             seq.clear_draft()
             if not seq.is_decoding:
                 continue
-            st = self._state(seq)
-            k = min(st.controller.k, draft_room(seq.request, seq.num_tokens, self.lm.max_context))
-            if k <= 0:
-                continue
-            t0 = time.perf_counter()
-            draft = st.proposer.propose(seq.token_ids, k, seq.request.sampling, seq.generator)
-            st.draft_s = time.perf_counter() - t0
-            seq.spec_tokens = draft.tokens[:k]
+            k = min(self._state(seq).controller.k, draft_room(seq.request, seq.num_tokens, self.lm.max_context))
+            if k > 0:
+                jobs.append(Job(seq, seq.token_ids, k, seq.request.sampling, seq.generator))
+        if not jobs:
+            return
+        t0 = time.perf_counter()
+        drafts = self.proposer.propose(jobs)
+        draft_s = time.perf_counter() - t0
+        for job, draft in zip(jobs, drafts):
+            seq = job.key
+            self.states[seq].draft_s = draft_s
+            seq.spec_tokens = draft.tokens[:job.k]
             if draft.probs is not None and seq.spec_tokens:
                 seq.spec_probs = draft.probs[:len(seq.spec_tokens)]
 
@@ -79,6 +87,7 @@ class BatchSpeculator:
     def finish(self, seq) -> None:
         """A sequence ended: its stats go to its request and into the totals."""
         st = self.states.pop(seq, None)
+        self.proposer.forget(seq)
         if st is None:
             return
         st.stats.k_final = [st.controller.k]
@@ -90,7 +99,7 @@ class BatchSpeculator:
 
     def _state(self, seq) -> _SeqState:
         if seq not in self.states:
-            self.states[seq] = _SeqState(self.proposer.fork(), self.cfg.new_controller())
+            self.states[seq] = _SeqState(self.cfg.new_controller())
         return self.states[seq]
 
     def _forget_aborted(self) -> None:

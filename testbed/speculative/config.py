@@ -3,6 +3,7 @@
     speculative: {method: prompt_lookup, ngram: 3, num_draft_tokens: 10}
     speculative: {draft: {id: HuggingFaceTB/SmolLM2-135M-Instruct}, num_draft_tokens: 5}   # method draft_model
     speculative: {method: self_speculative, layers: 12, num_draft_tokens: 3, adaptive: {max: 8}}
+    speculative: {draft: {id: qwen2.5-coder-0.5b}, lookup: true, ngram: 3, ngram_min: 2}  # lookup guesses, the draft checks
 
 `build(lm)` returns the decoder the hf engine runs in place of `generate`.
 """
@@ -42,6 +43,8 @@ class SpeculativeConfig(Strict):
     ngram_min: int = Field(1, ge=1, le=32, description="shortest n-gram prompt lookup matches")
     layers: int | float | None = Field(None, gt=0, description="self_speculative: target layers the draft runs, "
                                        "a count (18) or a share of the target's depth (0.6); default half")
+    lookup: bool = Field(False, description="draft_model / self_speculative, greedy: check a prompt-lookup guess "
+                         "(ngram, ngram_min) in one draft forward before drafting token by token")
     adaptive: bool | AdaptiveConfig = Field(False, description="adapt num_draft_tokens to the running acceptance")
     _proposers: dict[int, Proposer] = PrivateAttr(default_factory=dict)
 
@@ -63,9 +66,17 @@ class SpeculativeConfig(Strict):
             raise ValueError(f"layers applies to method self_speculative only, not {self.method}")
         if isinstance(self.layers, float) and self.layers >= 1:
             raise ValueError(f"layers {self.layers}: give a layer count (an integer) or a share of the depth below 1")
+        if self.lookup and self.method == "prompt_lookup":
+            raise ValueError("lookup applies to methods draft_model and self_speculative (prompt_lookup already is one)")
         if self.ngram_min > self.ngram:
             raise ValueError(f"ngram_min {self.ngram_min} is above ngram {self.ngram}")
         return self
+
+    @property
+    def max_draft_tokens(self) -> int:
+        """The longest draft a step may propose (adaptive.max when adaptive)."""
+        a = self.adaptive
+        return self.num_draft_tokens if a is False else (AdaptiveConfig() if a is True else a).max
 
     def new_controller(self) -> Controller:
         a = self.adaptive

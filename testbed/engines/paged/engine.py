@@ -80,7 +80,8 @@ class PagedEngine(Engine):
         self.steps = 0
         self.step_tokens = 0
         spec = self.sections.get("speculative")
-        self.speculator = BatchSpeculator(spec, model) if spec is not None else None
+        self.speculator = None if spec is None else \
+            BatchSpeculator(spec, model, options.block_size, n, options.max_num_seqs)
 
     @property
     def capacity_tokens(self) -> int:

@@ -4,14 +4,20 @@ On the CPU in float32, torch's F.linear re-lays the weight out for every call; o
 prepacked form (`torch.ops.mkldnn._linear_pointwise` over `_reorder_linear_weight`, the path
 inductor and vLLM's CPU build take) skips that. Measured on this project's 2-core AMD EPYC, one
 thread, SmolLM2-135M shapes: 1.7-2.3x faster at 16-256 rows and 1.8x for the 49k-wide LM head at
-one row (docs/vllm.md). The packed copies are the runner's own: the shared transformers model,
-which the hf engine runs, is untouched. Rounding differs from F.linear's in the last bits, so
+one row (docs/vllm.md). The packed copy (one per loaded model, shared by its paged engines) is the runner's own: the
+shared transformers model, which the hf engine runs, is untouched. Rounding differs from F.linear's in the last bits, so
 greedy tokens are checked against hf by every paged arm (match_rate_vs_baseline).
 
     mm = Linears(lm, enabled=True); y = mm(layer.mlp.up_proj, x)
 """
+import weakref
+
 import torch
 import torch.nn.functional as F
+
+# model -> {id(linear): packed weight}: one packed copy per loaded model, however many paged engines
+# (arms, warm-ups, drafts) run it; it goes when the model does
+_PACKED: "weakref.WeakKeyDictionary[torch.nn.Module, dict[int, torch.Tensor]]" = weakref.WeakKeyDictionary()
 
 
 def _supported(lm) -> bool:
@@ -19,17 +25,20 @@ def _supported(lm) -> bool:
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
 
 
+def _packed(model: torch.nn.Module) -> dict[int, torch.Tensor]:
+    if model not in _PACKED:
+        with torch.inference_mode():
+            _PACKED[model] = {id(m): torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), None)
+                              for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    return _PACKED[model]
+
+
 class Linears:
     """Computes `linear(x)` for the model's nn.Linear modules, from prepacked weights where it can."""
 
     def __init__(self, lm, enabled: bool | None = None):
         self.on = _supported(lm) if enabled is None else enabled and _supported(lm)
-        self.packed: dict[int, torch.Tensor] = {}
-        if self.on:
-            with torch.inference_mode():
-                for mod in lm.model.modules():
-                    if isinstance(mod, torch.nn.Linear):
-                        self.packed[id(mod)] = torch.ops.mkldnn._reorder_linear_weight(mod.weight.detach(), None)
+        self.packed: dict[int, torch.Tensor] = _packed(lm.model) if self.on else {}
 
     def __call__(self, mod: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
         w = self.packed.get(id(mod))

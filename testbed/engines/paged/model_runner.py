@@ -82,9 +82,13 @@ class ModelRunner:
         if not scored:
             return [None] * len(items)
         rows = _scored_rows(items, ends)
-        logits = self.mm(self.lm.model.lm_head, self.core.norm(hidden[torch.tensor(rows, device=dev)]))   # [R, V]
+        logits = self.logits(hidden[torch.tensor(rows, device=dev)])                               # [R, V]
         picked = iter(pick_tokens(logits, scored))
         return [next(picked) if e else None for e in ends]
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Final norm and LM head: hidden [R, hidden] -> logits [R, V]."""
+        return self.mm(self.lm.model.lm_head, self.core.norm(hidden))
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, meta) -> torch.Tensor:
         """ids, pos [T] -> hidden states [T, hidden] before the final norm."""
