@@ -182,6 +182,7 @@ class Experiment:
                "first_token_s": rel(req.token_times[0]) if req.token_times else None,
                "finish_s": rel(req.token_times[-1]) if req.token_times else None,
                "token_times_s": [round(t - t0, 6) for t in req.token_times],
+               "send_s": rel(req.send_time), "chunk_times_s": [round(t - t0, 6) for t in req.chunk_times] or None,
                "output_text": text, "output_ids": req.output_ids,
                "answers": item.answers, "scorer": item.scorer}
         rec.update(score_output(item, text) if req.status == "finished"
