@@ -64,7 +64,8 @@ def cmd_validate(args) -> int:
     from testbed.config import load_config
     from testbed.workloads.datasets import load_dataset
     cfg = load_config(args.config, args.set, args.device)
-    items = load_dataset(cfg.workload.dataset, cfg.workload.categories, cfg.workload.limit)
+    w = cfg.workload
+    items = load_dataset(w.dataset, w.categories, w.limit, random=w.random, seed=w.seed)
     fb = " (fallback applied: no CUDA device)" if cfg.fallback_applied else ""
     print(f"{args.config}: ok{fb} — model {cfg.model.id}, {len(items)} requests, arms: {', '.join(cfg.arms)}")
     return 0

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from testbed.errors import UserError
 from testbed.registry import Registry
+from testbed.workloads.standard import RandomSpec
 from testbed.workloads.sweep import parse_rate
 
 SECTIONS: Registry[type[BaseModel]] = Registry("arm section")   # speculative, context, routing -> config class
@@ -91,6 +92,8 @@ class WorkloadConfig(Strict):
                             "docs/gpu/labelling_warmup_h200.txt), else 1")
     system_prompt: str | None = None
     seed: int = 0
+    random: RandomSpec | None = Field(None, description="lengths of the random dataset (dataset: random)")
+    ignore_eos: bool = Field(False, description="every request generates its max_new_tokens (vLLM's --ignore-eos)")
 
 
 class SloConfig(Strict):

@@ -58,7 +58,7 @@ class Experiment:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         w = cfg.workload
-        self.items = load_dataset(w.dataset, w.categories, limit or w.limit)
+        self.items = load_dataset(w.dataset, w.categories, limit or w.limit, random=w.random, seed=w.seed)
         self.device = pick_device(cfg.device)
         self.arm_names = [cfg.baseline] + [a for a in cfg.arms if a != cfg.baseline]
         self.schedule = arrival_schedule(w.arrival.model_dump())

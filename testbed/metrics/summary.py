@@ -74,7 +74,9 @@ def latency_metrics(records: list[dict]) -> dict:
 
 
 def quality_metrics(records: list[dict]) -> dict:
-    """quality_accuracy first (share correct), then the mean of each score; JSON scores over JSON items only."""
+    """quality_accuracy first (share correct), then the mean of each score; JSON scores over JSON items only.
+    Requests of items without references (correct None) are not scored and not counted."""
+    records = [r for r in records if r.get("correct", False) is not None]
     if not records:
         return {}
     out = {"quality_accuracy": sum(map(_correct, records)) / len(records)}
