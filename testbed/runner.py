@@ -259,8 +259,10 @@ class Experiment:
         plain = {a: (self.plans[a].lm.spec_id, self.cfg.arms[a].engine) for a in arms if not self.cfg.arms[a].sections}
         for a in arms:
             self.plans[a].against(arms[a], details.get(a, {}), arms, plain)
+        runs = [{"arm": a, "repeat": r.repeat, "rate": None if r.rate is None else rate_label(r.rate),
+                 "wall_s": r.wall_s, "n": len(r.records)} for a in self.arm_names for r in self.runs.get(a, [])]
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
-                        "arms": arms, "by_category": cats, "notes": self._notes(),
+                        "arms": arms, "by_category": cats, "notes": self._notes(), "runs": runs,
                         **({"details": details} if details else {})}
         if self.schedule[0][0] is not None and arms:
             self.summary["sweep"] = self._sweep_summary()
