@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from testbed.arm import ArmPlan
+from testbed.capacity import attainment, bisect_rate, capacity_entry, capacity_plot, capacity_summary
 from testbed.config import ExperimentConfig
 from testbed.diagnose import diagnose_experiment
 from testbed.drive import drive, run_all
@@ -66,6 +67,7 @@ class Experiment:
         self._check_arms()
         self.records: list[dict] = []
         self.runs: dict[str, list[ArmRun]] = {}
+        self.capacity: dict[str, list[dict]] = {}      # slo_search: each arm's search per repeat
         self.baseline_outputs: dict[str, list[int]] = {}
 
     def _plans(self) -> dict[str, ArmPlan]:
@@ -107,6 +109,9 @@ class Experiment:
         incomplete = False
         try:
             for repeat in range(self.cfg.repeats):
+                if self.cfg.workload.arrival.kind == "slo_search":
+                    self._search(repeat)
+                    continue
                 for rate, arrival in self.schedule:
                     for name in self.arm_names:
                         self._run_arm(name, repeat, rate, arrival)
@@ -119,6 +124,18 @@ class Experiment:
             raise
         self._finish(incomplete)
         return run_dir
+
+    def _search(self, repeat: int) -> None:
+        """Per arm, bisect the offered rate for the highest that meets the SLOs (testbed.capacity)."""
+        a = self.cfg.workload.arrival
+        for name in self.arm_names:
+            def measure(rate: float) -> float:
+                self._run_arm(name, repeat, rate, {"kind": "poisson", "rate": rate, "burstiness": a.burstiness,
+                                                   "max_concurrency": a.max_concurrency})
+                return attainment(self.runs[name][-1].records, self.cfg.slo)
+            low, high = (float(r) for r in a.rates)
+            found, points = bisect_rate(measure, low, high, a.steps, a.target)
+            self.capacity.setdefault(name, []).append(capacity_entry(found, points, a.target, low, high))
 
     def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict) -> None:
         plan = self.plans[name]
@@ -147,13 +164,16 @@ class Experiment:
         with MemoryTracker(self.device) as mem:
             try:
                 t0_box[0] = time.perf_counter()
-                drive(engine, self.items, make, offsets, arrival.get("n"), finished)
+                sent = drive(engine, self.items, make, offsets, arrival.get("n"), finished,
+                             arrival.get("max_concurrency"), self.cfg.workload.duration_s)
             finally:
                 wall = time.perf_counter() - t0_box[0]
                 bar.close()
                 self.records += records
-                self.runs.setdefault(name, []).append(ArmRun(repeat, rate, records, wall, engine.stats(),
-                                                             mem.as_metrics()))
+                stats = engine.stats()
+                if self.cfg.workload.duration_s is not None:      # requests left unsent when time ran out
+                    stats["n_unsent"] = len(self.items) - len(records)
+                self.runs.setdefault(name, []).append(ArmRun(repeat, rate, records, wall, stats, mem.as_metrics()))
 
     def _warm_up(self, plan: ArmPlan, first_run: bool) -> None:
         """Untimed answers before an arm's timed run. 'all' warms every sequence length once, so only
@@ -231,23 +251,33 @@ class Experiment:
             row.update(self.plans[name].aggregate([r for r in records if (r.get("category") or "uncategorised") == cat]))
         return cats
 
+    def _rates(self) -> list[float]:
+        """Every offered rate (or concurrency level) an arm ran at: a sweep's, or those a search probed."""
+        return sorted({run.rate for runs in self.runs.values() for run in runs if run.rate is not None})
+
     def _sweep_summary(self) -> dict:
-        """{rates, curves, best}: per arm and rate, throughput, latency p50/p90 and goodput (repeats pooled)."""
+        """{axis, rates, curves, best}: per arm and rate, throughput, latency p50/p90 and goodput (repeats pooled)."""
         per_rate: dict[float, dict[str, dict]] = {}
-        for rate, _ in self.schedule:
+        for rate in self._rates():
             arms = {a: [run for run in self.runs.get(a, []) if run.rate == rate] for a in self.arm_names}
             arms = {a: self._pooled(runs) for a, runs in arms.items() if runs}
             if arms:
                 per_rate[rate] = arms
-        return sweep_summary(per_rate)
+        return sweep_summary(per_rate, "concurrency" if self.cfg.workload.arrival.concurrency else "rate")
 
     def _notes(self) -> list[str]:
         notes = ["Fallback applied: no CUDA device, so the config's `fallback:` section was used."] \
             if self.cfg.fallback_applied else []
+        a = self.cfg.workload.arrival
         if self.schedule[0][0] is not None:
             rates = ", ".join(rate_label(r) for r, _ in self.schedule)
-            notes.append(f"Rate sweep at {rates} requests/s (inf: all at once): every comparison row pools all "
-                         "rates (tokens over the summed wall time); the sweep table gives each rate.")
+            unit, step = ("requests in flight", "levels") if a.concurrency else ("requests/s (inf: all at once)", "rates")
+            notes.append(f"Sweep at {rates} {unit}: every comparison row pools all {step} "
+                         f"(tokens over the summed wall time); the sweep table gives each of them.")
+        if a.kind == "slo_search":
+            notes.append(f"SLO search: per arm, the highest offered rate in [{a.rates[0]}, {a.rates[1]}] req/s at "
+                         f"which {a.target:.0%} of requests meet every SLO ({a.steps} bisections, log scale); "
+                         "comparison rows pool every probe; the capacity section gives each arm's rate.")
         return notes
 
     def _finish(self, incomplete: bool) -> dict:
@@ -264,8 +294,12 @@ class Experiment:
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
                         "arms": arms, "by_category": cats, "notes": self._notes(), "runs": runs,
                         **({"details": details} if details else {})}
-        if self.schedule[0][0] is not None and arms:
+        if self._rates() and arms:
             self.summary["sweep"] = self._sweep_summary()
+        if self.capacity:
+            self.summary["capacity"] = capacity_summary(self.capacity)
+            for arm, searches in self.capacity.items():
+                capacity_plot(arm, searches[-1], self.writer.run_dir / "plots" / f"capacity_{arm}.png")
         self.summary["diagnosis"] = diagnose_experiment(self, probe=not incomplete)   # Ctrl-C: no probes
         self.writer.write_summary(self.summary)
         self.writer.write_report(self.summary, self.records)

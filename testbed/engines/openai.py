@@ -53,7 +53,8 @@ class OpenAIOptions(EngineOptions):
     max_retries: int = Field(3, ge=0, le=20)
     backoff_s: float = Field(0.25, gt=0, description="first retry delay; doubles each retry")
     concurrency: int = Field(64, ge=1, le=4096, description="HTTP calls in flight (vLLM's --max-concurrency)")
-    poll_s: float = Field(0.002, gt=0, le=1.0, description="longest step() wait for a finished request")
+    # the drive loop admits arrivals between step() calls, so this bounds how late a request is sent
+    poll_s: float = Field(0.0005, gt=0, le=1.0, description="longest step() wait for a finished request")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="merged into every request body")
 
     @field_validator("base_url")
