@@ -94,3 +94,13 @@ def test_ignore_eos_is_honoured(tiny_lm, engine):
     out = {r.id: r for r in run_all(cls(tiny_lm, cls.Options()), [stop]) + run_all(cls(tiny_lm, cls.Options()), [go])}
     assert out["s"].num_output_tokens == 1 and out["s"].finish_reason == "stop"
     assert out["g"].num_output_tokens == 6 and out["g"].finish_reason == "length"
+
+
+def test_a_hub_dataset_without_the_datasets_package_says_how_to_get_it():
+    try:
+        import datasets  # noqa: F401
+        pytest.skip("datasets is installed; loading needs a hub")
+    except ImportError:
+        pass
+    with pytest.raises(UserError, match="needs the `datasets` package"):
+        load_dataset("hf:some/dataset", limit=3)

@@ -17,8 +17,8 @@ from typing import Any
 
 from testbed.errors import UserError
 from testbed.workloads.items import Chunk, Item
-from testbed.workloads.standard import (RandomSpec, is_prompt_file, is_sharegpt, prompt_items, random_items,
-                                        sharegpt_items)
+from testbed.workloads.standard import (RandomSpec, hf_items, is_prompt_file, is_sharegpt, prompt_items,
+                                        random_items, sharegpt_items)
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 SCORER_NAMES = ("exact", "f1", "contains", "json")
@@ -36,7 +36,10 @@ def load_dataset(spec: str, categories: list[str] | None = None, limit: int | No
     """
     if limit is not None and limit < 1:
         raise UserError(f"workload.limit: must be at least 1, got {limit}", "drop it to use every item")
-    items = random_items(random, limit, seed) if spec.strip() == "random" else _load(spec, distractors)
+    if spec.strip() == "random":
+        items = random_items(random, limit, seed)
+    else:
+        items = hf_items(spec.strip(), limit) if spec.startswith("hf:") else _load(spec, distractors)
     if not items:
         raise UserError(f"workload.dataset: {spec!r} holds no items", "point it at a file with at least one item")
     if categories:

@@ -5,6 +5,7 @@
     workload: {dataset: data/sharegpt.json}      # ShareGPT: [{"conversations": [{"from", "value"}, ...]}, ...]
     workload: {dataset: data/prompts.jsonl}      # {"prompt": "...", "output_tokens": 32} per line (vLLM's custom)
     workload: {dataset: data/prompts.txt}        # one prompt per line
+    workload: {dataset: "hf:anon8231489123/ShareGPT_Vicuna_unfiltered"}   # a hub dataset (needs `datasets`, a hub)
 
 Their items carry `meta["raw_prompt"]`: the text is sent as it is (no chat template, no system
 prompt), as vLLM's completions client sends it. Random items are token sequences built when
@@ -100,6 +101,30 @@ def _build(item: Item, tokenizer) -> tuple[str, list[int], int | None]:
     ref = item.meta.get("reference_output")
     max_new = None if item.max_new_tokens or ref is None else max(1, len(tokenizer(ref, add_special_tokens=False)["input_ids"]))
     return item.question, ids, max_new
+
+
+def hf_items(spec: str, limit: int | None) -> list[Item]:
+    """`hf:<repo>[@split]`: rows with ShareGPT `conversations`, or a `prompt` / `text` column, from the hub."""
+    repo, _, split = spec.removeprefix("hf:").partition("@")
+    try:
+        import datasets
+    except ImportError:
+        raise UserError(f"workload.dataset: {spec!r} needs the `datasets` package",
+                        "pip install datasets (and hub access), or download the file and give its path") from None
+    try:
+        rows = datasets.load_dataset(repo, split=split or "train", streaming=True)
+        rows = list(rows.take(limit)) if limit else list(rows)
+    except Exception as e:      # the hub client raises many kinds; all mean "not loaded"
+        raise UserError(f"workload.dataset: could not load {repo!r} from the hub: {str(e).splitlines()[0][:200]}",
+                        "check hub access, or download the file and give its path") from None
+    if rows and "conversations" in rows[0]:        # one row per line, so errors name the row
+        return sharegpt_items(Path(spec), "[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]")
+    key = next((k for k in ("prompt", "text", "question") if rows and k in rows[0]), None)
+    if key is None:
+        raise UserError(f"workload.dataset: {repo!r} rows have none of conversations, prompt, text, question",
+                        "use a ShareGPT-shaped dataset or one with a prompt column")
+    return [Item(id=f"hf-{i}", category=repo, question=str(r[key]), answers=[], meta={"raw_prompt": True})
+            for i, r in enumerate(rows)]
 
 
 def element_lines(text: str) -> list[tuple[int, object]]:
