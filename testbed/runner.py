@@ -164,8 +164,8 @@ class Experiment:
         with MemoryTracker(self.device) as mem:
             try:
                 t0_box[0] = time.perf_counter()
-                sent = drive(engine, self.items, make, offsets, arrival.get("n"), finished,
-                             arrival.get("max_concurrency"), self.cfg.workload.duration_s)
+                drive(engine, self.items, make, offsets, arrival.get("n"), finished,
+                      arrival.get("max_concurrency"), self.cfg.workload.duration_s)
             finally:
                 wall = time.perf_counter() - t0_box[0]
                 bar.close()
@@ -174,6 +174,7 @@ class Experiment:
                 if self.cfg.workload.duration_s is not None:      # requests left unsent when time ran out
                     stats["n_unsent"] = len(self.items) - len(records)
                 self.runs.setdefault(name, []).append(ArmRun(repeat, rate, records, wall, stats, mem.as_metrics()))
+                engine.close()         # an HTTP client's pool and loop thread; in-process engines: nothing
 
     def _warm_up(self, plan: ArmPlan, first_run: bool) -> None:
         """Untimed answers before an arm's timed run. 'all' warms every sequence length once, so only
@@ -183,8 +184,9 @@ class Experiment:
             warmup = "all" if str(self.device).startswith("cuda") else 1
         n = (len(self.items) if first_run else 1) if warmup == "all" else warmup
         if n:
-            run_all(plan.new_engine(), [plan.make_request(it, time.perf_counter(), f"warmup-{it.id}")
-                                        for it in self.items[:n]])
+            engine = plan.new_engine()
+            run_all(engine, [plan.make_request(it, time.perf_counter(), f"warmup-{it.id}") for it in self.items[:n]])
+            engine.close()
 
     def _rid(self, item, repeat: int, rate: float | None = None) -> str:
         rid = item.id if self.cfg.repeats == 1 else f"{item.id}#r{repeat}"

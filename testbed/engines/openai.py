@@ -143,6 +143,8 @@ class OpenAIEngine(Engine):
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(timeout=5)
+            if not self.thread.is_alive():
+                self.loop.close()
 
     async def _run(self, req: Request) -> None:
         """One request, under the concurrency limit and the request timeout; always ends on the finished queue."""
