@@ -19,10 +19,19 @@ def drive(engine: Engine, items: list, make_request: Callable[[object, float], R
 
     Open loop (offsets), at most `max_in_flight` at once: a request held back keeps its scheduled
     arrival, so its wait counts in TTFT. After `duration_s` nothing new is sent; in-flight requests finish.
+    An engine with `accepts_future_arrivals` gets a plain open-loop schedule up front and sends each
+    request at its arrival_time itself, as vLLM's client does: no admission lag from this loop's
+    polling, and no polling at all between events.
     """
     t0 = time.perf_counter()
     pending = deque(zip(offsets if offsets is not None else [0.0] * len(items), items))
     in_flight = sent = 0
+    if offsets is not None and concurrency is None and max_in_flight is None and duration_s is None \
+            and getattr(engine, "accepts_future_arrivals", False):
+        for offset, item in pending:      # the engine waits for each arrival itself (an HTTP client's event loop)
+            engine.add_request(make_request(item, t0 + offset))
+        sent, in_flight = len(pending), len(pending)
+        pending.clear()
     while pending or engine.has_unfinished():
         now = time.perf_counter()
         if duration_s is not None and now - t0 >= duration_s:

@@ -12,6 +12,7 @@ from testbed.engines.openai import OpenAIEngine, OpenAIOptions
 from testbed.request import Request
 
 CHUNK = "data: " + json.dumps({"choices": [{"index": 0, "text": "a", "token_ids": [5], "finish_reason": None}]})
+LAST = "data: " + json.dumps({"choices": [{"index": 0, "text": "a", "token_ids": [5], "finish_reason": "length"}]})
 
 
 class Bad(BaseHTTPRequestHandler):
@@ -32,6 +33,9 @@ class Bad(BaseHTTPRequestHandler):
         self.end_headers()
         if self.mode == "sse_garbage":
             self.wfile.write(b"data: {not json\n\n")
+            return
+        if self.mode == "ok":
+            self.wfile.write(f"{LAST}\n\ndata: [DONE]\n\n".encode())
             return
         self.wfile.write(f"{CHUNK}\n\n".encode())
         self.wfile.flush()
@@ -83,3 +87,18 @@ def test_request_timeout_bounds_a_slow_request(tiny_lm, bad_server):
 def test_unreachable_host_fails_fast(tiny_lm):
     req, took = run_one(tiny_lm, "http://127.0.0.1:9/v1", max_retries=1)
     assert req.status == "failed" and "refused or server unreachable" in req.error and took < 5
+
+
+def test_an_open_loop_schedule_is_sent_on_time_by_the_event_loop(tiny_lm, bad_server):
+    from testbed.drive import drive
+    Bad.mode = "ok"
+    engine = OpenAIEngine(tiny_lm, OpenAIOptions(base_url=bad_server, model="m", max_retries=0))
+    done = []
+    make = lambda i, arrival: Request(id=str(i), prompt_ids=[1], prompt_text="x", max_new_tokens=4,  # noqa: E731
+                                      arrival_time=arrival)
+    drive(engine, [0, 1, 2], make, [0.0, 0.25, 0.5], None, done.append)
+    engine.close()
+    assert sorted(r.status for r in done) == ["finished"] * 3
+    arrivals = sorted(r.arrival_time for r in done)
+    assert arrivals[2] - arrivals[0] == pytest.approx(0.5)
+    assert all(0 <= r.send_time - r.arrival_time < 0.02 for r in done)      # sent at its arrival, not before

@@ -53,8 +53,9 @@ class OpenAIOptions(EngineOptions):
     max_retries: int = Field(3, ge=0, le=20)
     backoff_s: float = Field(0.25, gt=0, description="first retry delay; doubles each retry")
     concurrency: int = Field(64, ge=1, le=4096, description="HTTP calls in flight (vLLM's --max-concurrency)")
-    # the drive loop admits arrivals between step() calls, so this bounds how late a request is sent
-    poll_s: float = Field(0.0005, gt=0, le=1.0, description="longest step() wait for a finished request")
+    # bounds how late the drive loop admits a closed-loop or max-concurrency arrival (open-loop
+    # schedules are handed over up front and timed by the event loop)
+    poll_s: float = Field(0.002, gt=0, le=1.0, description="longest step() wait for a finished request")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="merged into every request body")
 
     @field_validator("base_url")
@@ -75,6 +76,7 @@ class Retry(Exception):
 @ENGINES.register("openai")
 class OpenAIEngine(Engine):
     Options = OpenAIOptions
+    accepts_future_arrivals = True     # drive() may hand over an open-loop schedule up front
 
     def __init__(self, model, options: OpenAIOptions, sections=None):
         super().__init__(model, options, sections)
@@ -151,6 +153,9 @@ class OpenAIEngine(Engine):
         st: dict[str, Any] = {"attempts": 0, "errors": [], "endpoint": self.options.endpoint}
         req.stats["openai"] = st
         try:
+            delay = req.arrival_time - time.perf_counter()
+            if delay > 0:                            # handed over ahead of its arrival: wait for it here
+                await asyncio.sleep(delay)
             async with self.slots:
                 await asyncio.wait_for(self._attempts(req, st), self.options.request_timeout_s)
         except asyncio.TimeoutError:
@@ -239,6 +244,7 @@ class OpenAIEngine(Engine):
         st["token_count_source"] = "server_usage" if counted == len(ids) else "local_tokenizer"
         if counted is not None and counted != len(ids):
             st["local_completion_tokens"] = len(ids)
+            req.reported_output_tokens = counted     # re-splitting the text lost or made tokens: count the server's
         for tok, now in zip(ids, times):
             if req.append_tokens([tok], now):
                 break
