@@ -18,6 +18,7 @@ from testbed.registry import Registry
 from testbed.request import Request, SamplingParams
 from testbed.workloads.items import Chunk, Item
 from testbed.workloads.prompts import build_messages, render_prompt
+from testbed.workloads.standard import raw_prompt
 
 
 class Preparer(Protocol):
@@ -126,10 +127,10 @@ class ArmPlan:
             chunks, st = prep.prepare(item, chunks)
             stats[type(prep).__name__] = {**st, "seconds": time.perf_counter() - t}
         messages = build_messages(item, chunks, self.system_prompt)
-        text, ids = render_prompt(self.lm.tokenizer, messages)
-        return Request(id=request_id or item.id, prompt_ids=ids, prompt_text=text,
-                       max_new_tokens=item.max_new_tokens or self.max_new_tokens,
+        raw = raw_prompt(item, self.lm.tokenizer)      # standard workloads: the text as it is, no template
+        text, ids = raw[:2] if raw else render_prompt(self.lm.tokenizer, messages)
+        max_new = item.max_new_tokens or (raw and raw[2]) or self.max_new_tokens
+        return Request(id=request_id or item.id, prompt_ids=ids, prompt_text=text, max_new_tokens=max_new,
                        sampling=self.sampling, arrival_time=arrival, item_id=item.id,
-                       category=item.category, stats=stats,
-                       eos_token_ids=() if self.ignore_eos else self.lm.eos_token_ids,
-                       messages=messages)
+                       category=item.category, eos_token_ids=() if self.ignore_eos else self.lm.eos_token_ids,
+                       ignore_eos=self.ignore_eos, stats=stats, messages=messages)

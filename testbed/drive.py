@@ -13,31 +13,49 @@ from testbed.request import Request
 
 def drive(engine: Engine, items: list, make_request: Callable[[object, float], Request],
           offsets: list[float] | None, concurrency: int | None,
-          on_finish: Callable[[Request], None]) -> float:
-    """Run every item through `engine`; call `on_finish` as each request ends. Returns t0 (perf_counter)."""
+          on_finish: Callable[[Request], None], max_in_flight: int | None = None,
+          duration_s: float | None = None) -> int:
+    """Run every item through `engine`; call `on_finish` as each request ends. Returns how many were sent.
+
+    Open loop (offsets), at most `max_in_flight` at once: a request held back keeps its scheduled
+    arrival, so its wait counts in TTFT. After `duration_s` nothing new is sent; in-flight requests finish.
+    An engine with `accepts_future_arrivals` gets a plain open-loop schedule up front and sends each
+    request at its arrival_time itself, as vLLM's client does: no admission lag from this loop's
+    polling, and no polling at all between events.
+    """
     t0 = time.perf_counter()
     pending = deque(zip(offsets if offsets is not None else [0.0] * len(items), items))
-    in_flight = 0
+    in_flight = sent = 0
+    if offsets is not None and concurrency is None and max_in_flight is None and duration_s is None \
+            and getattr(engine, "accepts_future_arrivals", False):
+        for offset, item in pending:      # the engine waits for each arrival itself (an HTTP client's event loop)
+            engine.add_request(make_request(item, t0 + offset))
+        sent, in_flight = len(pending), len(pending)
+        pending.clear()
     while pending or engine.has_unfinished():
         now = time.perf_counter()
-        while pending and _admit(pending[0][0], t0, now, concurrency, in_flight):
+        if duration_s is not None and now - t0 >= duration_s:
+            pending.clear()
+        while pending and _admit(pending[0][0], t0, now, concurrency, in_flight, max_in_flight):
             offset, item = pending.popleft()
             arrival = t0 + offset if concurrency is None else now
             engine.add_request(make_request(item, arrival))
             in_flight += 1
+            sent += 1
         if engine.has_unfinished():
             for req in engine.step():
                 in_flight -= 1
                 on_finish(req)
         elif pending:
             time.sleep(max(0.0, min(t0 + pending[0][0] - time.perf_counter(), 0.05)))
-    return t0
+    return sent
 
 
-def _admit(offset: float, t0: float, now: float, concurrency: int | None, in_flight: int) -> bool:
+def _admit(offset: float, t0: float, now: float, concurrency: int | None, in_flight: int,
+           max_in_flight: int | None = None) -> bool:
     if concurrency is not None:
         return in_flight < concurrency
-    return t0 + offset <= now
+    return t0 + offset <= now and (max_in_flight is None or in_flight < max_in_flight)
 
 
 def run_all(engine: Engine, requests: Iterable[Request]) -> list[Request]:

@@ -44,6 +44,10 @@ class Request:
     stats: dict[str, Any] = field(default_factory=dict)      # strategy stats (engine, speculative, context)
     token_logprobs: list[float] | None = None   # each output token's log-prob, where the engine was asked for them
     cancelled: bool = False           # set from any thread when the client went away; engines may stop early
+    ignore_eos: bool = False          # generate max_new_tokens whatever the model emits (eos_token_ids is then empty)
+    send_time: float | None = None    # when an HTTP client sent it (after its client-side queue); None in process
+    chunk_times: list[float] = field(default_factory=list)   # one per streamed chunk (HTTP clients), vLLM's ITL unit
+    reported_output_tokens: int | None = None   # the server's count where it differs from the ids we could recover
 
     @property
     def num_prompt_tokens(self) -> int:

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from testbed.arm import ArmPlan
+from testbed.capacity import attainment, bisect_rate, capacity_entry, capacity_plot, capacity_summary
 from testbed.config import ExperimentConfig
 from testbed.diagnose import diagnose_experiment
 from testbed.drive import drive, run_all
@@ -62,7 +63,8 @@ class Experiment:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         w = cfg.workload
-        self.items = load_dataset(w.dataset, w.categories, limit or w.limit, split=w.split)
+        self.items = load_dataset(w.dataset, w.categories, limit or w.limit, split=w.split,
+                                  random=w.random, seed=w.seed)
         self.device = pick_device(cfg.device)
         self.skipped = self._unavailable_arms()
         self.arm_names = [a for a in [cfg.baseline] + [a for a in cfg.arms if a != cfg.baseline] if a not in self.skipped]
@@ -71,6 +73,7 @@ class Experiment:
         self._check_arms()
         self.records: list[dict] = []
         self.runs: dict[str, list[ArmRun]] = {}
+        self.capacity: dict[str, list[dict]] = {}      # slo_search: each arm's search per repeat
         self.baseline_outputs: dict[str, list[int]] = {}
 
     def _unavailable_arms(self) -> dict[str, str]:
@@ -125,6 +128,9 @@ class Experiment:
         restore_sigterm = sigterm_as_interrupt()      # SIGTERM, like Ctrl-C, keeps what was measured
         try:
             for repeat in range(self.cfg.repeats):
+                if self.cfg.workload.arrival.kind == "slo_search":
+                    self._search(repeat)
+                    continue
                 for rate, arrival in self.schedule:
                     for name in self.arm_names:
                         self._run_arm(name, repeat, rate, arrival)
@@ -145,6 +151,18 @@ class Experiment:
         """Release every arm's engine (vLLM's worker processes, caches)."""
         for plan in self.plans.values():
             plan.close()
+
+    def _search(self, repeat: int) -> None:
+        """Per arm, bisect the offered rate for the highest that meets the SLOs (testbed.capacity)."""
+        a = self.cfg.workload.arrival
+        for name in self.arm_names:
+            def measure(rate: float) -> float:
+                self._run_arm(name, repeat, rate, {"kind": "poisson", "rate": rate, "burstiness": a.burstiness,
+                                                   "max_concurrency": a.max_concurrency})
+                return attainment(self.runs[name][-1].records, self.cfg.slo)
+            low, high = (float(r) for r in a.rates)
+            found, points = bisect_rate(measure, low, high, a.steps, a.target)
+            self.capacity.setdefault(name, []).append(capacity_entry(found, points, a.target, low, high))
 
     def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict) -> None:
         plan = self.plans[name]
@@ -174,12 +192,16 @@ class Experiment:
             try:
                 cpu0 = cpu_seconds()
                 t0_box[0] = time.perf_counter()
-                drive(engine, self.items, make, offsets, arrival.get("n"), finished)
+                drive(engine, self.items, make, offsets, arrival.get("n"), finished,
+                      arrival.get("max_concurrency"), self.cfg.workload.duration_s)
             finally:
                 wall = time.perf_counter() - t0_box[0]
                 bar.close()
                 self.records += records
-                self.runs.setdefault(name, []).append(ArmRun(repeat, rate, records, wall, engine.stats(),
+                stats = engine.stats()
+                if self.cfg.workload.duration_s is not None:      # requests left unsent when time ran out
+                    stats["n_unsent"] = len(self.items) - len(records)
+                self.runs.setdefault(name, []).append(ArmRun(repeat, rate, records, wall, stats,
                                                              {**mem.as_metrics(), "cpu_s": cpu_seconds() - cpu0}))
 
     def _warm_up(self, plan: ArmPlan, first_run: bool) -> None:
@@ -189,7 +211,7 @@ class Experiment:
         if warmup == "auto":
             warmup = "all" if str(self.device).startswith("cuda") else 1
         n = (len(self.items) if first_run else 1) if warmup == "all" else warmup
-        if n:
+        if n:     # on the arm's own engine, which stays loaded for its timed runs (renewed, not rebuilt)
             run_all(plan.new_engine(), [plan.make_request(it, time.perf_counter(), f"warmup-{it.id}")
                                         for it in self.items[:n]])
 
@@ -204,11 +226,13 @@ class Experiment:
         rec = {"arm": arm, "repeat": repeat, "request_id": req.id, "item_id": item.id, "category": item.category,
                "model": lm.spec_id, "status": "ok" if req.status == "finished" else "failed",
                "error": req.error, "finish_reason": req.finish_reason,
-               "prompt_tokens": req.num_prompt_tokens, "output_tokens": req.num_output_tokens,
+               "prompt_tokens": req.num_prompt_tokens,
+               "output_tokens": req.reported_output_tokens or req.num_output_tokens,
                "arrival_s": rel(req.arrival_time),
                "first_token_s": rel(req.token_times[0]) if req.token_times else None,
                "finish_s": rel(req.token_times[-1]) if req.token_times else None,
                "token_times_s": [round(t - t0, 6) for t in req.token_times],
+               "send_s": rel(req.send_time), "chunk_times_s": [round(t - t0, 6) for t in req.chunk_times] or None,
                "output_text": text, "output_ids": req.output_ids,
                "answers": item.answers, "scorer": item.scorer}
         rec.update(score_output(item, text) if req.status == "finished"
@@ -258,23 +282,33 @@ class Experiment:
             row.update(self.plans[name].aggregate([r for r in records if (r.get("category") or "uncategorised") == cat]))
         return cats
 
+    def _rates(self) -> list[float]:
+        """Every offered rate (or concurrency level) an arm ran at: a sweep's, or those a search probed."""
+        return sorted({run.rate for runs in self.runs.values() for run in runs if run.rate is not None})
+
     def _sweep_summary(self) -> dict:
-        """{rates, curves, best}: per arm and rate, throughput, latency p50/p90 and goodput (repeats pooled)."""
+        """{axis, rates, curves, best}: per arm and rate, throughput, latency p50/p90 and goodput (repeats pooled)."""
         per_rate: dict[float, dict[str, dict]] = {}
-        for rate, _ in self.schedule:
+        for rate in self._rates():
             arms = {a: [run for run in self.runs.get(a, []) if run.rate == rate] for a in self.arm_names}
             arms = {a: self._pooled(runs) for a, runs in arms.items() if runs}
             if arms:
                 per_rate[rate] = arms
-        return sweep_summary(per_rate)
+        return sweep_summary(per_rate, "concurrency" if self.cfg.workload.arrival.concurrency else "rate")
 
     def _notes(self) -> list[str]:
         notes = ["Fallback applied: no CUDA device, so the config's `fallback:` section was used."] \
             if self.cfg.fallback_applied else []
+        a = self.cfg.workload.arrival
         if self.schedule[0][0] is not None:
             rates = ", ".join(rate_label(r) for r, _ in self.schedule)
-            notes.append(f"Rate sweep at {rates} requests/s (inf: all at once): every comparison row pools all "
-                         "rates (tokens over the summed wall time); the sweep table gives each rate.")
+            unit, step = ("requests in flight", "levels") if a.concurrency else ("requests/s (inf: all at once)", "rates")
+            notes.append(f"Sweep at {rates} {unit}: every comparison row pools all {step} "
+                         f"(tokens over the summed wall time); the sweep table gives each of them.")
+        if a.kind == "slo_search":
+            notes.append(f"SLO search: per arm, the highest offered rate in [{a.rates[0]}, {a.rates[1]}] req/s at "
+                         f"which {a.target:.0%} of requests meet every SLO ({a.steps} bisections, log scale); "
+                         "comparison rows pool every probe; the capacity section gives each arm's rate.")
         if self._trusted():
             notes.append(f"trust_remote_code: the Python code shipped with {', '.join(self._trusted())} was run.")
         return notes
@@ -291,11 +325,17 @@ class Experiment:
         plain = {a: (self.plans[a].lm.spec_id, self.cfg.arms[a].engine) for a in arms if not self.cfg.arms[a].sections}
         for a in arms:
             self.plans[a].against(arms[a], details.get(a, {}), arms, plain)
+        runs = [{"arm": a, "repeat": r.repeat, "rate": None if r.rate is None else rate_label(r.rate),
+                 "wall_s": r.wall_s, "n": len(r.records)} for a in self.arm_names for r in self.runs.get(a, [])]
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
-                        "arms": arms, "by_category": cats, "notes": self._notes(),
+                        "arms": arms, "by_category": cats, "notes": self._notes(), "runs": runs,
                         **({"details": details} if details else {})}
-        if self.schedule[0][0] is not None and arms:
+        if self._rates() and arms:
             self.summary["sweep"] = self._sweep_summary()
+        if self.capacity:
+            self.summary["capacity"] = capacity_summary(self.capacity)
+            for arm, searches in self.capacity.items():
+                capacity_plot(arm, searches[-1], self.writer.run_dir / "plots" / f"capacity_{arm}.png")
         self.summary["diagnosis"] = diagnose_experiment(self, probe=not incomplete)   # Ctrl-C: no probes
         self.writer.write_summary(self.summary)
         self.writer.write_report(self.summary, self.records)

@@ -196,7 +196,7 @@ def diagnose(records: list[dict], items: dict[str, Item], probe: ProbeFn = no_pr
     ev = Evidence(records, items, settings)
     strongest = {**strongest_tiers(records), **(strongest or {})}
     rows = [classify(r, items.get(r["item_id"]), ev, strongest.get(r["arm"]), probe)
-            for r in records if r.get("correct") is not True]
+            for r in records if r.get("correct") is False]   # None: no reference to judge by
     arms = list(dict.fromkeys(r["arm"] for r in records))
     per_arm = {a: arm_counts([r for r in rows if r["arm"] == a], sum(r["arm"] == a for r in records))
                for a in arms}

@@ -143,7 +143,7 @@ class HFEngine(Engine):
         logits = {"output_logits": True, "return_dict_in_generate": True} if self.record_logprobs else {}
         with torch.inference_mode():
             out = lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new,
-                                    eos_token_id=list(lm.eos_token_ids), pad_token_id=lm.pad_token_id,
+                                    eos_token_id=list(batch[0].eos_token_ids), pad_token_id=lm.pad_token_id,
                                     streamer=_TokenClock(batch), **sampling_kwargs(batch[0]), **logits,
                                     stopping_criteria=StoppingCriteriaList([_StopCancelled(batch)]))
             if self.record_logprobs:

@@ -5,35 +5,39 @@ llama.cpp, a hosted API, or `testbed serve`) as a streaming HTTP call.
       remote: {engine: openai, base_url: "http://127.0.0.1:8000/v1", concurrency: 64,
                extra_body: {return_token_ids: true}}
 
-The runner's drive loop owns arrival: add_request() hands the request to a thread pool
-(`concurrency` calls in flight) and returns at once; step() returns whatever finished, waiting
-at most `poll_s` so arrivals are never held back longer than that.
+The runner's drive loop owns arrival: add_request() hands the request to one asyncio event loop
+(a background thread) with one pooled, kept-alive aiohttp session, and returns at once; step()
+returns whatever finished, waiting at most `poll_s`. `concurrency` is vLLM's --max-concurrency:
+at most that many calls in flight, the rest wait in the client. `req.send_time` is when a call
+left that queue, so TTFT from arrival = client queue + TTFT from send (both are recorded).
 
 What is sent: the prompt as the runner rendered it (`req.prompt_text`, chat template applied)
 to /v1/completions, which makes the server see exactly the in-process prompt (for tokenizers
 that add no BOS; else add `extra_body: {add_special_tokens: false}` for vLLM). endpoint: chat
 sends that text as one user message, so the server templates it again: only for chat-only APIs.
 
-What is measured: each streamed chunk is timestamped as it is parsed; its tokens take that
-time. Tokens are the server's ids where it returns them (`token_ids`, vLLM's and testbed
-serve's `return_token_ids`); else the local tokenizer splits the streamed text, each token
-timed by the chunk that completed it. req.stats["openai"]["token_count_source"] says which:
-server_token_ids | server_usage (local split, its count confirmed by the server's usage) |
-local_tokenizer. Retries (connection errors, 429, 5xx) back off exponentially, honouring
-Retry-After; a stream that breaks after its first token fails instead (no duplicated tokens).
-Every attempt's error is kept in req.stats["openai"]["errors"].
+What is measured: each streamed event that carries choices is timestamped as it is parsed
+(`req.chunk_times`, vLLM's per-chunk ITL); its tokens take that time. Tokens are the server's
+ids where it returns them (`token_ids`, vLLM's and testbed serve's `return_token_ids`); else the
+local tokenizer splits the streamed text, each token timed by the chunk that completed it.
+req.stats["openai"]["token_count_source"] says which: server_token_ids | server_usage (local
+split, its count confirmed by the server's usage) | local_tokenizer. Retries (connection errors,
+429, 5xx) back off exponentially, honouring Retry-After; a stream that breaks after its first
+token fails instead (no duplicated tokens). A read that waits `timeout_s` (a stalled stream) and
+a request past `request_timeout_s` fail with the reason. Every attempt's error is kept in
+req.stats["openai"]["errors"].
 """
+import asyncio
 import os
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from testbed.engines.base import ENGINES, Engine, EngineOptions
-from testbed.engines.openai_http import Endpoint, HttpStatusError, StreamError, post_sse
+from testbed.engines.openai_http import Endpoint, HttpStatusError, StreamError, new_client, stream_sse
 from testbed.errors import UserError
 from testbed.request import Request
 
@@ -44,10 +48,13 @@ class OpenAIOptions(EngineOptions):
     api_key_env: str | None = Field(None, description="environment variable holding the API key")
     model: str | None = Field(None, description="served model name; default: the arm's model id")
     endpoint: Literal["completions", "chat"] = "completions"
-    timeout_s: float = Field(120.0, gt=0, description="socket timeout per read")
+    timeout_s: float = Field(120.0, gt=0, description="longest wait for the next bytes (a stalled stream fails)")
+    request_timeout_s: float = Field(3600.0, gt=0, description="longest one request may take, retries included")
     max_retries: int = Field(3, ge=0, le=20)
     backoff_s: float = Field(0.25, gt=0, description="first retry delay; doubles each retry")
-    concurrency: int = Field(64, ge=1, le=1024, description="HTTP calls in flight")
+    concurrency: int = Field(64, ge=1, le=4096, description="HTTP calls in flight (vLLM's --max-concurrency)")
+    # bounds how late the drive loop admits a closed-loop or max-concurrency arrival (open-loop
+    # schedules are handed over up front and timed by the event loop)
     poll_s: float = Field(0.002, gt=0, le=1.0, description="longest step() wait for a finished request")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="merged into every request body")
 
@@ -69,6 +76,7 @@ class Retry(Exception):
 @ENGINES.register("openai")
 class OpenAIEngine(Engine):
     Options = OpenAIOptions
+    accepts_future_arrivals = True     # drive() may hand over an open-loop schedule up front
 
     def __init__(self, model, options: OpenAIOptions, sections=None):
         super().__init__(model, options, sections)
@@ -78,20 +86,28 @@ class OpenAIEngine(Engine):
         self.endpoint = Endpoint.parse(options.base_url)
         self.headers = auth_headers(options)
         self.served_model = options.model or model.spec_id
-        self.pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="openai")
         self.finished: queue.SimpleQueue = queue.SimpleQueue()
-        self.futures: dict[str, tuple[Request, Future]] = {}
-        self.cancelled: set[str] = set()
+        self.tasks: dict[str, tuple[Request, Any]] = {}
         self.lock = threading.Lock()
         self.totals = {"openai_retries": 0, "openai_failed": 0, "openai_requests": 0}
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="openai-client", daemon=True)
+        self.thread.start()
+        self.client, self.slots = self._call(self._open())
+
+    async def _open(self):      # aiohttp objects belong to the loop they are made in
+        return new_client(self.options.concurrency, self.options.timeout_s), asyncio.Semaphore(self.options.concurrency)
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def add_request(self, req: Request) -> None:
         with self.lock:
-            self.futures[req.id] = (req, self.pool.submit(self._run, req))
+            self.tasks[req.id] = (req, asyncio.run_coroutine_threadsafe(self._run(req), self.loop))
 
     def has_unfinished(self) -> bool:
         with self.lock:
-            return bool(self.futures)
+            return bool(self.tasks)
 
     def step(self) -> list[Request]:
         try:
@@ -105,17 +121,16 @@ class OpenAIEngine(Engine):
                 break
         with self.lock:
             for req in out:
-                self.futures.pop(req.id, None)
+                self.tasks.pop(req.id, None)
         return out
 
     def abort_request(self, request_id: str) -> Request | None:
-        """Drop a request: a queued call never starts; a streaming one closes its connection at the next chunk."""
+        """Drop a request: its task is cancelled, which closes its connection at once."""
         with self.lock:
-            entry = self.futures.pop(request_id, None)
-            if entry is not None:
-                self.cancelled.add(request_id)
+            entry = self.tasks.pop(request_id, None)
         if entry is None:
             return None
+        entry[0].cancelled = True
         entry[1].cancel()
         return entry[0]
 
@@ -123,58 +138,80 @@ class OpenAIEngine(Engine):
         return dict(self.totals)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.loop.is_closed():
+            return
+        try:
+            self._call(self.client.close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+            if not self.thread.is_alive():
+                self.loop.close()
 
-    def _run(self, req: Request) -> None:
-        """One request, retried with backoff; it always ends on the finished queue (unless aborted)."""
+    async def _run(self, req: Request) -> None:
+        """One request, under the concurrency limit and the request timeout; always ends on the finished queue."""
         st: dict[str, Any] = {"attempts": 0, "errors": [], "endpoint": self.options.endpoint}
         req.stats["openai"] = st
+        try:
+            delay = req.arrival_time - time.perf_counter()
+            if delay > 0:                            # handed over ahead of its arrival: wait for it here
+                await asyncio.sleep(delay)
+            async with self.slots:
+                await asyncio.wait_for(self._attempts(req, st), self.options.request_timeout_s)
+        except asyncio.TimeoutError:
+            st["errors"].append(f"request timed out after request_timeout_s={self.options.request_timeout_s:g}")
+            req.fail(st["errors"][-1])
+        except asyncio.CancelledError:
+            return                                   # aborted: the caller holds it
+        self._finish(req)
+
+    async def _attempts(self, req: Request, st: dict) -> None:
+        """Attempts with backoff; a retry starts from an empty output (only failures before any token retry)."""
         for attempt in range(self.options.max_retries + 1):
             st["attempts"] = attempt + 1
             try:
-                self._attempt(req, st)
-                break
+                await self._attempt(req, st)
+                return
             except Retry as e:
                 st["errors"].append(str(e))
                 if attempt == self.options.max_retries:
                     req.fail(f"{e} (after {attempt + 1} attempts)")
-                    break
+                    return
                 with self.lock:
                     self.totals["openai_retries"] += 1
-                time.sleep(min(e.after if e.after is not None else self.options.backoff_s * 2 ** attempt, 30.0))
+                await asyncio.sleep(min(e.after if e.after is not None else self.options.backoff_s * 2 ** attempt, 30.0))
             except Exception as e:   # a bad response, a bug: fail this request, keep the others going
                 st["errors"].append(f"{type(e).__name__}: {e}")
                 req.fail(st["errors"][-1])
-                break
-        self._finish(req)
+                return
 
     def _finish(self, req: Request) -> None:
         with self.lock:
             self.totals["openai_requests"] += 1
             self.totals["openai_failed"] += req.status == "failed"
-            if req.id in self.cancelled:
-                self.cancelled.discard(req.id)
-                return
         self.finished.put(req)
 
-    def _attempt(self, req: Request, st: dict) -> None:
+    async def _attempt(self, req: Request, st: dict) -> None:
         req.status = "running"
         chunks: list[tuple[float, str, list[int] | None]] = []
+        times: list[float] = []           # every event with choices, as vLLM's client times them
         reason, usage = None, None
+        req.send_time = time.perf_counter()
         try:
-            for event in post_sse(self.endpoint, "/" + self._route(), self.payload(req), self.headers,
-                                  self.options.timeout_s):
+            async for event in stream_sse(self.client, self.endpoint, "/" + self._route(), self.payload(req),
+                                          self.headers):
                 now = time.perf_counter()
                 if "error" in event:
                     raise RuntimeError(f"server error mid-stream: {event['error']}")
                 usage = event.get("usage") or usage
-                for choice in event.get("choices") or []:
+                choices = event.get("choices") or []
+                if choices:
+                    times.append(now)
+                for choice in choices:
                     text, ids = chunk_content(choice)
                     if text or ids:
                         chunks.append((now, text, ids))
                     reason = choice.get("finish_reason") or reason
-                if req.id in self.cancelled:
-                    return
         except HttpStatusError as e:
             if e.retryable and not chunks:
                 raise Retry(str(e), e.retry_after) from None
@@ -187,6 +224,7 @@ class OpenAIEngine(Engine):
             if not chunks:
                 raise Retry("the stream ended without a finish_reason")
             raise RuntimeError(f"the stream ended without a finish_reason after {len(chunks)} chunks")
+        req.chunk_times = times
         self._record_tokens(req, chunks, usage, st)
         if not req.done:
             req.finish("stop" if reason == "stop" else "length")
@@ -206,6 +244,7 @@ class OpenAIEngine(Engine):
         st["token_count_source"] = "server_usage" if counted == len(ids) else "local_tokenizer"
         if counted is not None and counted != len(ids):
             st["local_completion_tokens"] = len(ids)
+            req.reported_output_tokens = counted     # re-splitting the text lost or made tokens: count the server's
         for tok, now in zip(ids, times):
             if req.append_tokens([tok], now):
                 break
@@ -222,6 +261,8 @@ class OpenAIEngine(Engine):
             body["seed"] = sp.seed
         if sp.top_k:
             body["top_k"] = sp.top_k
+        if req.ignore_eos:
+            body["ignore_eos"] = True          # vLLM's extension; testbed serve honours it too
         if self.options.endpoint == "chat":
             body["messages"] = [{"role": "user", "content": req.prompt_text}]
         else:

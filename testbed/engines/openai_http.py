@@ -1,21 +1,29 @@
-"""A minimal streaming HTTP client for OpenAI-compatible servers (stdlib http.client, one connection per call).
+"""A streaming client for OpenAI-compatible servers: one pooled aiohttp session, keep-alive, SSE events.
 
-    for event in post_sse(Endpoint.parse("http://127.0.0.1:8000/v1"), "/completions", payload, headers, 60):
+    client = new_client(concurrency=256, stall_s=60)     # inside the event loop that will use it
+    async for event in stream_sse(client, Endpoint.parse("http://127.0.0.1:8000/v1"), "/completions",
+                                  payload, headers):
         ...   # each `data:` JSON object, as it arrives; ends at `data: [DONE]` or the end of the body
 
-No third-party client: the engine runs many of these in threads and needs nothing else.
+One event loop and one connection pool serve every request of an arm (as vLLM's benchmark
+client does), so hundreds of streams cost no thread each and reuse their sockets. aiohttp, not
+httpx: on this 2-core box 256 streams of 8 chunks cost 0.15 CPU-s with aiohttp and 1.4 with
+httpx (scripts/bench_client.py measures the engine itself).
 Errors are typed so the engine can decide what to retry: HttpStatusError (non-200, with the
-server's OpenAI-style message and Retry-After) and StreamError (connection or protocol failures).
+server's OpenAI-style message and Retry-After) and StreamError (connection, protocol or stall).
 """
-import http.client
 import json
 from dataclasses import dataclass
-from typing import Iterator
+from typing import AsyncIterator
 from urllib.parse import urlsplit
+
+import asyncio
+
+import aiohttp
 
 
 class StreamError(Exception):
-    """The connection failed or the stream was not what an OpenAI server sends."""
+    """The connection failed, stalled, or the stream was not what an OpenAI server sends."""
 
 
 class HttpStatusError(Exception):
@@ -42,37 +50,50 @@ class Endpoint:
             raise ValueError(f"base_url must be http(s)://host[:port]/path, got {url!r}")
         return cls(u.scheme, u.hostname, u.port or (443 if u.scheme == "https" else 80), u.path.rstrip("/"))
 
-    def connect(self, timeout: float) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        return cls(self.host, self.port, timeout=timeout)
+    def url(self, route: str) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}{self.path}{route}"
 
 
-def post_sse(ep: Endpoint, route: str, payload: dict, headers: dict, timeout: float) -> Iterator[dict]:
-    """POST `payload` to base path + route and yield each SSE `data:` object; closes the connection on exit."""
-    conn = ep.connect(timeout)
+def new_client(concurrency: int, stall_s: float, connect_s: float = 10.0) -> aiohttp.ClientSession:
+    """A pooled session: up to `concurrency` kept-alive connections; a read that waits `stall_s` fails."""
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, keepalive_timeout=60)
+    timeout = aiohttp.ClientTimeout(total=None, connect=connect_s, sock_read=stall_s)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
+
+
+async def stream_sse(client: aiohttp.ClientSession, ep: Endpoint, route: str, payload: dict,
+                     headers: dict) -> AsyncIterator[dict]:
+    """POST `payload` to base path + route and yield each SSE `data:` object."""
+    hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream", **headers}
     try:
-        try:
-            conn.request("POST", ep.path + route, body=json.dumps(payload).encode(),
-                         headers={"Content-Type": "application/json", "Accept": "text/event-stream", **headers})
-            resp = conn.getresponse()
-        except (OSError, http.client.HTTPException) as e:
-            raise StreamError(f"{type(e).__name__}: {e}") from None
-        if resp.status != 200:
-            raise HttpStatusError(resp.status, error_message(resp.read()), retry_after(resp.getheader("Retry-After")))
-        yield from _events(resp)
-    finally:
-        conn.close()
+        async with client.post(ep.url(route), data=json.dumps(payload).encode(), headers=hdrs) as resp:
+            if resp.status != 200:
+                body = await resp.read()
+                raise HttpStatusError(resp.status, error_message(body), retry_after(resp.headers.get("Retry-After")))
+            kind = resp.headers.get("Content-Type", "")
+            if not kind.startswith("text/event-stream"):
+                body = await resp.content.read(120)
+                raise StreamError(f"not an SSE stream (content-type {kind!r}): {body!r}")
+            async for event in _events(resp):
+                yield event
+    except asyncio.TimeoutError:
+        raise StreamError("stalled: no bytes within timeout_s (or no connection within 10 s)") from None
+    except aiohttp.ClientError as e:
+        raise StreamError(f"{_reason(e)} ({type(e).__name__}: {e})") from None
 
 
-def _events(resp: http.client.HTTPResponse) -> Iterator[dict]:
-    while True:
-        try:
-            line = resp.readline()
-        except (OSError, http.client.HTTPException) as e:
-            raise StreamError(f"stream broke: {type(e).__name__}: {e}") from None
-        if not line:
-            return                                    # body ended without [DONE]: the caller judges
-        line = line.strip()
+def _reason(e: aiohttp.ClientError) -> str:
+    """What a transport failure means for a benchmark reader."""
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return "connection refused or server unreachable"
+    if isinstance(e, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
+        return "connection closed or reset by the server mid-response"
+    return "HTTP failure"
+
+
+async def _events(resp: aiohttp.ClientResponse) -> AsyncIterator[dict]:
+    async for raw in resp.content:                    # one line at a time, as the bytes arrive
+        line = raw.strip()
         if not line.startswith(b"data:"):
             continue                                  # blank separators, comments, event: lines
         data = line[5:].strip()

@@ -7,6 +7,16 @@ Times in a record are seconds from the arm's start; `arrival_s` is the scheduled
     tpot_ms(rec)   (e2el - ttft) / (output_tokens - 1), None for outputs of one token or none
     itl_ms(rec)    gaps between consecutive tokens (zero inside a speculative step)
 
+Beside them, the definitions of vLLM's client (docs/metrics.md says where and why they differ):
+
+    ttft_from_send_ms(rec)   first token - send (`send_s`: when an HTTP client sent it, after its queue)
+    client_queue_ms(rec)     send - arrival: waiting in the client for a concurrency slot
+    e2el_from_send_ms(rec)   last token - send
+    itl_chunk_ms(rec)        gaps between streamed chunks (`chunk_times_s`); in process, between
+                             engine steps that emitted tokens (equal token times are one chunk)
+
+The *_from_send and client_queue values exist only where a client sent the request (the
+openai engine); in process there is no client queue, and they are absent.
 Only requests with status "ok" enter latency statistics.
 """
 from typing import Iterable
@@ -55,11 +65,43 @@ def itl_ms(rec: dict) -> list[float]:
     return (np.diff(np.asarray(times, dtype=float)) * 1000.0).tolist()
 
 
+def _from_send(rec: dict, t: float | None) -> float | None:
+    send = rec.get("send_s")
+    return None if send is None or t is None else (t - send) * 1000.0
+
+
+def ttft_from_send_ms(rec: dict) -> float | None:
+    return _from_send(rec, _first_token_s(rec))
+
+
+def e2el_from_send_ms(rec: dict) -> float | None:
+    return _from_send(rec, _last_token_s(rec))
+
+
+def client_queue_ms(rec: dict) -> float | None:
+    send = rec.get("send_s")
+    return None if send is None else (send - rec["arrival_s"]) * 1000.0
+
+
+def chunk_times_s(rec: dict) -> list[float]:
+    """When each streamed chunk arrived; in process, each distinct token time (one engine step)."""
+    if rec.get("chunk_times_s"):
+        return rec["chunk_times_s"]
+    times = rec.get("token_times_s") or []
+    return [t for i, t in enumerate(times) if i == 0 or t != times[i - 1]]
+
+
+def itl_chunk_ms(rec: dict) -> list[float]:
+    return (np.diff(np.asarray(chunk_times_s(rec), dtype=float)) * 1000.0).tolist()
+
+
 def latency_values(records: Iterable[dict]) -> dict[str, list[float]]:
     """Raw values behind every latency percentile, over ok requests; ITL gaps pooled across requests."""
     ok = [r for r in records if is_ok(r)]
     out = {"ttft_ms": [ttft_ms(r) for r in ok], "tpot_ms": [tpot_ms(r) for r in ok],
-           "e2el_ms": [e2el_ms(r) for r in ok], "itl_ms": [g for r in ok for g in itl_ms(r)]}
+           "e2el_ms": [e2el_ms(r) for r in ok], "itl_ms": [g for r in ok for g in itl_ms(r)],
+           "ttft_from_send_ms": [ttft_from_send_ms(r) for r in ok], "client_queue_ms": [client_queue_ms(r) for r in ok],
+           "e2el_from_send_ms": [e2el_from_send_ms(r) for r in ok], "itl_chunk_ms": [g for r in ok for g in itl_chunk_ms(r)]}
     return {k: [v for v in vals if v is not None] for k, vals in out.items()}
 
 

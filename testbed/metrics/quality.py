@@ -161,7 +161,11 @@ SCORERS.register("json")(Scorer(score_json, "json_fields",
 
 
 def score_output(item: Item, text: str) -> dict:
-    """Score one output: {"scores": {exact, f1, contains[, json_valid, json_fields]}, "score", "correct"}."""
+    """Score one output: {"scores": {exact, f1, contains[, json_valid, json_fields]}, "score", "correct"}.
+
+    An item without reference answers (random, ShareGPT, a prompts file) is not scored: score and correct None."""
+    if not item.answers:
+        return {"scores": {}, "score": None, "correct": None}
     own = SCORERS.get(item.scorer, where=f"item {item.id}.scorer")
     scores: dict[str, float] = {}
     for name in dict.fromkeys((*TEXT_SCORERS, item.scorer)):

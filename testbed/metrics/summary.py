@@ -17,6 +17,8 @@ from testbed.metrics import cost, latency
 from testbed.metrics.quality import TEXT_SCORERS
 
 LATENCY_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2el_ms")
+# vLLM-client definitions beside ours (docs/metrics.md); reported, not ratioed
+CLIENT_KEYS = ("ttft_from_send_ms", "client_queue_ms", "e2el_from_send_ms", "itl_chunk_ms")
 STAT_KEYS = ("mean", "p50", "p90", "p99")
 QUALITY_SCORES = TEXT_SCORERS + ("json_valid", "json_fields")
 RATIO_KEYS = (("request_throughput", "output_throughput", "total_token_throughput", "goodput")
@@ -68,11 +70,13 @@ def throughput_metrics(records: list[dict], wall_s: float) -> dict:
 
 def latency_metrics(records: list[dict]) -> dict:
     values = latency.latency_values(records)
-    return {f"{m}_{s}": v for m in LATENCY_KEYS for s, v in latency.percentiles(values[m]).items()}
+    return {f"{m}_{s}": v for m in LATENCY_KEYS + CLIENT_KEYS for s, v in latency.percentiles(values[m]).items()}
 
 
 def quality_metrics(records: list[dict]) -> dict:
-    """quality_accuracy first (share correct), then the mean of each score; JSON scores over JSON items only."""
+    """quality_accuracy first (share correct), then the mean of each score; JSON scores over JSON items only.
+    Requests of items without references (correct None) are not scored and not counted."""
+    records = [r for r in records if r.get("correct", False) is not None]
     if not records:
         return {}
     out = {"quality_accuracy": sum(map(_correct, records)) / len(records)}

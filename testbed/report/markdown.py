@@ -123,12 +123,28 @@ def context_audit_markdown(summary: dict) -> list[str]:
     return lines
 
 
+def capacity_lines(summary: dict) -> list[str]:
+    """The SLO search's answer per arm (summary["capacity"]), with its plot."""
+    cap = summary.get("capacity") or {}
+    if not cap:
+        return []
+    lines = ["", "## SLO search", "", "| arm | max rate meeting the SLOs (req/s), per repeat | target | probes |",
+             "| --- | --- | --- | --- |"]
+    for arm, c in cap.items():
+        rates = ", ".join("none in bracket" if r is None else f"{r:.3g}" for r in c["max_rate_per_repeat"])
+        probes = sum(len(s["points"]) for s in c["searches"])
+        lines.append(f"| {arm} | {rates} | {c['target']:.0%} | {probes} |")
+    lines += [""] + [f"![{arm}](plots/capacity_{arm}.png)" for arm in cap]
+    return lines
+
+
 def render_markdown(summary: dict, plot_paths: list[Path], run_dir: str | Path) -> str:
     lines = _header(summary)
     lines += ["", "## Comparison", "", to_markdown(comparison_table(summary)), "", METRICS_NOTE]
     sweep = sweep_table(summary)
     if not sweep.empty:
         lines += ["", "## Rate sweep", "", to_markdown(sweep), "", SWEEP_NOTE]
+    lines += capacity_lines(summary)
     cats = category_table(summary)
     cats = cats[[c for c in cats.columns if not is_audit_key(c)]] if not cats.empty else cats
     if not cats.empty:

@@ -117,7 +117,7 @@ def build_request(body: ChatRequest | CompletionRequest, lm, defaults: Defaults,
     prefix = "chatcmpl" if isinstance(body, ChatRequest) else "cmpl"
     req = ServedRequest(id=f"{prefix}-{uuid.uuid4().hex}", prompt_ids=ids, max_new_tokens=budget,
                         sampling=sampling(body, defaults.sampling), arrival_time=arrival, prompt_text=text,
-                        eos_token_ids=lm.eos_token_ids)
+                        eos_token_ids=() if body.ignore_eos else lm.eos_token_ids, ignore_eos=body.ignore_eos)
     reason = validate(req)
     if reason:
         param = "max_tokens" if body.token_limit() else _prompt_param(body)

@@ -5,7 +5,8 @@ fields testbed cannot honour (penalties, logprobs, n > 1, stop strings, tools) a
 only at their neutral value, so a client never gets silently different behaviour.
 Omitted sampling fields take the served arm's configured sampling (as vLLM takes the model's
 generation config). Extensions, as in vLLM: `top_k`, `return_token_ids` (each choice carries
-the generated token ids), `add_special_tokens` (completions: tokenise the prompt with them).
+the generated token ids), `add_special_tokens` (completions: tokenise the prompt with them),
+`ignore_eos`, and `repetition_penalty` at its neutral 1.0 (what `vllm bench serve` sends).
 """
 import json
 import time
@@ -53,7 +54,9 @@ UNSUPPORTED: dict[str, str] = {
     "echo": "echo is not implemented",
     "suffix": "suffix is not implemented",
     "best_of": "best_of above 1 is not implemented",
+    "repetition_penalty": "repetition_penalty is not implemented",
 }
+NEUTRAL = {"best_of": 1, "repetition_penalty": 1.0}   # set but harmless (vLLM's bench client sends 1.0)
 
 
 class Common(Strict):
@@ -68,6 +71,8 @@ class Common(Strict):
     stream_options: StreamOptions | None = None
     user: str | None = None
     return_token_ids: bool = False
+    ignore_eos: bool = False          # vLLM's extension: generate max_tokens whatever the model emits
+    repetition_penalty: float | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     logit_bias: dict[str, float] | None = None
@@ -78,7 +83,7 @@ class Common(Strict):
         """(param, why) for the first field set away from its neutral value, or None."""
         for name, why in UNSUPPORTED.items():
             value = getattr(self, name, None)
-            if value and not (name == "best_of" and value == 1):
+            if value and value != NEUTRAL.get(name):
                 return name, why
         return None
 

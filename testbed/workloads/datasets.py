@@ -1,4 +1,5 @@
-"""Load a workload's items: the shipped golden sets, our JSONL, SQuAD JSON or HotpotQA JSON.
+"""Load a workload's items: the shipped golden sets, our JSONL, SQuAD JSON or HotpotQA JSON, and the
+standard benchmark workloads (random, ShareGPT, a file of prompts: workloads/standard.py).
 
     load_dataset("golden")                          # every golden category, interleaved
     load_dataset("golden/long_noisy", limit=5)
@@ -19,6 +20,8 @@ from typing import Any
 from testbed.errors import UserError
 from testbed.workloads.items import Chunk, Item
 from testbed.workloads.qa_sets import hotpotqa_items, squad_items
+from testbed.workloads.standard import (RandomSpec, hf_items, is_prompt_file, is_sharegpt, prompt_items,
+                                        random_items, sharegpt_items)
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 SCORER_NAMES = ("exact", "f1", "contains", "json")
@@ -43,15 +46,20 @@ def split_of(item: Item) -> str:
 
 
 def load_dataset(spec: str, categories: list[str] | None = None, limit: int | None = None, *,
-                 distractors: int = 0, split: str | None = None) -> list[Item]:
+                 distractors: int = 0, split: str | None = None, random: RandomSpec | None = None,
+                 seed: int = 0) -> list[Item]:
     """Items for a dataset spec, filtered to `categories` (in file order) and `split`, cut to `limit`.
 
     `distractors` applies to SQuAD only: how many other paragraphs of the same article join each
-    question's context. `split` (dev | test) keeps the items split_of() puts there.
+    question's context. `split` (dev | test) keeps the items split_of() puts there. `random` and
+    `seed` shape the `random` dataset (`limit` requests).
     """
     if limit is not None and limit < 1:
         raise UserError(f"workload.limit: must be at least 1, got {limit}", "drop it to use every item")
-    items = _load(spec, distractors)
+    if spec.strip() == "random":
+        items = random_items(random, limit, seed)
+    else:
+        items = hf_items(spec.strip(), limit) if spec.startswith("hf:") else _load(spec, distractors)
     if not items:
         raise UserError(f"workload.dataset: {spec!r} holds no items", "point it at a file with at least one item")
     if categories:
@@ -110,10 +118,14 @@ def load_file(path: Path, distractors: int = 0) -> list[Item]:
     """Detect the format from the content (not the extension) and parse it."""
     text = _read(path)
     head = text.lstrip()[:1]
+    if is_prompt_file(path, text):
+        return prompt_items(path, text)
     if head == "[":
         data = _whole_json(path, text)
         if data and all(isinstance(d, dict) and "supporting_facts" in d for d in data):
             return hotpotqa_items(path, data)
+        if is_sharegpt(data):
+            return sharegpt_items(path, text)
         return _items_from_records(path, [(i + 1, d) for i, d in enumerate(data)], where="element")
     if head == "{":
         try:

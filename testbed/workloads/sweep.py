@@ -49,7 +49,10 @@ def arrival_schedule(arrival: dict) -> list[tuple[float | None, dict]]:
 
 
 def expand_sweep(arrival: dict) -> list[tuple[float, dict]]:
-    """A sweep arrival config -> (rate, arrival config) per rate, ascending, duplicates dropped."""
+    """A sweep arrival config -> (rate, arrival config) per rate, ascending, duplicates dropped.
+    A concurrency sweep gives (level, closed-loop config) per level: the curve's x is then requests in flight."""
+    if arrival.get("concurrency"):
+        return [(float(n), {"kind": "concurrency", "n": n}) for n in sorted(set(arrival["concurrency"]))]
     rates = arrival.get("rates") or []
     if not rates:
         raise ValueError("arrival kind sweep needs rates, e.g. {kind: sweep, rates: [1, 2, 4, inf]}")
@@ -57,6 +60,8 @@ def expand_sweep(arrival: dict) -> list[tuple[float, dict]]:
     out = []
     for rate in sorted({parse_rate(r) for r in rates}):
         cfg = {"kind": "offline"} if math.isinf(rate) else {"kind": "poisson", "rate": rate, "burstiness": burst}
+        if arrival.get("max_concurrency"):
+            cfg["max_concurrency"] = arrival["max_concurrency"]
         out.append((rate, cfg))
     return out
 
@@ -100,8 +105,8 @@ def curves_from_json(data: dict[str, list[dict]]) -> dict[str, list[CurvePoint]]
             for arm, pts in data.items()}
 
 
-def sweep_summary(per_rate: dict[float, dict[str, dict]]) -> dict:
-    """summary["sweep"]: the rates, each arm's curve and its best points, all JSON-safe."""
+def sweep_summary(per_rate: dict[float, dict[str, dict]], axis: str = "rate") -> dict:
+    """summary["sweep"]: the rates (or concurrency levels: axis), each arm's curve and its best points, JSON-safe."""
     curves = curve_points(per_rate)
     best = {}
     for arm, pts in curves.items():
@@ -109,4 +114,5 @@ def sweep_summary(per_rate: dict[float, dict[str, dict]]) -> dict:
         if "rate_at_goodput_max" in flat:
             flat["rate_at_goodput_max"] = rate_label(flat["rate_at_goodput_max"])
         best[arm] = flat
-    return {"rates": [rate_label(r) for r in sorted(per_rate)], "curves": curves_as_json(curves), "best": best}
+    return {"axis": axis, "rates": [rate_label(r) for r in sorted(per_rate)], "curves": curves_as_json(curves),
+            "best": best}

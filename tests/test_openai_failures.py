@@ -1,0 +1,104 @@
+"""The openai engine against servers that misbehave: every such request ends failed with its reason,
+within its timeouts, and the run never hangs (unreachable, refused, reset, non-SSE garbage, a stall)."""
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from testbed.engines.openai import OpenAIEngine, OpenAIOptions
+from testbed.request import Request
+
+CHUNK = "data: " + json.dumps({"choices": [{"index": 0, "text": "a", "token_ids": [5], "finish_reason": None}]})
+LAST = "data: " + json.dumps({"choices": [{"index": 0, "text": "a", "token_ids": [5], "finish_reason": "length"}]})
+
+
+class Bad(BaseHTTPRequestHandler):
+    mode = "garbage"
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        if self.mode == "garbage":
+            body = b"<html>not an API</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        if self.mode == "sse_garbage":
+            self.wfile.write(b"data: {not json\n\n")
+            return
+        if self.mode == "ok":
+            self.wfile.write(f"{LAST}\n\ndata: [DONE]\n\n".encode())
+            return
+        self.wfile.write(f"{CHUNK}\n\n".encode())
+        self.wfile.flush()
+        if self.mode == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.connection.close()
+        elif self.mode == "stall":
+            time.sleep(3)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def bad_server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Bad)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    srv.shutdown()
+
+
+def run_one(lm, url, **opts):
+    engine = OpenAIEngine(lm, OpenAIOptions(base_url=url, backoff_s=0.01, model="m", **opts))
+    req = Request(id="r", prompt_ids=[1], prompt_text="x", max_new_tokens=4, arrival_time=time.perf_counter())
+    t = time.perf_counter()
+    engine.add_request(req)
+    while engine.has_unfinished() and time.perf_counter() - t < 20:
+        engine.step()
+    engine.close()
+    return req, time.perf_counter() - t
+
+
+@pytest.mark.parametrize("mode, reason", [("garbage", "not an SSE stream"), ("sse_garbage", "not JSON"),
+                                          ("reset", "after 1 chunks"), ("stall", "stalled")])
+def test_a_misbehaving_server_fails_the_request_with_its_reason(tiny_lm, bad_server, mode, reason):
+    Bad.mode = mode
+    req, took = run_one(tiny_lm, bad_server, max_retries=1, timeout_s=0.5)
+    assert req.status == "failed" and reason in req.error, req.error
+    assert took < 2.5           # the stall is cut at timeout_s, not at the server's 3 s
+
+
+def test_request_timeout_bounds_a_slow_request(tiny_lm, bad_server):
+    Bad.mode = "stall"
+    req, took = run_one(tiny_lm, bad_server, max_retries=0, timeout_s=10, request_timeout_s=0.3)
+    assert req.status == "failed" and "request_timeout_s" in req.error and took < 2
+
+
+def test_unreachable_host_fails_fast(tiny_lm):
+    req, took = run_one(tiny_lm, "http://127.0.0.1:9/v1", max_retries=1)
+    assert req.status == "failed" and "refused or server unreachable" in req.error and took < 5
+
+
+def test_an_open_loop_schedule_is_sent_on_time_by_the_event_loop(tiny_lm, bad_server):
+    from testbed.drive import drive
+    Bad.mode = "ok"
+    engine = OpenAIEngine(tiny_lm, OpenAIOptions(base_url=bad_server, model="m", max_retries=0))
+    done = []
+    make = lambda i, arrival: Request(id=str(i), prompt_ids=[1], prompt_text="x", max_new_tokens=4,  # noqa: E731
+                                      arrival_time=arrival)
+    drive(engine, [0, 1, 2], make, [0.0, 0.25, 0.5], None, done.append)
+    engine.close()
+    assert sorted(r.status for r in done) == ["finished"] * 3
+    arrivals = sorted(r.arrival_time for r in done)
+    assert arrivals[2] - arrivals[0] == pytest.approx(0.5)
+    assert all(0 <= r.send_time - r.arrival_time < 0.02 for r in done)      # sent at its arrival, not before
