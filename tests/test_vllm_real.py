@@ -87,3 +87,13 @@ def test_a_killed_engine_core_fails_the_run_cleanly_and_leaves_no_orphan():
             eng.step()
     gone, alive = psutil.wait_procs(workers, timeout=20)
     assert not alive and eng.engine is None
+
+
+def test_vllm_starts_after_numba_is_imported():
+    # numba's llvmlite has a module attribute whose __dict__ is a function wrapper; vLLM's start-up
+    # scan of every module used to fail on it ("'_lib_fn_wrapper' object has no attribute 'get'")
+    import numba  # noqa: F401
+    import llvmlite.binding.ffi as ffi
+    with _small_engine(kv_budget_tokens=2048) as eng:
+        done = run_all(eng, _requests(1, tokens=4))
+    assert len(done[0].output_ids) == 4 and hasattr(ffi, "lib")

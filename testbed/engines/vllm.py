@@ -24,7 +24,7 @@ import psutil
 
 from testbed.engines.base import ENGINES, Engine
 from testbed.engines.vllm_args import (INSTALL, VLLMOptions, check_options, check_speculative, cpu_unavailable, engine_args,
-                                       import_vllm, prepare_env, to_vllm_sampling)
+                                       import_vllm, module_scan_safe, prepare_env, to_vllm_sampling)
 from testbed.errors import UserError
 from testbed.request import Request
 
@@ -76,7 +76,9 @@ class VLLMEngine(Engine):
         restore = prepare_env(model, options)
         before = _children()
         try:
-            self.engine = self.vllm.LLMEngine.from_engine_args(engine_args(self.vllm, model, options, self.sections))
+            with module_scan_safe():
+                self.engine = self.vllm.LLMEngine.from_engine_args(engine_args(self.vllm, model, options,
+                                                                               self.sections))
             self.watch = CoreWatch(self.engine, [p for p in _children() if p.pid not in before])
         except Exception as e:   # noqa: BLE001 -- any start-up failure is the user's setup, said in one line
             raise UserError(f"engine vllm: could not start vLLM ({type(e).__name__}: {str(e).splitlines()[0][:200]})",

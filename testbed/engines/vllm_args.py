@@ -8,6 +8,8 @@ settings -> SamplingParams. On the CPU: `VLLM_CPU_KVCACHE_SPACE` (GiB) sized to 
 """
 import math
 import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -200,6 +202,35 @@ def prepare_env(lm: Any, o: VLLMOptions) -> Callable[[], None]:
                 os.environ[k] = v
         torch.set_num_threads(threads)
     return restore
+
+
+@contextmanager
+def module_scan_safe():
+    """Hide, while vLLM starts, module attributes whose `__dict__` is not a mapping.
+
+    vLLM 0.32's Triton dispatcher scans every loaded module at start-up and calls
+    `vars(value).get(...)` on each attribute that has a `__dict__`. llvmlite's `ffi.lib` answers
+    any attribute, `__dict__` included, with a function wrapper, so once numba is imported (by
+    bm25s, or by vLLM's own n-gram proposer in an earlier arm) every later vLLM start failed with
+    "'_lib_fn_wrapper' object has no attribute 'get'". The attributes come back right after.
+    """
+    hidden = []
+    for mod in list(sys.modules.values()):
+        ns = getattr(mod, "__dict__", None)
+        if not isinstance(ns, dict):
+            continue
+        for attr, value in list(ns.items()):
+            try:
+                odd = hasattr(value, "__dict__") and not hasattr(vars(value), "get")
+            except TypeError:
+                odd = False
+            if odd:
+                hidden.append((ns, attr, ns.pop(attr)))
+    try:
+        yield
+    finally:
+        for ns, attr, value in hidden:
+            ns[attr] = value
 
 
 def to_vllm_sampling(vllm, req: Request):
