@@ -10,6 +10,10 @@ With `arrival: {kind: sweep, rates: [...]}` every arm runs once per rate (ascend
 one rate before the next rate); request ids get `#q<rate>` and records a `rate`. The comparison
 rows pool every rate (tokens over the summed wall time, as repeats do); summary["sweep"] holds
 the per-rate curves.
+
+The order of the passes (testbed/schedule.py): `workload.order: interleaved` alternates the arms in
+blocks of items (or per repeat and rate when arrivals drive the load), so the machine's drift lands on
+every arm; summary["drift"] and each arm's paired block ratio show what drift there was.
 """
 import time
 from dataclasses import dataclass
@@ -28,6 +32,9 @@ from testbed.engines import ENGINES
 from testbed.env import collect_env
 from testbed.errors import UserError
 from testbed.metrics.cpu import cpu_metrics, cpu_seconds
+from testbed.metrics.drift import add_block_ratios
+from testbed.metrics.footprint import check_coexist
+from testbed.metrics.match import compare, rematch
 from testbed.metrics.memory import MemoryTracker
 from testbed.metrics.quality import score_output
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm
@@ -35,6 +42,7 @@ from testbed.models import load_model, pick_device
 from testbed.plugins import load_plugins
 from testbed.report.writer import RunWriter
 from testbed.request import Request
+from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_passes
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
 from testbed.workloads.sweep import arrival_schedule, rate_label, sweep_summary
@@ -49,6 +57,8 @@ class ArmRun:
     wall_s: float
     engine_stats: dict
     memory: dict
+    block: int = 0           # the block of items (offline) or the rate index it ran
+    started: float = 0.0     # perf_counter at its start: the run order, for the drift check
 
 
 class Experiment:
@@ -66,6 +76,7 @@ class Experiment:
         self.schedule = arrival_schedule(w.arrival.model_dump())
         self.plans = self._plans()
         self._check_arms()
+        self.passes = self._passes()
         self.records: list[dict] = []
         self.runs: dict[str, list[ArmRun]] = {}
         self.baseline_outputs: dict[str, list[int]] = {}
@@ -112,6 +123,15 @@ class Experiment:
             except UserError as e:
                 raise UserError(f"arms.{name}: {e.message}", e.fix) from None
 
+    def _passes(self) -> list[Pass]:
+        """Every pass in run order; interleaving holds every arm's engine, so it first checks they fit."""
+        w = self.cfg.workload
+        block = w.block_size or auto_block_size(len(self.items), [arm_width(p.arm.options) for p in self.plans.values()])
+        if w.order == "interleaved" and len(self.plans) > 1:
+            check_coexist(self.plans, self.items, self.device)
+        self.order = order_info(w.order, self.schedule, block, len(self.items), self.cfg.repeats)
+        return plan_passes(self.arm_names, self.items, self.schedule, self.cfg.repeats, w.order, block)
+
     def run(self, out_dir: str | Path | None = None) -> Path:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         run_dir = Path(out_dir or self.cfg.output_dir) / f"{self.cfg.name}-{stamp}"
@@ -120,10 +140,11 @@ class Experiment:
         self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads()})
         incomplete = False
         try:
-            for repeat in range(self.cfg.repeats):
-                for rate, arrival in self.schedule:
-                    for name in self.arm_names:
-                        self._run_arm(name, repeat, rate, arrival)
+            last = {p.arm: i for i, p in enumerate(self.passes)}
+            for i, p in enumerate(self.passes):
+                self._run_arm(p.arm, p.repeat, p.rate, p.arrival, p)
+                if last[p.arm] == i:        # its engine is not needed again: free it (sequential: one at a time)
+                    self.plans[p.arm].close()
         except KeyboardInterrupt:
             incomplete = True
             print("\n[testbed] interrupted: keeping the requests measured so far", flush=True)
@@ -141,17 +162,18 @@ class Experiment:
         for plan in self.plans.values():
             plan.close()
 
-    def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict) -> None:
+    def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict, p: Pass) -> None:
         plan = self.plans[name]
-        self._warm_up(plan, first_run=name not in self.runs)
+        if p.first:     # one warm-up per (repeat, rate) pass, before the arm's first block
+            self._warm_up(plan, first_run=name not in self.runs)
         engine = plan.new_engine()
         seed = self.cfg.workload.seed
-        offsets = arrival_offsets(arrival["kind"], len(self.items), arrival.get("rate"),
+        offsets = arrival_offsets(arrival["kind"], len(p.items), arrival.get("rate"),
                                   arrival.get("burstiness", 1.0), seed)
         records: list[dict] = []
-        by_id = {self._rid(it, repeat, rate): it for it in self.items}
+        by_id = {self._rid(it, repeat, rate): it for it in p.items}
         desc = name if rate is None else f"{name} @ {rate_label(rate)} req/s"
-        bar = tqdm(total=len(self.items), desc=desc, unit="req", disable=not self.progress, leave=True)
+        bar = tqdm(total=len(p.items), desc=desc, unit="req", disable=not self.progress, leave=True)
 
         def make(item, arrival_time):
             return plan.make_request(item, arrival_time, self._rid(item, repeat, rate))
@@ -169,13 +191,14 @@ class Experiment:
             try:
                 cpu0 = cpu_seconds()
                 t0_box[0] = time.perf_counter()
-                drive(engine, self.items, make, offsets, arrival.get("n"), finished)
+                drive(engine, p.items, make, offsets, arrival.get("n"), finished)
             finally:
                 wall = time.perf_counter() - t0_box[0]
                 bar.close()
                 self.records += records
                 self.runs.setdefault(name, []).append(ArmRun(repeat, rate, records, wall, engine.stats(),
-                                                             {**mem.as_metrics(), "cpu_s": cpu_seconds() - cpu0}))
+                                                             {**mem.as_metrics(), "cpu_s": cpu_seconds() - cpu0},
+                                                             p.block, t0_box[0]))
 
     def _warm_up(self, plan: ArmPlan, first_run: bool) -> None:
         """Untimed answers before an arm's timed run. 'all' warms every sequence length once, so only
@@ -216,14 +239,8 @@ class Experiment:
     def _match(self, arm: str, req: Request) -> dict:
         if arm == self.cfg.baseline:
             self.baseline_outputs[req.id] = req.output_ids
-            return {"match_baseline": None, "first_divergence": None}
-        base = self.baseline_outputs.get(req.id)
-        if base is None:
-            return {"match_baseline": None, "first_divergence": None}
-        div = next((i for i, (a, b) in enumerate(zip(base, req.output_ids)) if a != b), None)
-        if div is None and len(base) != len(req.output_ids):
-            div = min(len(base), len(req.output_ids))
-        return {"match_baseline": div is None, "first_divergence": div}
+            return compare(None, req.output_ids)
+        return compare(self.baseline_outputs.get(req.id), req.output_ids)
 
     def _pooled(self, runs: list[ArmRun]) -> dict:
         """Pool runs: tokens over the summed wall time, peak memory over all of them."""
@@ -270,12 +287,15 @@ class Experiment:
             rates = ", ".join(rate_label(r) for r, _ in self.schedule)
             notes.append(f"Rate sweep at {rates} requests/s (inf: all at once): every comparison row pools all "
                          "rates (tokens over the summed wall time); the sweep table gives each rate.")
-        return notes
+        return notes + [self.order["text"]]
 
     def _finish(self, incomplete: bool) -> dict:
+        if rematch(self.records, self.cfg.baseline, self.baseline_outputs):   # rotated blocks ran before the baseline's
+            self.writer.rewrite_records(self.records)
         arms = {a: self._arm_summary(a) for a in self.arm_names if a in self.runs}
         if self.cfg.baseline in arms:
             arms = add_ratios(arms, self.cfg.baseline)
+        drift = add_block_ratios(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline)
         cats = {a: self._category_summary(a) for a in arms}
         details = {a: d for a in arms if (d := self.plans[a].details([r for r in self.records if r["arm"] == a]))}
         plain = {a: (self.plans[a].lm.spec_id, self.cfg.arms[a].engine) for a in arms if not self.cfg.arms[a].sections}
@@ -283,6 +303,7 @@ class Experiment:
             self.plans[a].against(arms[a], details.get(a, {}), arms, plain)
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
                         "arms": arms, "by_category": cats, "notes": self._notes(),
+                        "order": self.order, **({"drift": drift} if drift else {}),
                         **({"details": details} if details else {})}
         if self.schedule[0][0] is not None and arms:
             self.summary["sweep"] = self._sweep_summary()
