@@ -80,6 +80,7 @@ class Experiment:
         self.records: list[dict] = []
         self.runs: dict[str, list[ArmRun]] = {}
         self.baseline_outputs: dict[str, list[int]] = {}
+        self._live: dict[str, Any] = {}       # each arm's engine for its current pass
 
     def _unavailable_arms(self) -> dict[str, str]:
         """Arms whose engine cannot run here (vllm not installed): skipped with one line each, unless the
@@ -166,7 +167,8 @@ class Experiment:
         plan = self.plans[name]
         if p.first:     # one warm-up per (repeat, rate) pass, before the arm's first block
             self._warm_up(plan, first_run=name not in self.runs)
-        engine = plan.new_engine()
+        # a pass's blocks share one engine, so its counters (KV waste, acceptance) cover the whole pass
+        engine = self._live[name] = plan.new_engine() if p.first else self._live[name]
         seed = self.cfg.workload.seed
         offsets = arrival_offsets(arrival["kind"], len(p.items), arrival.get("rate"),
                                   arrival.get("burstiness", 1.0), seed)
