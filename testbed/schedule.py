@@ -37,8 +37,9 @@ class Pass:
 
 
 def arm_width(options) -> int:
-    """How many requests an arm runs at once: its static batch or its sequence limit; 1 if it says neither."""
-    return int(getattr(options, "batch_size", None) or getattr(options, "max_num_seqs", None) or 1)
+    """How many requests an arm runs at once: its static batch, sequence limit or HTTP concurrency; else 1."""
+    keys = ("batch_size", "max_num_seqs", "concurrency")
+    return int(next((getattr(options, k) for k in keys if getattr(options, k, None)), 1))
 
 
 def auto_block_size(n_items: int, widths: list[int]) -> int:
