@@ -108,6 +108,12 @@ class WorkloadConfig(Strict):
                             "the arm's first run (1 before its later rates and repeats); 'auto': 'all' on CUDA, "
                             "where each new sequence length pays kernel warm-up once (~1 s: "
                             "docs/gpu/labelling_warmup_h200.txt), else 1")
+    order: Literal["interleaved", "sequential"] = Field(
+        "interleaved", description="interleaved: arms alternate in blocks of items (offline) or per repeat and rate "
+                                   "(arrival-driven), so machine drift lands on every arm; sequential: one arm after "
+                                   "another, one engine loaded at a time")
+    block_size: int | None = Field(None, ge=1, description="items per block of an offline workload (both orders); "
+                                                           "default: a multiple of every arm's batch, ~12 blocks")
     system_prompt: str | None = None
     ignore_eos: bool = Field(False, description="decode every request to its max_new_tokens, past EOS "
                                                 "(vLLM's --ignore-eos): equal output lengths on every engine")

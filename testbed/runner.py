@@ -10,6 +10,10 @@ With `arrival: {kind: sweep, rates: [...]}` every arm runs once per rate (ascend
 one rate before the next rate); request ids get `#q<rate>` and records a `rate`. The comparison
 rows pool every rate (tokens over the summed wall time, as repeats do); summary["sweep"] holds
 the per-rate curves.
+
+The order of the passes (testbed/schedule.py): `workload.order: interleaved` alternates the arms in
+blocks of items (or per repeat and rate when arrivals drive the load), so the machine's drift lands on
+every arm; summary["drift"] and each arm's paired block ratio show what drift there was.
 """
 import time
 from dataclasses import dataclass
@@ -29,6 +33,9 @@ from testbed.env import collect_env
 from testbed.errors import UserError
 from testbed.metrics.cpu import cpu_metrics, cpu_seconds
 from testbed.interrupt import sigterm_as_interrupt
+from testbed.metrics.drift import add_block_ratios
+from testbed.metrics.footprint import check_coexist
+from testbed.metrics.match import compare, rematch
 from testbed.metrics.memory import MemoryTracker
 from testbed.metrics.quality import score_output
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm
@@ -36,6 +43,7 @@ from testbed.models import load_model, pick_device
 from testbed.plugins import load_plugins
 from testbed.report.writer import RunWriter, create_run_dir
 from testbed.request import Request
+from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_passes
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
 from testbed.workloads.sweep import arrival_schedule, rate_label, sweep_summary
@@ -50,6 +58,8 @@ class ArmRun:
     wall_s: float
     engine_stats: dict
     memory: dict
+    block: int = 0           # the block of items (offline) or the rate index it ran
+    started: float = 0.0     # perf_counter at its start: the run order, for the drift check
 
 
 class Experiment:
@@ -71,10 +81,12 @@ class Experiment:
         self.schedule = arrival_schedule(w.arrival.model_dump())
         self.plans = self._plans()
         self._check_arms()
+        self.passes = self._passes()
         self.records: list[dict] = []
         self.runs: dict[str, list[ArmRun]] = {}
         self.capacity: dict[str, list[dict]] = {}      # slo_search: each arm's search per repeat
         self.baseline_outputs: dict[str, list[int]] = {}
+        self._live: dict[str, Any] = {}       # each arm's engine for its current pass
 
     def _unavailable_arms(self) -> dict[str, str]:
         """Arms whose engine cannot run here (vllm not installed): skipped with one line each, unless the
@@ -118,6 +130,15 @@ class Experiment:
             except UserError as e:
                 raise UserError(f"arms.{name}: {e.message}", e.fix) from None
 
+    def _passes(self) -> list[Pass]:
+        """Every pass in run order; interleaving holds every arm's engine, so it first checks they fit."""
+        w = self.cfg.workload
+        block = w.block_size or auto_block_size(len(self.items), [arm_width(p.arm.options) for p in self.plans.values()])
+        if w.order == "interleaved" and len(self.plans) > 1:
+            check_coexist(self.plans, self.items, self.device)
+        self.order = order_info(w.order, self.schedule, block, len(self.items), self.cfg.repeats)
+        return plan_passes(self.arm_names, self.items, self.schedule, self.cfg.repeats, w.order, block)
+
     def run(self, out_dir: str | Path | None = None) -> Path:
         run_dir = create_run_dir(out_dir or self.cfg.output_dir, self.cfg.name)
         self.writer = RunWriter(run_dir)
@@ -127,13 +148,14 @@ class Experiment:
         incomplete = False
         restore_sigterm = sigterm_as_interrupt()      # SIGTERM, like Ctrl-C, keeps what was measured
         try:
-            for repeat in range(self.cfg.repeats):
-                if self.cfg.workload.arrival.kind == "slo_search":
+            if self.cfg.workload.arrival.kind == "slo_search":
+                for repeat in range(self.cfg.repeats):
                     self._search(repeat)
-                    continue
-                for rate, arrival in self.schedule:
-                    for name in self.arm_names:
-                        self._run_arm(name, repeat, rate, arrival)
+            last = {p.arm: i for i, p in enumerate(self.passes)} if not self.capacity else {}
+            for i, p in enumerate(self.passes if not self.capacity else []):
+                self._run_arm(p.arm, p.repeat, p.rate, p.arrival, p)
+                if last[p.arm] == i:        # its engine is not needed again: free it (sequential: one at a time)
+                    self.plans[p.arm].close()
         except KeyboardInterrupt:
             incomplete = True
             print("\n[testbed] interrupted: keeping the requests measured so far", flush=True)
@@ -157,24 +179,27 @@ class Experiment:
         a = self.cfg.workload.arrival
         for name in self.arm_names:
             def measure(rate: float) -> float:
-                self._run_arm(name, repeat, rate, {"kind": "poisson", "rate": rate, "burstiness": a.burstiness,
-                                                   "max_concurrency": a.max_concurrency})
+                arrival = {"kind": "poisson", "rate": rate, "burstiness": a.burstiness,
+                           "max_concurrency": a.max_concurrency}
+                self._run_arm(name, repeat, rate, arrival, Pass(name, repeat, rate, arrival, 0, self.items))
                 return attainment(self.runs[name][-1].records, self.cfg.slo)
             low, high = (float(r) for r in a.rates)
             found, points = bisect_rate(measure, low, high, a.steps, a.target)
             self.capacity.setdefault(name, []).append(capacity_entry(found, points, a.target, low, high))
 
-    def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict) -> None:
+    def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict, p: Pass) -> None:
         plan = self.plans[name]
-        self._warm_up(plan, first_run=name not in self.runs)
-        engine = plan.new_engine()
+        if p.first:     # one warm-up per (repeat, rate) pass, before the arm's first block
+            self._warm_up(plan, first_run=name not in self.runs)
+        # a pass's blocks share one engine, so its counters (KV waste, acceptance) cover the whole pass
+        engine = self._live[name] = plan.new_engine() if p.first else self._live[name]
         seed = self.cfg.workload.seed
-        offsets = arrival_offsets(arrival["kind"], len(self.items), arrival.get("rate"),
+        offsets = arrival_offsets(arrival["kind"], len(p.items), arrival.get("rate"),
                                   arrival.get("burstiness", 1.0), seed)
         records: list[dict] = []
-        by_id = {self._rid(it, repeat, rate): it for it in self.items}
+        by_id = {self._rid(it, repeat, rate): it for it in p.items}
         desc = name if rate is None else f"{name} @ {rate_label(rate)} req/s"
-        bar = tqdm(total=len(self.items), desc=desc, unit="req", disable=not self.progress, leave=True)
+        bar = tqdm(total=len(p.items), desc=desc, unit="req", disable=not self.progress, leave=True)
 
         def make(item, arrival_time):
             return plan.make_request(item, arrival_time, self._rid(item, repeat, rate))
@@ -192,7 +217,7 @@ class Experiment:
             try:
                 cpu0 = cpu_seconds()
                 t0_box[0] = time.perf_counter()
-                drive(engine, self.items, make, offsets, arrival.get("n"), finished,
+                drive(engine, p.items, make, offsets, arrival.get("n"), finished,
                       arrival.get("max_concurrency"), self.cfg.workload.duration_s)
             finally:
                 wall = time.perf_counter() - t0_box[0]
@@ -200,9 +225,10 @@ class Experiment:
                 self.records += records
                 stats = engine.stats()
                 if self.cfg.workload.duration_s is not None:      # requests left unsent when time ran out
-                    stats["n_unsent"] = len(self.items) - len(records)
+                    stats["n_unsent"] = len(p.items) - len(records)
                 self.runs.setdefault(name, []).append(ArmRun(repeat, rate, records, wall, stats,
-                                                             {**mem.as_metrics(), "cpu_s": cpu_seconds() - cpu0}))
+                                                             {**mem.as_metrics(), "cpu_s": cpu_seconds() - cpu0},
+                                                             p.block, t0_box[0]))
 
     def _warm_up(self, plan: ArmPlan, first_run: bool) -> None:
         """Untimed answers before an arm's timed run. 'all' warms every sequence length once, so only
@@ -245,14 +271,8 @@ class Experiment:
     def _match(self, arm: str, req: Request) -> dict:
         if arm == self.cfg.baseline:
             self.baseline_outputs[req.id] = req.output_ids
-            return {"match_baseline": None, "first_divergence": None}
-        base = self.baseline_outputs.get(req.id)
-        if base is None:
-            return {"match_baseline": None, "first_divergence": None}
-        div = next((i for i, (a, b) in enumerate(zip(base, req.output_ids)) if a != b), None)
-        if div is None and len(base) != len(req.output_ids):
-            div = min(len(base), len(req.output_ids))
-        return {"match_baseline": div is None, "first_divergence": div}
+            return compare(None, req.output_ids)
+        return compare(self.baseline_outputs.get(req.id), req.output_ids)
 
     def _pooled(self, runs: list[ArmRun]) -> dict:
         """Pool runs: tokens over the summed wall time, peak memory over all of them."""
@@ -311,15 +331,18 @@ class Experiment:
                          "comparison rows pool every probe; the capacity section gives each arm's rate.")
         if self._trusted():
             notes.append(f"trust_remote_code: the Python code shipped with {', '.join(self._trusted())} was run.")
-        return notes
+        return notes + [self.order["text"]]
 
     def _trusted(self) -> list[str]:
         return sorted({self.cfg.arm_model(a).id for a in self.arm_names if self.cfg.arm_model(a).trust_remote_code})
 
     def _finish(self, incomplete: bool) -> dict:
+        if rematch(self.records, self.cfg.baseline, self.baseline_outputs):   # rotated blocks ran before the baseline's
+            self.writer.rewrite_records(self.records)
         arms = {a: self._arm_summary(a) for a in self.arm_names if a in self.runs}
         if self.cfg.baseline in arms:
             arms = add_ratios(arms, self.cfg.baseline)
+        drift = add_block_ratios(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline)
         cats = {a: self._category_summary(a) for a in arms}
         details = {a: d for a in arms if (d := self.plans[a].details([r for r in self.records if r["arm"] == a]))}
         plain = {a: (self.plans[a].lm.spec_id, self.cfg.arms[a].engine) for a in arms if not self.cfg.arms[a].sections}
@@ -329,6 +352,7 @@ class Experiment:
                  "wall_s": r.wall_s, "n": len(r.records)} for a in self.arm_names for r in self.runs.get(a, [])]
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
                         "arms": arms, "by_category": cats, "notes": self._notes(), "runs": runs,
+                        "order": self.order, **({"drift": drift} if drift else {}),
                         **({"details": details} if details else {})}
         if self._rates() and arms:
             self.summary["sweep"] = self._sweep_summary()

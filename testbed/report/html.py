@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
+from testbed.report.drift import drift_section
 from testbed.report.markdown import (AUDIT_NOTE, DIAGNOSIS_NOTE, METRICS_NOTE, SWEEP_NOTE, diagnosis_lines,
                                      diagnosis_table)
 from testbed.report.tables import category_table, comparison_table, format_frame, sweep_table
@@ -66,6 +67,8 @@ def diagnosis_html(diag: dict | None) -> list[str]:
 def render_html(summary: dict, plot_paths: list[Path]) -> str:
     body = [_header(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
             f'<p class="note">{html.escape(METRICS_NOTE)}</p>']
+    body += [f"<h2>{html.escape(x[3:])}</h2>" if x.startswith("## ") else f"<p>{html.escape(x).replace('**', '')}</p>"
+             for x in drift_section(summary) if x]
     sweep = sweep_table(summary)
     if not sweep.empty:
         body += ["<h2>Rate sweep</h2>", sweep.to_html(), f'<p class="note">{html.escape(SWEEP_NOTE)}</p>']

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
+from testbed.report.drift import drift_section
 from testbed.report.tables import (category_table, comparison_table, format_frame, routing_strong_arm_lines,
                                    routing_table, routing_tiers_line, sweep_table, to_markdown)
 
@@ -141,6 +142,7 @@ def capacity_lines(summary: dict) -> list[str]:
 def render_markdown(summary: dict, plot_paths: list[Path], run_dir: str | Path) -> str:
     lines = _header(summary)
     lines += ["", "## Comparison", "", to_markdown(comparison_table(summary)), "", METRICS_NOTE]
+    lines += drift_section(summary)
     sweep = sweep_table(summary)
     if not sweep.empty:
         lines += ["", "## Rate sweep", "", to_markdown(sweep), "", SWEEP_NOTE]

@@ -100,6 +100,11 @@ class RunWriter:
             f.flush()
             os.fsync(f.fileno())
 
+    def rewrite_records(self, records: list[dict]) -> Path:
+        """requests.jsonl again, whole (fields filled after the run: a rotated block's match to the baseline)."""
+        lines = "".join(json.dumps(r, default=to_jsonable, ensure_ascii=False) + "\n" for r in records)
+        return _write_atomic(self.path("requests.jsonl"), lines)
+
     def write_summary(self, summary: dict) -> list[Path]:
         """summary.json (the whole dict) and summary.csv (one row per arm, flat metrics)."""
         js = _write_atomic(self.path("summary.json"), json.dumps(summary, indent=2, default=to_jsonable) + "\n")

@@ -1,0 +1,94 @@
+"""Paired per-block throughput ratios and the baseline's drift over the run.
+
+    per_arm, drift = drift_summary(exp.runs, baseline="plain")
+    per_arm["paged"]   # {"output_throughput_block_ratio": 1.84, "..._ci_low": 1.7, "..._ci_high": 1.9, "n_blocks_paired": 12}
+    drift              # {"baseline_first": 410.2, "baseline_last": 371.9, "moved": -0.093, "ci_half_width": 0.04, "warning": True, ...}
+
+A block is one arm's pass over one block of items (or one repeat/rate of an arrival-driven
+workload), see testbed/schedule.py. Arms that ran the same block are paired: their output
+throughput ratio on that block is free of the machine's slow drift when the arms alternate. The
+interval is scipy's percentile bootstrap of the median ratio over blocks. The drift check compares
+the baseline's own throughput over its first third of blocks with its last third (in run order):
+if it moved more than the comparison's interval is wide, a sequential order would have put that
+movement into the ratios.
+"""
+import math
+
+import numpy as np
+from scipy.stats import bootstrap
+
+from testbed.metrics import latency
+
+PREFIX = "output_throughput_block_ratio"
+
+
+def _key(run) -> tuple:
+    return (run.repeat, run.rate, run.block)
+
+
+def block_throughputs(runs: list) -> dict[tuple, float]:
+    """{(repeat, rate, block): output tokens of completed requests / the block's wall time}."""
+    out = {}
+    for run in runs:
+        if run.wall_s > 0:
+            out[_key(run)] = sum(r.get("output_tokens", 0) for r in run.records if latency.is_ok(r)) / run.wall_s
+    return out
+
+
+def median_ci(values: list[float], confidence: float = 0.95, seed: int = 0) -> tuple[float, float | None, float | None]:
+    """Median and its percentile-bootstrap interval (None with fewer than 2 values or no spread)."""
+    data = np.asarray(values, float)
+    med = float(np.median(data))
+    if len(data) < 2 or np.ptp(data) == 0:
+        return med, (med if len(data) >= 2 else None), (med if len(data) >= 2 else None)
+    res = bootstrap((data,), np.median, confidence_level=confidence, method="percentile",
+                    n_resamples=2000, random_state=np.random.default_rng(seed))
+    return med, float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def paired_ratio(arm: dict[tuple, float], base: dict[tuple, float]) -> dict:
+    """The arm's per-block throughput over the baseline's on the same blocks: median, CI, pairs."""
+    ratios = [arm[k] / base[k] for k in arm if k in base and base[k] > 0]
+    if not ratios:
+        return {}
+    med, lo, hi = median_ci(ratios)
+    out = {PREFIX: med, "n_blocks_paired": len(ratios)}
+    if lo is not None:
+        out.update({f"{PREFIX}_ci_low": lo, f"{PREFIX}_ci_high": hi})
+    return out
+
+
+def baseline_drift(runs: list) -> dict:
+    """The baseline's output throughput over its first and last thirds of blocks, in the order they ran."""
+    thr = block_throughputs(runs)
+    series = [thr[_key(r)] for r in sorted(runs, key=lambda r: r.started) if _key(r) in thr]
+    if len(series) < 2:
+        return {}
+    k = max(1, math.floor(len(series) / 3))
+    first, last = float(np.mean(series[:k])), float(np.mean(series[-k:]))
+    return {"baseline_blocks": len(series), "blocks_compared": k, "baseline_first": first, "baseline_last": last,
+            "moved": last / first - 1 if first > 0 else None}
+
+
+def drift_summary(runs: dict[str, list], baseline: str) -> tuple[dict[str, dict], dict]:
+    """Per-arm paired block ratios to the baseline, and the drift check (empty when there is nothing to pair)."""
+    if baseline not in runs:
+        return {}, {}
+    base = block_throughputs(runs[baseline])
+    per_arm = {a: paired_ratio(block_throughputs(rs), base) for a, rs in runs.items() if a != baseline}
+    per_arm = {a: v for a, v in per_arm.items() if v}
+    drift = baseline_drift(runs[baseline])
+    widths = [(v[f"{PREFIX}_ci_high"] - v[f"{PREFIX}_ci_low"]) / 2 / v[PREFIX]    # relative, like `moved`
+              for v in per_arm.values() if f"{PREFIX}_ci_low" in v and v[PREFIX] > 0]
+    if drift and drift["moved"] is not None and widths:
+        drift["ci_half_width"] = max(widths)
+        drift["warning"] = abs(drift["moved"]) > drift["ci_half_width"]
+    return per_arm, drift
+
+
+def add_block_ratios(arms: dict[str, dict], runs: dict[str, list], baseline: str) -> dict:
+    """Each arm's paired block ratio into its summary row (in place); returns the drift check for summary["drift"]."""
+    per_arm, drift = drift_summary(runs, baseline)
+    for arm, row in per_arm.items():
+        arms[arm].update(row)
+    return drift

@@ -1,0 +1,166 @@
+"""Interleaved arms: the pass order (pure), identical outputs in either order, and injected drift.
+
+The drift tests slow the hf engine's step by an amount that grows with wall time (a machine getting
+busier): run one after the other, two identical arms differ; interleaved, their paired ratio's interval
+holds 1.0. A real 2x difference (a constant delay on one arm) must still read as 2x.
+"""
+import json
+import time
+
+import pytest
+
+from testbed.arm import ArmPlan
+from testbed.config import load_config
+from testbed.engines.hf import HFEngine
+from testbed.errors import UserError
+from testbed.metrics import footprint
+from testbed.models import load_model
+from testbed.runner import Experiment
+from testbed.schedule import auto_block_size, plan_passes, rotated
+
+OFFLINE = [(None, {"kind": "offline"})]
+
+
+def order(passes):
+    return "".join(p.arm for p in passes)
+
+
+def test_interleaved_offline_alternates_abba_by_block():
+    passes = plan_passes(["A", "B"], list(range(8)), OFFLINE, 1, "interleaved", 2)
+    assert order(passes) == "ABBAABBA"
+    assert [p.items for p in passes[:4]] == [[0, 1], [0, 1], [2, 3], [2, 3]]
+    assert [p.first for p in passes] == [True, True] + [False] * 6     # one warm-up per arm, before block 0
+
+
+def test_three_arms_form_a_latin_square():
+    passes = plan_passes(["A", "B", "C"], list(range(6)), OFFLINE, 1, "interleaved", 2)
+    rounds = [order(passes[i:i + 3]) for i in range(0, 9, 3)]
+    assert rounds == ["ABC", "BCA", "CAB"]
+    for pos in range(3):      # every arm in every position once
+        assert sorted(r[pos] for r in rounds) == ["A", "B", "C"]
+
+
+def test_sequential_runs_the_same_blocks_arm_by_arm():
+    seq = plan_passes(["A", "B"], list(range(6)), OFFLINE, 2, "sequential", 2)
+    assert order(seq) == "AAABBB" * 2
+    inter = plan_passes(["A", "B"], list(range(6)), OFFLINE, 2, "interleaved", 2)
+    key = lambda p: (p.arm, p.repeat, p.block, tuple(p.items))     # noqa: E731
+    assert sorted(map(key, seq)) == sorted(map(key, inter))
+
+
+def test_arrival_driven_alternates_per_repeat_and_rate():
+    poisson = [(None, {"kind": "poisson", "rate": 1.0})]
+    passes = plan_passes(["A", "B"], list(range(5)), poisson, 3, "interleaved", 2)
+    assert order(passes) == "ABBAAB" and all(len(p.items) == 5 for p in passes)
+    sweep = [(1.0, {"kind": "poisson"}), (2.0, {"kind": "poisson"})]
+    passes = plan_passes(["A", "B"], [0], sweep, 2, "interleaved", 1)
+    at_rate_1 = [order(passes[i:i + 2]) for i in range(0, 8, 2) if passes[i].rate == 1.0]
+    assert at_rate_1 == ["AB", "BA"]            # each rate sees both orders across repeats
+    assert order(plan_passes(["A", "B"], [0], sweep, 2, "sequential", 1)) == "ABABABAB"
+
+
+def test_auto_block_fills_whole_batches():
+    assert auto_block_size(24, [1, 8]) == 8
+    assert auto_block_size(24, [1, 1]) == 2
+    assert auto_block_size(100, [2, 3]) == 12
+    assert auto_block_size(5, [64]) == 5
+    assert rotated(["A", "B", "C"], 4) == ["B", "C", "A"]
+
+
+def _cfg(tmp_path, order, limit=16, **extra):
+    arms = extra.pop("arms", "{a: {engine: hf, batch_size: 1}, b: {engine: hf, batch_size: 1}}")
+    data = tmp_path / "items.jsonl"      # short questions, no gold chunks: nothing for the diagnosis to probe
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + {i}?", "answers": [str(2 * i)]})
+                            + "\n" for i in range(limit)))
+    text = (f"name: drift\nmodel: {{id: 'random:tiny-llama', dtype: float32}}\nthreads: 1\n"
+            f"workload: {{dataset: '{data}', limit: {limit}, max_new_tokens: 4, warmup: 1, order: {order}, "
+            f"block_size: 2, ignore_eos: true}}\nbaseline: a\narms: {arms}\n")
+    path = tmp_path / f"{order}.yaml"
+    path.write_text(text)
+    return load_config(path, device="cpu")
+
+
+def _run(tmp_path, order, **extra):
+    exp = Experiment(_cfg(tmp_path, order, **extra), progress=False)
+    run_dir = exp.run(tmp_path / "runs")
+    records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
+    return exp.summary, records, run_dir, exp
+
+
+@pytest.fixture
+def tag_arms(monkeypatch):
+    """Each engine learns which arm it serves, so a patched step can treat arms differently."""
+    orig = ArmPlan.new_engine
+
+    def new_engine(self):
+        engine = orig(self)
+        engine.arm_name = self.name
+        return engine
+    monkeypatch.setattr(ArmPlan, "new_engine", new_engine)
+
+
+def _growing_slowdown(monkeypatch, start: list, rate=0.05):
+    """Each arm step sleeps in proportion to the time since the run's first step (clear `start` between runs)."""
+    orig = HFEngine.step
+
+    def step(self):
+        if hasattr(self, "arm_name"):       # the arms' engines, not the diagnosis's probes after the run
+            now = time.perf_counter()
+            start.append(now)
+            time.sleep(0.002 + rate * (now - start[0]))     # the machine gets slower as the run goes on
+        return orig(self)
+    monkeypatch.setattr(HFEngine, "step", step)
+
+
+def test_growing_drift_biases_sequential_but_not_interleaved(tmp_path, monkeypatch, tag_arms):
+    start: list[float] = []
+    _growing_slowdown(monkeypatch, start)
+    seq, seq_recs, _, _ = _run(tmp_path, "sequential")
+    start.clear()
+    inter, inter_recs, run_dir, _ = _run(tmp_path, "interleaved")
+    s, i = seq["arms"]["b"], inter["arms"]["b"]
+    assert s["output_throughput_vs_baseline"] < 0.7            # identical arms, yet b "loses": it ran later
+    assert s["output_throughput_block_ratio_ci_high"] < 1.0
+    assert i["output_throughput_block_ratio_ci_low"] <= 1.0 <= i["output_throughput_block_ratio_ci_high"]
+    assert 0.85 < i["output_throughput_vs_baseline"] < 1.15
+    assert inter["drift"]["moved"] < -0.2 and inter["drift"]["warning"]     # the machine moved, and the report says so
+    assert inter["order"]["order"] == "interleaved" and seq["order"]["order"] == "sequential"
+    outputs = lambda recs: {(r["arm"], r["request_id"]): r["output_ids"] for r in recs}   # noqa: E731
+    assert outputs(seq_recs) == outputs(inter_recs)             # same tokens whichever order
+    assert all(r["match_baseline"] for r in inter_recs if r["arm"] == "b")    # rotated blocks matched after the run
+    report = (run_dir / "report.md").read_text()
+    assert "Order: **interleaved**" in report and "**Warning**: Baseline drift" in report
+
+
+def test_real_2x_difference_is_still_measured_as_2x(tmp_path, monkeypatch, tag_arms):
+    orig = HFEngine.step
+
+    def step(self):
+        t = time.perf_counter()
+        out = orig(self)
+        work = time.perf_counter() - t
+        # a: work + 20 ms; b: twice that, so b's steps take exactly twice a's
+        time.sleep(0.02 if getattr(self, "arm_name", "a") == "a" else work + 0.04)
+        return out
+    monkeypatch.setattr(HFEngine, "step", step)
+    summary, _, _, exp = _run(tmp_path, "interleaved")
+    assert exp._live["b"].batches == 16     # one engine ran the pass's 8 blocks: its stats cover the whole pass
+    b = summary["arms"]["b"]
+    assert 0.44 < b["output_throughput_vs_baseline"] < 0.56
+    assert 0.44 < b["output_throughput_block_ratio"] < 0.56
+    assert b["output_throughput_block_ratio_ci_high"] < 0.8      # clearly not 1, under a shared machine's noise
+
+
+def test_arms_that_cannot_coexist_stop_before_the_run(tmp_path, monkeypatch):
+    arms = ("{a: {engine: paged, kv_budget_tokens: 4096, block_size: 16}, "
+            "b: {engine: paged, kv_budget_tokens: 4096, block_size: 16}}")
+    cfg = _cfg(tmp_path, "interleaved", limit=2, arms=arms)
+    one_pool = 4096 * footprint.kv_bytes_per_token(load_model(cfg.arm_model("a"), "cpu"))
+    monkeypatch.setattr(footprint, "available_bytes", lambda device: int(1.5 * one_pool))
+    with pytest.raises(UserError) as err:
+        Experiment(cfg, progress=False)
+    msg = str(err.value)
+    assert "workload.order: interleaved" in msg and "a (weights" in msg and "b (weights" in msg
+    assert "workload.order: sequential" in msg
+    seq = _cfg(tmp_path, "sequential", limit=2, arms=arms)
+    assert Experiment(seq, progress=False).passes                # one pool at a time fits: no error
