@@ -199,7 +199,8 @@ def test_a_crash_mid_run_keeps_measured_requests_and_shuts_vllm_down(fake_vllm, 
     from testbed.config import validate
     from testbed.runner import Experiment
     raw = {"name": "crash", "model": {"id": "random:tiny-llama", "dtype": "float32"}, "baseline": "hf",
-           "workload": {"dataset": "golden/lookup", "limit": 3, "max_new_tokens": 4, "warmup": 0},
+           "workload": {"dataset": "golden/lookup", "limit": 3, "max_new_tokens": 4, "warmup": 0,
+                        "order": "sequential"},     # the baseline's whole pass first, then vLLM's crash
            "arms": {"hf": {"engine": "hf"}, "vllm": {"engine": "vllm", "max_num_seqs": 1}}}
     engines = []
     monkeypatch.setattr(FakeLLMEngine, "from_engine_args", classmethod(lambda cls, a: engines.append(cls(a)) or engines[-1]))

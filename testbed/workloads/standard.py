@@ -188,6 +188,6 @@ def is_prompt_file(path: Path, text: str) -> bool:
     first = next((line for line in text.splitlines() if line.strip()), "")
     try:
         rec = json.loads(first)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):    # not a prompt file; the item loader says what is wrong
         return False
     return isinstance(rec, dict) and "prompt" in rec and "question" not in rec
