@@ -151,11 +151,8 @@ class Experiment:
             if self.cfg.workload.arrival.kind == "slo_search":
                 for repeat in range(self.cfg.repeats):
                     self._search(repeat)
-            last = {p.arm: i for i, p in enumerate(self.passes)} if not self.capacity else {}
-            for i, p in enumerate(self.passes if not self.capacity else []):
-                self._run_arm(p.arm, p.repeat, p.rate, p.arrival, p)
-                if last[p.arm] == i:        # its engine is not needed again: free it (sequential: one at a time)
-                    self.plans[p.arm].close()
+            else:
+                self._run_passes()
         except KeyboardInterrupt:
             incomplete = True
             print("\n[testbed] interrupted: keeping the requests measured so far", flush=True)
@@ -168,6 +165,13 @@ class Experiment:
             restore_sigterm()
         self._finish(incomplete)
         return run_dir
+
+    def _run_passes(self) -> None:
+        last = {p.arm: i for i, p in enumerate(self.passes)}
+        for i, p in enumerate(self.passes):
+            self._run_arm(p.arm, p.repeat, p.rate, p.arrival, p)
+            if last[p.arm] == i:        # its engine is not needed again: free it (sequential: one at a time)
+                self.plans[p.arm].close()
 
     def close(self) -> None:
         """Release every arm's engine (vLLM's worker processes, caches)."""
