@@ -9,6 +9,7 @@ that runs several models (routing) may define hooks, called here by name and nev
 `lm_for(req)` (the model that answered), `record_fields(req)`, `aggregate(records)`, `details(records)`,
 `against(row, details, arms, plain)` (cross-arm figures added to the arm's own summary row and details).
 """
+import gc
 import time
 from typing import Any, Protocol
 
@@ -118,6 +119,8 @@ class ArmPlan:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
+            del engine
+            gc.collect()        # engines hold cycles: free their caches (KV, packed weights) before the next arm
 
     def make_request(self, item: Item, arrival: float, request_id: str | None = None, shape: bool = True) -> Request:
         """The item as this arm's request; shape=False skips the prompt-shaping sections (pre-run checks)."""

@@ -147,3 +147,16 @@ def test_prepacked_linears_match_f_linear_and_leave_the_shared_model_alone(tiny_
     assert torch.allclose(mm.mlp(layer.mlp, x), layer.mlp(x), atol=1e-5)
     assert torch.equal(layer.mlp.up_proj.weight, before)   # the hf engine's weights are not touched
     assert not Linears(tiny_lm, enabled=False).packed
+
+
+def test_the_packed_copy_is_shared_while_engines_hold_it_and_freed_after(tiny_lm):
+    import gc
+    import weakref
+    from testbed.engines.paged.linear import Linears
+    a, b = Linears(tiny_lm), Linears(tiny_lm)
+    assert a.packed is b.packed                     # one copy per model, however many paged engines
+    gone = weakref.ref(a.packed)
+    del a, b
+    gc.collect()
+    assert gone() is None                           # a sequential run frees it before the next arm loads
+    assert Linears(tiny_lm).packed                  # and packs again when a paged engine needs it

@@ -5,7 +5,8 @@ prepacked form (`torch.ops.mkldnn._linear_pointwise` over `_reorder_linear_weigh
 inductor and vLLM's CPU build take) skips that. Measured on this project's 2-core AMD EPYC, one
 thread, SmolLM2-135M shapes: 1.7-2.3x faster at 16-256 rows and 1.8x for the 49k-wide LM head at
 one row (docs/vllm.md). The packed copy (one per loaded model, shared by its paged engines) is the runner's own: the
-shared transformers model, which the hf engine runs, is untouched. Rounding differs from F.linear's in the last bits, so
+shared transformers model, which the hf engine runs, is untouched. It lives only while a paged engine holds it, so a
+sequential run frees it (a full copy of the weights) before the next arm, e.g. vLLM's own copy, loads. Rounding differs from F.linear's in the last bits, so
 greedy tokens are checked against hf by every paged arm (match_rate_vs_baseline).
 
     mm = Linears(lm, enabled=True); y = mm(layer.mlp.up_proj, x)
@@ -15,9 +16,14 @@ import weakref
 import torch
 import torch.nn.functional as F
 
-# model -> {id(linear): packed weight}: one packed copy per loaded model, however many paged engines
-# (arms, warm-ups, drafts) run it; it goes when the model does
-_PACKED: "weakref.WeakKeyDictionary[torch.nn.Module, dict[int, torch.Tensor]]" = weakref.WeakKeyDictionary()
+
+class Packed(dict):
+    """{id(linear): packed weight} for one model; a dict subclass so the cache can refer to it weakly."""
+
+
+# model -> its Packed, held weakly on both sides: one packed copy per loaded model however many paged engines
+# (arms, warm-ups, drafts) run it, gone when the last of them is closed or the model is
+_PACKED: "weakref.WeakKeyDictionary[torch.nn.Module, weakref.ref[Packed]]" = weakref.WeakKeyDictionary()
 
 
 def _supported(lm) -> bool:
@@ -25,12 +31,22 @@ def _supported(lm) -> bool:
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
 
 
-def _packed(model: torch.nn.Module) -> dict[int, torch.Tensor]:
-    if model not in _PACKED:
+def _packed(model: torch.nn.Module) -> Packed:
+    ref = _PACKED.get(model)
+    packed = ref() if ref is not None else None
+    if packed is None:
         with torch.inference_mode():
-            _PACKED[model] = {id(m): torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), None)
-                              for m in model.modules() if isinstance(m, torch.nn.Linear)}
-    return _PACKED[model]
+            packed = Packed({id(m): torch.ops.mkldnn._reorder_linear_weight(m.weight.detach(), None)
+                             for m in model.modules() if isinstance(m, torch.nn.Linear)})
+        _PACKED[model] = weakref.ref(packed)
+    return packed
+
+
+def packed_bytes(lm, enabled: bool | None = None) -> int:
+    """What the packed copy of lm's linear weights takes (0 where the runner does not pack)."""
+    if not (_supported(lm) if enabled is None else enabled and _supported(lm)):
+        return 0
+    return sum(m.weight.numel() * m.weight.element_size() for m in lm.model.modules() if isinstance(m, torch.nn.Linear))
 
 
 class Linears:
