@@ -70,6 +70,10 @@ class LoadedModel:
         return int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
 
     @property
+    def weight_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+    @property
     def eos_token_ids(self) -> tuple[int, ...]:
         ids = self.model.generation_config.eos_token_id if self.model.generation_config else None
         ids = ids if ids is not None else self.tokenizer.eos_token_id

@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+import torch
 
 from testbed.arm import ArmPlan
 from testbed.config import load_config
@@ -164,3 +165,27 @@ def test_arms_that_cannot_coexist_stop_before_the_run(tmp_path, monkeypatch):
     assert "workload.order: sequential" in msg
     seq = _cfg(tmp_path, "sequential", limit=2, arms=arms)
     assert Experiment(seq, progress=False).passes                # one pool at a time fits: no error
+
+
+def _plan(engine: str, lm, **options):
+    from types import SimpleNamespace
+    from testbed.engines import ENGINES
+    return SimpleNamespace(lm=lm, arm=SimpleNamespace(engine=engine, options=ENGINES.get(engine).Options(**options),
+                                                      sections={}))
+
+
+def test_two_in_process_vllm_arms_cannot_be_interleaved(tiny_lm):
+    plans = {"v1": _plan("vllm", tiny_lm), "v2": _plan("vllm", tiny_lm), "hf": _plan("hf", tiny_lm)}
+    with pytest.raises(UserError) as err:
+        footprint.check_exclusive(plans)
+    assert "v1, v2" in err.value.message and "sequential" in err.value.fix and "multiprocessing" in err.value.fix
+    plans["v2"] = _plan("vllm", tiny_lm, multiprocessing=True)     # its own processes: they can coexist
+    footprint.check_exclusive(plans)
+
+
+def test_private_weight_copies_count_once_per_copy(tiny_lm):
+    plans = {"p1": _plan("paged", tiny_lm), "p2": _plan("paged", tiny_lm), "v": _plan("vllm", tiny_lm),
+             "hf": _plan("hf", tiny_lm), "p3": _plan("paged", tiny_lm, prepacked_linear=False)}
+    own = footprint.own_memory(plans)
+    linear = sum(m.weight.numel() * 4 for m in tiny_lm.model.modules() if isinstance(m, torch.nn.Linear))
+    assert own == {"p1": linear, "p2": 0, "v": tiny_lm.weight_bytes, "hf": 0, "p3": 0}   # the packed copy is shared

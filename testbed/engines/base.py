@@ -74,6 +74,18 @@ class Engine(ABC):
         return "use another engine"
 
     @classmethod
+    def process_exclusive(cls, options: EngineOptions) -> bool:
+        """True when two engines of this kind cannot be alive in one process at once (process-wide state):
+        interleaved order, which keeps every arm's engine loaded, refuses two such arms before the run."""
+        return False
+
+    @classmethod
+    def own_memory(cls, lm: Any, options: EngineOptions, sections: dict[str, Any]) -> dict[Any, int]:
+        """Bytes this engine holds beyond the experiment's loaded model and its KV cache (a private copy of
+        the weights), keyed so that a copy shared by several engines counts once."""
+        return {}
+
+    @classmethod
     def name(cls) -> str:
         return next((n for n in ENGINES.names() if ENGINES.get(n) is cls), cls.__name__)
 

@@ -23,8 +23,8 @@ import time
 import psutil
 
 from testbed.engines.base import ENGINES, Engine
-from testbed.engines.vllm_args import (INSTALL, VLLMOptions, check_options, check_speculative, cpu_unavailable, engine_args,
-                                       import_vllm, module_scan_safe, prepare_env, to_vllm_sampling)
+from testbed.engines.vllm_args import (INSTALL, VLLMOptions, check_options, check_speculative, cpu_unavailable, draft_bytes,
+                                       engine_args, import_vllm, module_scan_safe, prepare_env, to_vllm_sampling)
 from testbed.errors import UserError
 from testbed.request import Request
 
@@ -69,6 +69,16 @@ class CoreWatch:
 class VLLMEngine(Engine):
     Options = VLLMOptions
     honours = frozenset({"context", "speculative"})
+
+    @classmethod
+    def process_exclusive(cls, options: VLLMOptions) -> bool:
+        """In process, vLLM's parallel groups are process-wide: a second live engine breaks the first."""
+        return not options.multiprocessing
+
+    @classmethod
+    def own_memory(cls, lm, options: VLLMOptions, sections) -> dict:
+        """vLLM loads its own copy of the weights, and of a draft model's."""
+        return {("vllm", id(options)): lm.weight_bytes + draft_bytes(lm, sections.get("speculative"))}
 
     def __init__(self, model, options: VLLMOptions, sections=None):
         super().__init__(model, options, sections)

@@ -123,6 +123,22 @@ def speculative_config(spec: Any) -> dict:
     return {"method": "draft_model", "model": str(local) if local else spec.draft.id, "num_speculative_tokens": k}
 
 
+def draft_bytes(lm: Any, spec: Any) -> int:
+    """vLLM's copy of a draft model, in the target's dtype: its checkpoint's parameters x the element size."""
+    if spec is None or spec.method != "draft_model":
+        return 0
+    from safetensors import safe_open
+    from testbed.models import resolve_local
+    local = resolve_local(spec.draft.id)
+    if local is None:           # a hub id: assume the draft is no larger than the target
+        return lm.weight_bytes
+    params = 0
+    for f in Path(local).glob("*.safetensors"):
+        with safe_open(str(f), "pt") as st:
+            params += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())
+    return params * lm.dtype.itemsize
+
+
 def model_dir(lm: Any) -> str:
     """A checkpoint vLLM can load: the loaded model's directory, its hub id, or a saved random model."""
     if lm.source.startswith("hub:"):

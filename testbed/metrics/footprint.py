@@ -8,22 +8,22 @@ on the same model) plus its KV cache. An engine with a fixed KV pool (`kv_budget
 such pool at once; a static-batching engine's cache lives only while a batch runs (its batch
 width x (longest prompt + max_new_tokens) tokens), so only the largest one is ever held. The
 weights are already resident when this runs, so what must fit into the memory still available
-is the KV: every fixed pool plus the largest transient cache.
+is the KV (every fixed pool plus the largest transient cache) and the copies of the weights some
+engines make for themselves (`Engine.own_memory`: vLLM loads its own, and its draft's; the paged
+runner packs one per model). Engines that need the process to themselves (vLLM in process) cannot
+be interleaved at all.
 """
 from typing import Any
 
 import psutil
 import torch
 
+from testbed.engines import ENGINES
 from testbed.engines.vllm_args import kv_bytes_per_token
 from testbed.errors import UserError
 from testbed.schedule import arm_width
 
 GB = 1e9
-
-
-def weight_bytes(lm: Any) -> int:
-    return sum(p.numel() * p.element_size() for p in lm.model.parameters())
 
 
 def kv_estimate(plan: Any, items: list) -> tuple[int, bool]:
@@ -42,18 +42,41 @@ def available_bytes(device: Any) -> int:
     return psutil.virtual_memory().available
 
 
+def own_memory(plans: dict[str, Any]) -> dict[str, int]:
+    """Per arm, what its engine holds beyond the shared model and the KV (vLLM's own copy of the weights, the
+    paged runner's packed copy); a copy several arms share is charged to the first of them."""
+    seen, out = set(), {}
+    for name, plan in plans.items():
+        copies = ENGINES.get(plan.arm.engine).own_memory(plan.lm, plan.arm.options, plan.arm.sections)
+        out[name] = sum(b for key, b in copies.items() if key not in seen)
+        seen.update(copies)
+    return out
+
+
+def check_exclusive(plans: dict[str, Any]) -> None:
+    """Engines that cannot share a process (vLLM in process) cannot all stay loaded at once."""
+    alone = [n for n, p in plans.items() if ENGINES.get(p.arm.engine).process_exclusive(p.arm.options)]
+    if len(alone) > 1:
+        raise UserError(f"workload.order: interleaved keeps every arm loaded at once, but arms {', '.join(alone)} "
+                        "each need the process to themselves (vLLM in process)",
+                        "set workload.order: sequential, or multiprocessing: true on those arms")
+
+
 def check_coexist(plans: dict[str, Any], items: list, device: Any) -> None:
-    """Raise UserError when the arms' KV caches cannot be held at once (interleaved order)."""
+    """Raise UserError when the arms cannot be held at once (interleaved order): their KV caches and their
+    engines' private weight copies against the memory available, and engines that need a process alone."""
+    check_exclusive(plans)
     est = {name: kv_estimate(plan, items) for name, plan in plans.items()}
-    held = sum(b for b, fixed in est.values() if fixed)
+    extra = own_memory(plans)
+    held = sum(b for b, fixed in est.values() if fixed) + sum(extra.values())
     transient = max((b for b, fixed in est.values() if not fixed), default=0)
     need, have = held + transient, available_bytes(device)
     if need <= have:
         return
-    arms = ", ".join(f"{n} (weights {weight_bytes(plans[n].lm) / GB:.2f} GB + KV {b / GB:.2f} GB)"
-                     for n, (b, _) in est.items())
-    alone = max(b for b, _ in est.values())
-    raise UserError(f"workload.order: interleaved keeps every arm loaded at once: {arms}; their KV caches need "
-                    f"{need / GB:.2f} GB together, more than the {have / GB:.2f} GB of {device} memory available",
-                    f"set workload.order: sequential (one arm's KV at a time: {alone / GB:.2f} GB), "
+    arms = ", ".join(f"{n} (weights {plans[n].lm.weight_bytes / GB:.2f} GB shared + {extra[n] / GB:.2f} GB own "
+                     f"+ KV {b / GB:.2f} GB)" for n, (b, _) in est.items())
+    alone = max(b + extra[n] for n, (b, _) in est.items())
+    raise UserError(f"workload.order: interleaved keeps every arm loaded at once: {arms}; beyond the shared weights "
+                    f"they need {need / GB:.2f} GB together, more than the {have / GB:.2f} GB of {device} memory "
+                    f"available", f"set workload.order: sequential (one arm at a time: {alone / GB:.2f} GB), "
                     "or lower the arms' kv_budget_tokens / batch sizes")

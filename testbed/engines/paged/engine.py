@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 from testbed.engines.base import ENGINES, Engine, EngineOptions, context_overflow
 from testbed.engines.hf import KVLedger
 from testbed.engines.paged.block_manager import BlockManager, blocks_for
+from testbed.engines.paged.linear import packed_bytes
 from testbed.engines.paged.model_runner import ModelRunner, cache_bytes_for
 from testbed.engines.paged.scheduler import ScheduledBatch, Scheduler, SchedulerConfig
 from testbed.engines.paged.sequence import Sequence
@@ -82,6 +83,12 @@ class PagedEngine(Engine):
         spec = self.sections.get("speculative")
         self.speculator = None if spec is None else \
             BatchSpeculator(spec, model, options.block_size, n, options.max_num_seqs)
+
+    @classmethod
+    def own_memory(cls, lm, options: PagedOptions, sections) -> dict:
+        """The packed copy of the weights (engines/paged/linear.py), one per model for all its paged arms."""
+        size = packed_bytes(lm, options.prepacked_linear)
+        return {("packed", id(lm.model)): size} if size else {}
 
     @property
     def capacity_tokens(self) -> int:
