@@ -9,6 +9,7 @@ that runs several models (routing) may define hooks, called here by name and nev
 `lm_for(req)` (the model that answered), `record_fields(req)`, `aggregate(records)`, `details(records)`,
 `against(row, details, arms, plain)` (cross-arm figures added to the arm's own summary row and details).
 """
+import ctypes
 import gc
 import time
 from typing import Any, Protocol
@@ -121,6 +122,7 @@ class ArmPlan:
             engine.close()
             del engine
             gc.collect()        # engines hold cycles: free their caches (KV, packed weights) before the next arm
+            _trim_heap()
 
     def make_request(self, item: Item, arrival: float, request_id: str | None = None, shape: bool = True) -> Request:
         """The item as this arm's request; shape=False skips the prompt-shaping sections (pre-run checks)."""
@@ -137,3 +139,11 @@ class ArmPlan:
                        sampling=self.sampling, arrival_time=arrival, item_id=item.id,
                        category=item.category, eos_token_ids=() if self.ignore_eos else self.lm.eos_token_ids,
                        ignore_eos=self.ignore_eos, stats=stats, messages=messages)
+
+
+def _trim_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc keeps them), so the next arm's peak RSS is its own."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):     # not glibc: the pages stay until the allocator reuses them
+        pass

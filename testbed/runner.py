@@ -172,6 +172,7 @@ class Experiment:
             self._run_arm(p.arm, p.repeat, p.rate, p.arrival, p)
             if last[p.arm] == i:        # its engine is not needed again: free it (sequential: one at a time)
                 self.plans[p.arm].close()
+                self._live.pop(p.arm, None)
 
     def close(self) -> None:
         """Release every arm's engine (vLLM's worker processes, caches)."""

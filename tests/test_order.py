@@ -144,8 +144,11 @@ def test_real_2x_difference_is_still_measured_as_2x(tmp_path, monkeypatch, tag_a
         time.sleep(0.02 if getattr(self, "arm_name", "a") == "a" else work + 0.04)
         return out
     monkeypatch.setattr(HFEngine, "step", step)
+    built, new_engine = [], ArmPlan.new_engine
+    monkeypatch.setattr(ArmPlan, "new_engine", lambda plan: built.append((plan.name, e := new_engine(plan))) or e)
     summary, _, _, exp = _run(tmp_path, "interleaved")
-    assert exp._live["b"].batches == 16     # one engine ran the pass's 8 blocks: its stats cover the whole pass
+    assert [e for n, e in built if n == "b"][-1].batches == 16  # one engine ran the pass's 8 blocks: stats cover it
+    assert not exp._live                    # each engine is let go after its last pass
     b = summary["arms"]["b"]
     assert 0.44 < b["output_throughput_vs_baseline"] < 0.56
     assert 0.44 < b["output_throughput_block_ratio"] < 0.56
