@@ -160,3 +160,29 @@ def test_the_packed_copy_is_shared_while_engines_hold_it_and_freed_after(tiny_lm
     gc.collect()
     assert gone() is None                           # a sequential run frees it before the next arm loads
     assert Linears(tiny_lm).packed                  # and packs again when a paged engine needs it
+
+
+def test_decodes_of_mixed_lengths_attend_in_groups_equal_to_one_padded_call():
+    import torch.nn.functional as F
+    from testbed.engines.paged.attention import PAD_SLACK, build_meta, gather, paged_attention
+    torch.manual_seed(0)
+    bs, kvh, h, d = 4, 2, 4, 8
+    lengths = [3, 40, 5, 37, 17, 1, 64, 9]                     # contexts incl. the new token
+    tables, nxt = [], 0
+    for n in lengths:
+        tables.append(list(range(nxt, nxt + -(-n // bs))))
+        nxt += len(tables[-1])
+    k_cache, v_cache = torch.randn(nxt, bs, kvh, d), torch.randn(nxt, bs, kvh, d)
+    q = torch.randn(len(lengths), h, d)
+    meta = build_meta([(n - 1, 1, t) for n, t in zip(lengths, tables)], bs, "cpu")
+    for g in meta.decodes:                                     # bounded padding, every decode once
+        used = sum(-(-lengths[r] // bs) for r in g.rows.tolist())
+        assert g.tables.shape[0] * g.tables.shape[1] <= PAD_SLACK * used
+    assert sorted(r for g in meta.decodes for r in g.rows.tolist()) == list(range(len(lengths)))
+    assert 1 < len(meta.decodes) < len(lengths)
+    got = paged_attention(q, None, None, k_cache, v_cache, meta, 0.3)
+    for i, (n, t) in enumerate(zip(lengths, tables)):         # each row: plain attention over its own keys
+        keys = gather(k_cache, torch.tensor(t))[:, :n]
+        vals = gather(v_cache, torch.tensor(t))[:, :n]
+        want = F.scaled_dot_product_attention(q[i][:, None], keys, vals, scale=0.3, enable_gqa=True)
+        assert torch.allclose(got[i], want.flatten(), atol=1e-5)
