@@ -25,8 +25,9 @@ def tiny_overrides(path: Path) -> list[str]:
             out.append(f"arms.{name}.model={{id: 'random:small-llama', dtype: float32}}")
         elif arm.model is not None:
             out.append(f"arms.{name}.model.id=random:tiny-llama")
-        if isinstance((arm.speculative or {}).get("draft"), dict):
-            out.append(f"arms.{name}.speculative.draft.id=random:tiny-llama")
+        if isinstance((arm.speculative or {}).get("draft"), dict):    # vLLM's draft: its CPU attention's limit too
+            draft = "random:small-llama" if arm.engine == "vllm" else "random:tiny-llama"
+            out.append(f"arms.{name}.speculative.draft.id={draft}")
         if arm.routing:     # two tiny tiers; random labels leave a learned router nothing to learn, so rules
             tiers = "[{name: small, model: {id: 'random:tiny-llama'}, usd_per_hour: 1}, " \
                     "{name: large, model: {id: 'random:small-llama'}, usd_per_hour: 1}]"

@@ -118,9 +118,16 @@ def speculative_config(spec: Any) -> dict:
     if spec.method == "prompt_lookup":
         return {"method": "ngram", "num_speculative_tokens": k,
                 "prompt_lookup_max": spec.ngram, "prompt_lookup_min": spec.ngram_min}
-    from testbed.models import resolve_local
-    local = resolve_local(spec.draft.id)
-    return {"method": "draft_model", "model": str(local) if local else spec.draft.id, "num_speculative_tokens": k}
+    return {"method": "draft_model", "model": draft_dir(spec.draft), "num_speculative_tokens": k}
+
+
+def draft_dir(draft: Any) -> str:
+    """A checkpoint vLLM can load for the draft: a local directory, a saved random preset, or its hub id."""
+    from testbed.models import load_model, resolve_local
+    if draft.id.startswith("random:"):
+        return model_dir(load_model(draft, "cpu"))
+    local = resolve_local(draft.id)
+    return str(local) if local else draft.id
 
 
 def draft_bytes(lm: Any, spec: Any) -> int:
@@ -128,12 +135,11 @@ def draft_bytes(lm: Any, spec: Any) -> int:
     if spec is None or spec.method != "draft_model":
         return 0
     from safetensors import safe_open
-    from testbed.models import resolve_local
-    local = resolve_local(spec.draft.id)
-    if local is None:           # a hub id: assume the draft is no larger than the target
+    local = Path(draft_dir(spec.draft))
+    if not local.is_dir():      # a hub id: assume the draft is no larger than the target
         return lm.weight_bytes
     params = 0
-    for f in Path(local).glob("*.safetensors"):
+    for f in local.glob("*.safetensors"):
         with safe_open(str(f), "pt") as st:
             params += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())
     return params * lm.dtype.itemsize
