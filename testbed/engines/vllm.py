@@ -28,6 +28,7 @@ from testbed.engines.vllm_args import (INSTALL, VLLMOptions, check_options, chec
 from testbed.errors import UserError
 from testbed.request import Request
 
+USAGE_EVERY_S = 0.2
 USAGE_GAUGES = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 SPEC_COUNTERS = {"vllm:spec_decode_num_drafts": "drafts", "vllm:spec_decode_num_draft_tokens": "draft_tokens",
                  "vllm:spec_decode_num_accepted_tokens": "accepted"}
@@ -124,6 +125,7 @@ class VLLMEngine(Engine):
         self.live: dict[str, Request] = {}
         self.rejected: list[Request] = []
         self.peak_usage = None
+        self.usage_read = 0.0
         self.peak_seqs = 0
         self.spec_start = self._spec_counters()
 
@@ -185,7 +187,12 @@ class VLLMEngine(Engine):
         return list(get()) if get is not None else []
 
     def _sample_usage(self) -> None:
-        """Peak of vLLM's KV usage gauge (0..1)."""
+        """Peak of vLLM's KV usage gauge (0..1), read at most every USAGE_EVERY_S: reading vLLM's metrics
+        walks its whole registry, which would tax every step of the engine the others are compared with."""
+        now = time.perf_counter()
+        if now - self.usage_read < USAGE_EVERY_S:
+            return
+        self.usage_read = now
         for m in self._metrics():
             if getattr(m, "name", None) in USAGE_GAUGES:
                 self.peak_usage = max(self.peak_usage or 0.0, float(m.value))
