@@ -34,6 +34,7 @@ from testbed.errors import UserError
 from testbed.metrics.cpu import cpu_metrics, cpu_seconds
 from testbed.interrupt import sigterm_as_interrupt
 from testbed.metrics.drift import add_block_ratios
+from testbed.metrics.ratio_ci import add_ratio_cis
 from testbed.metrics.footprint import check_coexist
 from testbed.metrics.match import compare, rematch
 from testbed.metrics.memory import MemoryTracker
@@ -347,6 +348,7 @@ class Experiment:
         if self.cfg.baseline in arms:
             arms = add_ratios(arms, self.cfg.baseline)
         drift = add_block_ratios(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline)
+        add_ratio_cis(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline, self.cfg.slo)
         cats = {a: self._category_summary(a) for a in arms}
         details = {a: d for a in arms if (d := self.plans[a].details([r for r in self.records if r["arm"] == a]))}
         plain = {a: (self.plans[a].lm.spec_id, self.cfg.arms[a].engine) for a in arms if not self.cfg.arms[a].sections}
