@@ -8,6 +8,7 @@ from pathlib import Path
 
 from testbed.report.ci_table import CI_NOTE, ratio_table
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
+from testbed.report.decision import decision_html
 from testbed.report.drift import drift_section
 from testbed.report.markdown import (AUDIT_NOTE, DIAGNOSIS_NOTE, METRICS_NOTE, SWEEP_NOTE, diagnosis_lines,
                                      diagnosis_table)
@@ -66,7 +67,7 @@ def diagnosis_html(diag: dict | None) -> list[str]:
 
 
 def render_html(summary: dict, plot_paths: list[Path]) -> str:
-    body = [_header(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
+    body = [_header(summary), *decision_html(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
             f'<p class="note">{html.escape(METRICS_NOTE)}</p>', f'<p class="note">{html.escape(CI_NOTE)}</p>']
     ratios = ratio_table(summary)
     if not ratios.empty:
