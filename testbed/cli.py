@@ -7,6 +7,8 @@
     python -m testbed report results/quickstart-*            # one table across runs
     python -m testbed diagnose results/compression-<UTC>     # why each wrong answer was wrong
     python -m testbed compare results/quickstart-<UTC> --against results/reference/quickstart --fail-on-regression
+    python -m testbed publish configs/quickstart.yaml        # a committed reference + docs/results.md
+    python -m testbed publish --collect results/paged-<UTC>  # publish a finished run as it is
     python -m testbed export results/paged-<UTC> --format vllm   # vllm bench serve result JSONs
     python -m testbed fetch smollm2-135m                     # cache a model for offline use
     python -m testbed list                                   # configs, datasets, engines, strategies, scorers
@@ -91,6 +93,14 @@ def cmd_compare(args) -> int:
     print(f"{checked} metrics carry intervals in both runs; {len(found)} moved beyond them")
     print(json.dumps({"moved": [m.__dict__ | {"worse": m.worse} for m in found], "checked": checked}))
     return 1 if found and args.fail_on_regression else 0
+
+
+def cmd_publish(args) -> int:
+    """Run or collect reference runs into results/reference/<config>/ and rewrite docs/results.md."""
+    from testbed.publish import publish
+    refs = publish(args.configs, args.collect or [], args.dest, args.index)
+    print("\n".join(str(r) for r in refs) + f"\nindex: {args.index}")
+    return 0
 
 
 def cmd_diagnose(args) -> int:
@@ -196,6 +206,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="exit 1 when a metric moved beyond its 95%% interval (either way: a slower baseline "
                           "raises every ratio)")
     cmp.set_defaults(func=cmd_compare)
+    pub = sub.add_parser("publish", help="run configs (or collect run dirs) into committed references + docs/results.md")
+    pub.add_argument("configs", nargs="*", metavar="CONFIG", help="configs to run (default: every shipped config "
+                     "unless --collect is given)")
+    pub.add_argument("--collect", nargs="+", metavar="RUN_DIR", help="finished run directories to publish as they are")
+    pub.add_argument("--dest", default="results/reference", help="where references go (default results/reference)")
+    pub.add_argument("--index", default="docs/results.md", help="the index page (default docs/results.md)")
+    pub.set_defaults(func=cmd_publish)
     d = sub.add_parser("diagnose", help="class each wrong answer of a run: retrieval, routing, context or model error")
     d.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. results/compression-<UTC>")
     d.add_argument("--no-probe", action="store_true",
