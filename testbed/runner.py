@@ -145,6 +145,7 @@ class Experiment:
         self.writer = RunWriter(run_dir)
         self.writer.write_config(self.cfg.model_dump(mode="json", exclude_none=True))
         self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads(),
+                               "threads_from": "config" if self.cfg.threads else "torch default (one per core)",
                                "trust_remote_code": self._trusted()})    # models whose own code was allowed to run
         incomplete = False
         restore_sigterm = sigterm_as_interrupt()      # SIGTERM, like Ctrl-C, keeps what was measured
