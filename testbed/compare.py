@@ -7,7 +7,8 @@
     #               new=0.4, new_ci=(0.3, 0.5), worse=True)], checked: how many metrics had intervals on both sides
 
 What is gated: every `_vs_baseline` ratio and difference, and every arm's quality scores, that carry a 95%
-interval in both runs (testbed/metrics/ratio_ci.py). Ratios, not absolute figures: they are measured
+interval in both runs (testbed/metrics/ratio_ci.py); a latency percentile only when at least TAIL_VALUES
+values lie beyond it (p90 needs 50 requests, p99 500). Ratios, not absolute figures: they are measured
 against a baseline in the same run, so a machine that is uniformly faster or slower does not move them.
 A metric *moved* when the two intervals do not overlap; for two runs with equal spread that is a
 difference of about 2.8 standard errors (under 1% by chance per metric), and a reran identical run shares
@@ -89,9 +90,23 @@ def differences(new_dir: Path, ref_dir: Path, new: dict, ref: dict) -> list[str]
     return diffs
 
 
+TAIL_VALUES = 5      # a percentile is gated only with this many values beyond it
+
+
+def tail_ok(row: dict, key: str) -> bool:
+    """Whether a latency percentile has TAIL_VALUES values beyond it: with fewer, pNN is the top one or two
+    requests, its bootstrap interval is unreliable (a resample's max), and one stray request would fail the gate."""
+    pct = next((int(part[1:]) for part in key.split("_") if part[:1] == "p" and part[1:].isdigit()), None)
+    if pct is None:
+        return True
+    n = row.get("n_ok", 0) * (max(1.0, row.get("output_tokens_mean", 1) - 1) if key.startswith("itl_") else 1)
+    return n * (1 - pct / 100) >= TAIL_VALUES
+
+
 def gated_keys(row: dict) -> list[str]:
-    """The metrics of one arm's row that carry an interval: ratios, differences, quality scores."""
-    return [k for k in row if (k.endswith("_vs_baseline") or k.startswith("quality_")) and k + LOW in row]
+    """The metrics of one arm's row that carry an interval: ratios, differences, quality scores; tails with data."""
+    return [k for k in row if (k.endswith("_vs_baseline") or k.startswith("quality_")) and k + LOW in row
+            and tail_ok(row, k)]
 
 
 def moves(new: dict, ref: dict) -> tuple[list[Move], int]:

@@ -58,12 +58,19 @@ def test_a_slowed_engine_is_flagged_and_an_unchanged_rerun_passes(tmp_path, step
     steps["b"] = 0.04                                        # b's engine: 40 ms more per step, ~5x slower
     slowed = _run(cfg, tmp_path / "runs")
 
+    report = (ref / "report.md").read_text()         # the reports carry the decision and every ratio's interval
+    assert report.index("## Decision") < report.index("## Comparison") and "**Deploy: " in report
+    assert "### Every ratio to the baseline, 95% CI" in report and "| output_throughput " in report
+    assert "<h2>Decision</h2>" in (ref / "report.html").read_text()
+    summary = json.loads((ref / "summary.json").read_text())
+    assert summary["decision"]["pareto_front"] and "output_throughput_vs_baseline_ci_low" in summary["arms"]["b"]
+
     found, checked = compare_dirs(same, ref)
     assert checked > 20 and found == [], [m.line() for m in found]
     found, _ = compare_dirs(slowed, ref)
     moved = {m.metric: m for m in found if m.arm == "b"}
     assert "output_throughput_vs_baseline" in moved and moved["output_throughput_vs_baseline"].worse
-    assert "ttft_ms_p50_vs_baseline" in moved and moved["ttft_ms_p50_vs_baseline"].worse    # hf sleeps before a batch
+    assert any(k.startswith(("ttft_ms", "e2el_ms")) and m.worse for k, m in moved.items())   # hf sleeps before a batch
     assert not any(k.startswith("quality_") for k in moved)           # same tokens, same answers
 
     assert main(["compare", str(same), "--against", str(ref), "--fail-on-regression"]) == 0
@@ -95,3 +102,11 @@ def test_runs_of_different_configs_or_models_are_an_error_naming_what_differs(tm
     (limited / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(UserError, match=r"arms.b requests \(4 vs 16; --limit\?\)"):
         compare_dirs(limited, ref)
+
+
+def test_tails_with_too_few_values_are_not_gated():
+    from testbed.compare import gated_keys
+    row = {"n_ok": 24, "output_tokens_mean": 48}
+    for k in ("ttft_ms_p50_vs_baseline", "ttft_ms_p90_vs_baseline", "ttft_ms_p99_vs_baseline", "itl_ms_p99_vs_baseline"):
+        row.update({k: 1.0, k + "_ci_low": 0.9, k + "_ci_high": 1.1})
+    assert gated_keys(row) == ["ttft_ms_p50_vs_baseline", "itl_ms_p99_vs_baseline"]    # 24 TTFTs, ~1,100 ITL gaps
