@@ -53,3 +53,9 @@ def test_no_arm_meeting_the_slos_deploys_nothing():
     arms = {"base": _arm(0.5, 10, 1.0, goodput_share=0.2), "b": _arm(0.5, 20, 0.5, (2, 1.8, 2.2), goodput_share=0.5)}
     d = decide({"baseline": "base", "arms": arms})
     assert d["deploy"] is None and d["slo_misses"] == ["base", "b"] and d["verdict"] is None
+
+
+def test_a_run_without_finished_arms_still_states_a_decision():
+    d = decide({"baseline": "base", "arms": {}})
+    assert d["deploy"] is None and d["deploy_reason"] == "no arm finished"
+    assert "**Deploy: none** — no arm finished." in "\n".join(decision_lines({"decision": d}))

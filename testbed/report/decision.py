@@ -92,6 +92,10 @@ def verdict(diagnosis: dict | None, arm: str | None) -> tuple[str | None, str]:
 def decide(summary: dict) -> dict:
     """summary["decision"] from the arms' rows (ratios, intervals, goodput) and the diagnosis."""
     arms, baseline = summary.get("arms") or {}, summary.get("baseline")
+    if not arms:
+        return {"pareto_front": [], "pareto_axes": [], "deploy": None, "deploy_reason": "no arm finished",
+                "quality_losers": [], "slo_misses": [], "slo_target": SLO_TARGET, "slo_share": {}, "verdict": None,
+                "verdict_sentence": "No failure diagnosis: no arm finished."}
     shares = {a: slo_share(row) for a, row in arms.items()}
     misses = [a for a, s in shares.items() if s is not None and s < SLO_TARGET]
     meets = [a for a in arms if a not in misses]
