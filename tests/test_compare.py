@@ -62,6 +62,8 @@ def test_a_slowed_engine_is_flagged_and_an_unchanged_rerun_passes(tmp_path, step
     assert report.index("## Decision") < report.index("## Comparison") and "**Deploy: " in report
     assert "### Every ratio to the baseline, 95% CI" in report and "| output_throughput " in report
     assert "<h2>Decision</h2>" in (ref / "report.html").read_text()
+    env = json.loads((ref / "env.json").read_text())
+    assert env["threads"] == 1 and env["threads_from"] == "config"
     summary = json.loads((ref / "summary.json").read_text())
     assert summary["decision"]["pareto_front"] and "output_throughput_vs_baseline_ci_low" in summary["arms"]["b"]
 
