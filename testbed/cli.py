@@ -1,4 +1,4 @@
-"""Command line: run, validate, serve, report, diagnose, fetch, list.
+"""Command line: run, validate, serve, report, compare, diagnose, publish, fetch, list.
 
     python -m testbed run configs/quickstart.yaml            # the comparison table, results/<name>-<UTC>/
     python -m testbed run configs/quickstart.yaml --limit 4 --set workload.max_new_tokens=16
@@ -6,6 +6,9 @@
     python -m testbed serve configs/remote.yaml --arm local  # one arm as an OpenAI-compatible server
     python -m testbed report results/quickstart-*            # one table across runs
     python -m testbed diagnose results/compression-<UTC>     # why each wrong answer was wrong
+    python -m testbed compare results/quickstart-<UTC> --against results/reference/quickstart --fail-on-regression
+    python -m testbed publish configs/quickstart.yaml        # a committed reference + docs/results.md
+    python -m testbed publish --collect results/paged-<UTC>  # publish a finished run as it is
     python -m testbed export results/paged-<UTC> --format vllm   # vllm bench serve result JSONs
     python -m testbed fetch smollm2-135m                     # cache a model for offline use
     python -m testbed list                                   # configs, datasets, engines, strategies, scorers
@@ -78,6 +81,25 @@ def cmd_report(args) -> int:
     from testbed.report.compare import compare_runs
     table = compare_runs([Path(p) for p in args.run_dirs])
     print(table.reset_index().to_markdown(index=False))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """The regression gate: every interval of NEW_RUN against the reference's (testbed/compare.py)."""
+    from testbed.compare import compare_dirs
+    found, checked = compare_dirs(args.new_run, args.against)
+    for m in found:
+        print(f"moved beyond its 95% CI: {m.line()}")
+    print(f"{checked} metrics carry intervals in both runs; {len(found)} moved beyond them")
+    print(json.dumps({"moved": [m.__dict__ | {"worse": m.worse} for m in found], "checked": checked}))
+    return 1 if found and args.fail_on_regression else 0
+
+
+def cmd_publish(args) -> int:
+    """Run or collect reference runs into results/reference/<config>/ and rewrite docs/results.md."""
+    from testbed.publish import publish
+    refs = publish(args.configs, args.collect or [], args.dest, args.index)
+    print("\n".join(str(r) for r in refs) + f"\nindex: {args.index}")
     return 0
 
 
@@ -177,6 +199,20 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="one comparison table across run directories")
     rep.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rep.set_defaults(func=cmd_report)
+    cmp = sub.add_parser("compare", help="regression gate: a run's ratios and quality against a reference run's CIs")
+    cmp.add_argument("new_run", metavar="NEW_RUN", help="a run directory, e.g. results/quickstart-<UTC>")
+    cmp.add_argument("--against", required=True, metavar="REF_DIR", help="e.g. results/reference/quickstart")
+    cmp.add_argument("--fail-on-regression", action="store_true",
+                     help="exit 1 when a metric moved beyond its 95%% interval (either way: a slower baseline "
+                          "raises every ratio)")
+    cmp.set_defaults(func=cmd_compare)
+    pub = sub.add_parser("publish", help="run configs (or collect run dirs) into committed references + docs/results.md")
+    pub.add_argument("configs", nargs="*", metavar="CONFIG", help="configs to run (default: every shipped config "
+                     "unless --collect is given)")
+    pub.add_argument("--collect", nargs="+", metavar="RUN_DIR", help="finished run directories to publish as they are")
+    pub.add_argument("--dest", default="results/reference", help="where references go (default results/reference)")
+    pub.add_argument("--index", default="docs/results.md", help="the index page (default docs/results.md)")
+    pub.set_defaults(func=cmd_publish)
     d = sub.add_parser("diagnose", help="class each wrong answer of a run: retrieval, routing, context or model error")
     d.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. results/compression-<UTC>")
     d.add_argument("--no-probe", action="store_true",

@@ -34,6 +34,7 @@ from testbed.errors import UserError
 from testbed.metrics.cpu import cpu_metrics, cpu_seconds
 from testbed.interrupt import sigterm_as_interrupt
 from testbed.metrics.drift import add_block_ratios
+from testbed.metrics.ratio_ci import add_ratio_cis
 from testbed.metrics.footprint import check_coexist
 from testbed.metrics.match import compare, rematch
 from testbed.metrics.memory import MemoryTracker
@@ -144,6 +145,7 @@ class Experiment:
         self.writer = RunWriter(run_dir)
         self.writer.write_config(self.cfg.model_dump(mode="json", exclude_none=True))
         self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads(),
+                               "threads_from": "config" if self.cfg.threads else "torch default (one per core)",
                                "trust_remote_code": self._trusted()})    # models whose own code was allowed to run
         incomplete = False
         restore_sigterm = sigterm_as_interrupt()      # SIGTERM, like Ctrl-C, keeps what was measured
@@ -348,6 +350,7 @@ class Experiment:
         if self.cfg.baseline in arms:
             arms = add_ratios(arms, self.cfg.baseline)
         drift = add_block_ratios(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline)
+        add_ratio_cis(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline, self.cfg.slo)
         cats = {a: self._category_summary(a) for a in arms}
         details = {a: d for a in arms if (d := self.plans[a].details([r for r in self.records if r["arm"] == a]))}
         plain = {a: (self.plans[a].lm.spec_id, self.cfg.arms[a].engine) for a in arms if not self.cfg.arms[a].sections}

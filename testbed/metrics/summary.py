@@ -73,18 +73,24 @@ def latency_metrics(records: list[dict]) -> dict:
     return {f"{m}_{s}": v for m in LATENCY_KEYS + CLIENT_KEYS for s, v in latency.percentiles(values[m]).items()}
 
 
-def quality_metrics(records: list[dict]) -> dict:
-    """quality_accuracy first (share correct), then the mean of each score; JSON scores over JSON items only.
-    Requests of items without references (correct None) are not scored and not counted."""
+def quality_values(records: list[dict]) -> dict[str, list[tuple[dict, float]]]:
+    """{quality key: [(record, its value)]}: the per-request values each quality mean averages
+    (bootstrap intervals resample these). Requests of items without references (correct None) are left out."""
     records = [r for r in records if r.get("correct", False) is not None]
     if not records:
         return {}
-    out = {"quality_accuracy": sum(map(_correct, records)) / len(records)}
+    out = {"quality_accuracy": [(r, float(_correct(r))) for r in records]}
     for name in QUALITY_SCORES:
         scored = [r for r in records if name in TEXT_SCORERS or r.get("scorer") == "json" or name in r.get("scores", {})]
         if scored:
-            out[f"quality_{name}"] = sum(_score(r, name) for r in scored) / len(scored)
+            out[f"quality_{name}"] = [(r, _score(r, name)) for r in scored]
     return out
+
+
+def quality_metrics(records: list[dict]) -> dict:
+    """quality_accuracy first (share correct), then the mean of each score; JSON scores over JSON items only.
+    Requests of items without references (correct None) are not scored and not counted."""
+    return {k: sum(v for _, v in pairs) / len(pairs) for k, pairs in quality_values(records).items()}
 
 
 def match_rate(records: list[dict]) -> float | None:

@@ -6,7 +6,9 @@ import base64
 import html
 from pathlib import Path
 
+from testbed.report.ci_table import CI_NOTE, ratio_table
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
+from testbed.report.decision import decision_html
 from testbed.report.drift import drift_section
 from testbed.report.markdown import (AUDIT_NOTE, DIAGNOSIS_NOTE, METRICS_NOTE, SWEEP_NOTE, diagnosis_lines,
                                      diagnosis_table)
@@ -65,8 +67,11 @@ def diagnosis_html(diag: dict | None) -> list[str]:
 
 
 def render_html(summary: dict, plot_paths: list[Path]) -> str:
-    body = [_header(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
-            f'<p class="note">{html.escape(METRICS_NOTE)}</p>']
+    body = [_header(summary), *decision_html(summary), "<h2>Comparison</h2>", comparison_table(summary).to_html(),
+            f'<p class="note">{html.escape(METRICS_NOTE)}</p>', f'<p class="note">{html.escape(CI_NOTE)}</p>']
+    ratios = ratio_table(summary)
+    if not ratios.empty:
+        body += ["<h3>Every ratio to the baseline, 95% CI</h3>", ratios.to_html()]
     body += [f"<h2>{html.escape(x[3:])}</h2>" if x.startswith("## ") else f"<p>{html.escape(x).replace('**', '')}</p>"
              for x in drift_section(summary) if x]
     sweep = sweep_table(summary)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from testbed.report.ci_table import CI_NOTE, ratio_table
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
+from testbed.report.decision import decision_lines
 from testbed.report.drift import drift_section
 from testbed.report.tables import (category_table, comparison_table, format_frame, routing_strong_arm_lines,
                                    routing_table, routing_tiers_line, sweep_table, to_markdown)
@@ -140,8 +142,11 @@ def capacity_lines(summary: dict) -> list[str]:
 
 
 def render_markdown(summary: dict, plot_paths: list[Path], run_dir: str | Path) -> str:
-    lines = _header(summary)
-    lines += ["", "## Comparison", "", to_markdown(comparison_table(summary)), "", METRICS_NOTE]
+    lines = _header(summary) + decision_lines(summary)
+    lines += ["", "## Comparison", "", to_markdown(comparison_table(summary)), "", METRICS_NOTE, "", CI_NOTE]
+    ratios = ratio_table(summary)
+    if not ratios.empty:
+        lines += ["", "### Every ratio to the baseline, 95% CI", "", to_markdown(ratios)]
     lines += drift_section(summary)
     sweep = sweep_table(summary)
     if not sweep.empty:

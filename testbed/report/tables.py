@@ -11,6 +11,8 @@ import numbers
 
 import pandas as pd
 
+from testbed.report.ci_table import diff_text, ratio_text
+
 # (metric key, column label); a column appears when any arm reports the metric
 KEY_METRICS = (
     ("quality_accuracy", "accuracy"),
@@ -55,11 +57,15 @@ def fmt_number(v) -> str:
 
 
 def _cell(metrics: dict, key: str) -> str:
+    """The value, then its ratio (or accuracy's difference) to the baseline with the 95% interval."""
     if key not in metrics:
         return ""
     text = fmt_number(metrics[key])
-    ratio = metrics.get(f"{key}_vs_baseline")
-    return f"{text} (×{ratio:.2f})" if ratio is not None else text
+    if f"{key}_vs_baseline" in metrics:
+        return f"{text} ({ratio_text(metrics, f'{key}_vs_baseline')})"
+    if f"{key}_diff_vs_baseline" in metrics:
+        return f"{text} ({diff_text(metrics, f'{key}_diff_vs_baseline')})"
+    return text
 
 
 def _route_keys(arms: dict) -> list[tuple[str, str]]:

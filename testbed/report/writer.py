@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from testbed.errors import UserError
+from testbed.report.decision import decide
 from testbed.report.html import render_html
 from testbed.report.markdown import render_markdown
 from testbed.report.plots import make_plots
@@ -106,7 +107,9 @@ class RunWriter:
         return _write_atomic(self.path("requests.jsonl"), lines)
 
     def write_summary(self, summary: dict) -> list[Path]:
-        """summary.json (the whole dict) and summary.csv (one row per arm, flat metrics)."""
+        """summary.json (the whole dict) and summary.csv (one row per arm, flat metrics); the decision is
+        (re)derived here, so every writer of a summary (run, diagnose, rebuild) states it."""
+        summary["decision"] = decide(summary)
         js = _write_atomic(self.path("summary.json"), json.dumps(summary, indent=2, default=to_jsonable) + "\n")
         csv = _write_atomic(self.path("summary.csv"), summary_frame(summary).to_csv())
         return [js, csv]

@@ -1,0 +1,142 @@
+"""The regression gate: a new run against a reference run of the same config.
+
+    python -m testbed compare results/quickstart-<UTC> --against results/reference/quickstart --fail-on-regression
+
+    moves, checked = compare_dirs(new_dir, ref_dir)
+    # moves: [Move(arm="paged", metric="output_throughput_vs_baseline", ref=2.1, ref_ci=(1.9, 2.3),
+    #               new=0.4, new_ci=(0.3, 0.5), worse=True)], checked: how many metrics had intervals on both sides
+
+What is gated: every `_vs_baseline` ratio and difference, and every arm's quality scores, that carry a 95%
+interval in both runs (testbed/metrics/ratio_ci.py); a latency percentile only when at least TAIL_VALUES
+values lie beyond it (p90 needs 50 requests, p99 500). Ratios, not absolute figures: they are measured
+against a baseline in the same run, so a machine that is uniformly faster or slower does not move them.
+A metric *moved* when the two intervals do not overlap; for two runs with equal spread that is a
+difference of about 2.8 standard errors (under 1% by chance per metric), and a reran identical run shares
+its items, which removes most of what the item-bootstrap interval allows for. A slowed baseline moves
+every other arm's ratios up, so moves either way count.
+
+The runs must be of the same config: the resolved config.yaml (fallbacks applied) must agree on every
+key but output_dir and description, the device must be the same, and each arm must have run as many
+requests; otherwise a UserError names what differs.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from testbed.errors import UserError
+from testbed.metrics.ratio_ci import HIGH, LOW
+from testbed.report.compare import read_summary
+from testbed.safe_yaml import load_yaml
+
+IGNORED = ("output_dir", "description")
+HIGHER_BETTER = ("request_throughput", "output_throughput", "total_token_throughput", "goodput", "quality_",
+                 "match_rate")
+
+
+@dataclass
+class Move:
+    arm: str
+    metric: str
+    ref: float
+    ref_ci: tuple[float, float]
+    new: float
+    new_ci: tuple[float, float]
+
+    @property
+    def worse(self) -> bool:
+        """For the arm against its baseline: lower throughput/quality, or higher latency/memory."""
+        return (self.new < self.ref) == self.metric.startswith(HIGHER_BETTER)
+
+    def line(self) -> str:
+        return (f"{self.arm}: {self.metric} {self.ref:.3g} [{self.ref_ci[0]:.3g}, {self.ref_ci[1]:.3g}] -> "
+                f"{self.new:.3g} [{self.new_ci[0]:.3g}, {self.new_ci[1]:.3g}] ({'worse' if self.worse else 'better'})")
+
+
+def _flat(d, prefix: str = "") -> dict[str, object]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if k not in IGNORED or prefix:
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _config(run_dir: Path) -> dict:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"{run_dir}: no config.yaml", "give a run directory written by `testbed run` or `publish`")
+    raw = load_yaml(path.read_text(encoding="utf-8"), str(path))
+    return raw if isinstance(raw, dict) else {}
+
+
+def _device(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "env.json").read_text()).get("device")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def differences(new_dir: Path, ref_dir: Path, new: dict, ref: dict) -> list[str]:
+    """What differs between the two runs' setups ("key (new vs reference)"): config keys, device, requests per arm."""
+    a, b = _flat(_config(new_dir)), _flat(_config(ref_dir))
+    diffs = [f"{k} ({a.get(k)!r} vs {b.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if _device(new_dir) != _device(ref_dir):
+        diffs.append(f"device ({_device(new_dir)!r} vs {_device(ref_dir)!r})")
+    for arm in sorted(set(new["arms"]) & set(ref["arms"])):
+        n, m = new["arms"][arm].get("n_requests"), ref["arms"][arm].get("n_requests")
+        if n != m:
+            diffs.append(f"arms.{arm} requests ({n} vs {m}; --limit?)")
+    return diffs
+
+
+TAIL_VALUES = 5      # a percentile is gated only with this many values beyond it
+
+
+def tail_ok(row: dict, key: str) -> bool:
+    """Whether a latency percentile has TAIL_VALUES values beyond it: with fewer, pNN is the top one or two
+    requests, its bootstrap interval is unreliable (a resample's max), and one stray request would fail the gate."""
+    pct = next((int(part[1:]) for part in key.split("_") if part[:1] == "p" and part[1:].isdigit()), None)
+    if pct is None:
+        return True
+    n = row.get("n_ok", 0) * (max(1.0, row.get("output_tokens_mean", 1) - 1) if key.startswith("itl_") else 1)
+    return n * (1 - pct / 100) >= TAIL_VALUES
+
+
+def gated_keys(row: dict) -> list[str]:
+    """The metrics of one arm's row that carry an interval: ratios, differences, quality scores; tails with data."""
+    return [k for k in row if (k.endswith("_vs_baseline") or k.startswith("quality_")) and k + LOW in row
+            and tail_ok(row, k)]
+
+
+def moves(new: dict, ref: dict) -> tuple[list[Move], int]:
+    """Metrics whose intervals in the two summaries do not overlap, and how many were checked."""
+    out, checked = [], 0
+    for arm in ref["arms"]:
+        r, n = ref["arms"][arm], new["arms"].get(arm, {})
+        for key in gated_keys(r):
+            if key + LOW not in n:
+                continue
+            checked += 1
+            if n[key + LOW] > r[key + HIGH] or n[key + HIGH] < r[key + LOW]:
+                out.append(Move(arm, key, r[key], (r[key + LOW], r[key + HIGH]), n[key], (n[key + LOW], n[key + HIGH])))
+    return out, checked
+
+
+def compare_dirs(new_dir: str | Path, ref_dir: str | Path) -> tuple[list[Move], int]:
+    """Check that the runs are comparable (UserError naming what differs), then gate every interval."""
+    new_dir, ref_dir = Path(new_dir), Path(ref_dir)
+    new, ref = read_summary(new_dir), read_summary(ref_dir)
+    diffs = differences(new_dir, ref_dir, new, ref)
+    if diffs:
+        shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+        raise UserError(f"{new_dir} and {ref_dir} are runs of different configs or models: {shown}",
+                        f"compare runs of the same config: python -m testbed run {ref_dir}/config.yaml")
+    if set(new["arms"]) != set(ref["arms"]):
+        raise UserError(f"{new_dir} and {ref_dir} ran different arms ({sorted(new['arms'])} vs {sorted(ref['arms'])})",
+                        "install the missing engine (vllm?) or compare runs made on the same setup")
+    found, checked = moves(new, ref)
+    if not checked:
+        raise UserError(f"{ref_dir}: no metric carries a confidence interval (a run from before intervals existed)",
+                        "re-run the reference config, or publish it again")
+    return found, checked

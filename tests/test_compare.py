@@ -1,0 +1,114 @@
+"""The regression gate on a tiny random model: a deliberately slowed engine is flagged, an unchanged rerun
+passes, and runs of different configs or models are an error naming what differs."""
+import json
+import shutil
+import time
+
+import pytest
+import yaml
+
+from testbed.arm import ArmPlan
+from testbed.cli import main
+from testbed.compare import compare_dirs
+from testbed.config import load_config
+from testbed.engines.hf import HFEngine
+from testbed.errors import UserError
+from testbed.runner import Experiment
+
+
+def _config(tmp_path):
+    data = tmp_path / "items.jsonl"      # short questions, no gold chunks: nothing for the diagnosis to probe
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + {i}?", "answers": [str(2 * i)]})
+                            + "\n" for i in range(16)))
+    path = tmp_path / "gate.yaml"
+    path.write_text(f"name: gate\nmodel: {{id: 'random:tiny-llama', dtype: float32}}\nthreads: 1\n"
+                    f"workload: {{dataset: '{data}', limit: 16, max_new_tokens: 4, warmup: 1, block_size: 2, "
+                    f"ignore_eos: true}}\nbaseline: a\narms: {{a: {{engine: hf, batch_size: 1}}, "
+                    f"b: {{engine: hf, batch_size: 2}}}}\n")
+    return path
+
+
+@pytest.fixture
+def steps(monkeypatch):
+    """Every arm step sleeps 10 ms (so the shared machine's noise is small beside it); slow["b"] adds more to b."""
+    slow = {"b": 0.0}
+    orig_new, orig_step = ArmPlan.new_engine, HFEngine.step
+
+    def new_engine(self):
+        engine = orig_new(self)
+        engine.arm_name = self.name
+        return engine
+
+    def step(self):
+        if hasattr(self, "arm_name"):
+            time.sleep(0.01 + slow.get(self.arm_name, 0.0))
+        return orig_step(self)
+    monkeypatch.setattr(ArmPlan, "new_engine", new_engine)
+    monkeypatch.setattr(HFEngine, "step", step)
+    return slow
+
+
+def _run(cfg_path, out):
+    return Experiment(load_config(cfg_path, device="cpu"), progress=False).run(out)
+
+
+def test_a_slowed_engine_is_flagged_and_an_unchanged_rerun_passes(tmp_path, steps, capsys):
+    cfg = _config(tmp_path)
+    ref, same = _run(cfg, tmp_path / "runs"), _run(cfg, tmp_path / "runs")
+    steps["b"] = 0.04                                        # b's engine: 40 ms more per step, ~5x slower
+    slowed = _run(cfg, tmp_path / "runs")
+
+    report = (ref / "report.md").read_text()         # the reports carry the decision and every ratio's interval
+    assert report.index("## Decision") < report.index("## Comparison") and "**Deploy: " in report
+    assert "### Every ratio to the baseline, 95% CI" in report and "| output_throughput " in report
+    assert "<h2>Decision</h2>" in (ref / "report.html").read_text()
+    env = json.loads((ref / "env.json").read_text())
+    assert env["threads"] == 1 and env["threads_from"] == "config"
+    summary = json.loads((ref / "summary.json").read_text())
+    assert summary["decision"]["pareto_front"] and "output_throughput_vs_baseline_ci_low" in summary["arms"]["b"]
+
+    found, checked = compare_dirs(same, ref)
+    assert checked > 20 and found == [], [m.line() for m in found]
+    found, _ = compare_dirs(slowed, ref)
+    moved = {m.metric: m for m in found if m.arm == "b"}
+    assert "output_throughput_vs_baseline" in moved and moved["output_throughput_vs_baseline"].worse
+    assert any(k.startswith(("ttft_ms", "e2el_ms")) and m.worse for k, m in moved.items())   # hf sleeps before a batch
+    assert not any(k.startswith("quality_") for k in moved)           # same tokens, same answers
+
+    assert main(["compare", str(same), "--against", str(ref), "--fail-on-regression"]) == 0
+    assert main(["compare", str(slowed), "--against", str(ref)]) == 0            # reports, does not fail
+    assert main(["compare", str(slowed), "--against", str(ref), "--fail-on-regression"]) == 1
+    out = capsys.readouterr().out
+    assert "moved beyond its 95% CI: b: output_throughput_vs_baseline" in out and "(worse)" in out
+
+
+def test_runs_of_different_configs_or_models_are_an_error_naming_what_differs(tmp_path, steps, capsys):
+    ref = _run(_config(tmp_path), tmp_path / "runs")
+    other = tmp_path / "other"
+    shutil.copytree(ref, other)
+    cfg = yaml.safe_load((other / "config.yaml").read_text())
+    cfg["model"]["id"] = "random:tiny-qwen2"
+    cfg["workload"]["max_new_tokens"] = 8
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(UserError, match=r"different configs or models: model.id \('random:tiny-qwen2' vs "
+                                        r"'random:tiny-llama'\); workload.max_new_tokens \(8 vs 4\)"):
+        compare_dirs(other, ref)
+    assert main(["compare", str(other), "--against", str(ref), "--fail-on-regression"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "model.id" in err and "Traceback" not in err
+
+    limited = tmp_path / "limited"
+    shutil.copytree(ref, limited)
+    summary = json.loads((limited / "summary.json").read_text())
+    summary["arms"]["b"]["n_requests"] = 4
+    (limited / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(UserError, match=r"arms.b requests \(4 vs 16; --limit\?\)"):
+        compare_dirs(limited, ref)
+
+
+def test_tails_with_too_few_values_are_not_gated():
+    from testbed.compare import gated_keys
+    row = {"n_ok": 24, "output_tokens_mean": 48}
+    for k in ("ttft_ms_p50_vs_baseline", "ttft_ms_p90_vs_baseline", "ttft_ms_p99_vs_baseline", "itl_ms_p99_vs_baseline"):
+        row.update({k: 1.0, k + "_ci_low": 0.9, k + "_ci_high": 1.1})
+    assert gated_keys(row) == ["ttft_ms_p50_vs_baseline", "itl_ms_p99_vs_baseline"]    # 24 TTFTs, ~1,100 ITL gaps

@@ -1,0 +1,64 @@
+"""publish --collect: a finished run becomes a committed reference with its provenance, and docs/results.md
+indexes every reference; a dirty tree and an unknown sha are marked."""
+import gzip
+import json
+
+import pytest
+
+from testbed import publish as pub
+from testbed.cli import main
+from testbed.errors import UserError
+from testbed.report import RunWriter
+from tests.test_report import build_summary, record
+
+
+def _run(tmp_path, name, sha, device="cpu", incomplete=False):
+    records = [record(arm, i, speed) for arm, speed in (("plain", 2), ("fast", 1)) for i in range(6)]
+    writer = RunWriter(tmp_path / name)
+    writer.write_config({"name": "unit", "baseline": "plain", "arms": {"plain": {"engine": "hf"}}})
+    writer.write_env({"git_sha": sha, "device": device, "cpu_model": "Test CPU", "cpu_count": 2, "threads": 1,
+                      "torch": "2.13.0+cpu", "transformers": "5.19", "python": "3.11"})
+    for r in records:
+        writer.append_record(r)
+    summary = {**build_summary(records), "incomplete": incomplete}
+    writer.write_summary(summary)
+    writer.write_report(summary, records)
+    return writer.run_dir
+
+
+def test_collect_writes_the_reference_files_and_marks_a_dirty_tree(tmp_path, monkeypatch):
+    monkeypatch.setattr(pub, "GZIP_ABOVE", 100)               # requests.jsonl here is a few KB: gzip it
+    run = _run(tmp_path, "unit-20260101T000000Z", "0123456789abcdef-dirty")
+    ref = pub.collect(run, tmp_path / "reference")
+    assert ref == tmp_path / "reference" / "unit"
+    names = {p.name for p in ref.iterdir()}
+    assert {"report.md", "summary.json", "summary.csv", "config.yaml", "env.json", "plots", "requests.jsonl.gz",
+            "reference.json"} <= names and "requests.jsonl" not in names
+    with gzip.open(ref / "requests.jsonl.gz", "rt") as f:
+        assert len(f.read().splitlines()) == 12
+    report = (ref / "report.md").read_text()
+    assert report.startswith("# unit\n") and "`0123456789ab` **with uncommitted changes (dirty tree)**" in report
+    assert "## Decision" in report and (ref / "plots" / "output_throughput.png").is_file()
+    assert json.loads((ref / "reference.json").read_text())["dirty"] is True
+
+
+def test_index_has_one_table_per_config_linking_reports_and_marks_unknown_sha(tmp_path):
+    cpu = _run(tmp_path, "unit-20260101T000000Z", None)
+    gpu = _run(tmp_path, "unit-20260102T000000Z", "fedcba9876543210", device="cuda")
+    index = tmp_path / "docs" / "results.md"
+    assert main(["publish", "--collect", str(cpu), str(gpu), "--dest", str(tmp_path / "reference"),
+                 "--index", str(index)]) == 0
+    text = index.read_text()
+    assert text.count("## unit") == 1                              # one table for the config, CPU and GPU rows
+    assert "[unit](../reference/unit/report.md)" in text and "[unit-cuda](../reference/unit-cuda/report.md)" in text
+    assert "**unknown commit**" in text and "`fedcba987654`" in text and "Test CPU, 2 cores, 1 torch threads" in text
+    assert "| fast " in text and "(×2.00" in text
+    assert "**unknown commit**" in (tmp_path / "reference" / "unit" / "report.md").read_text()
+
+
+def test_incomplete_runs_and_missing_paths_are_refused(tmp_path, capsys):
+    run = _run(tmp_path, "unit-20260101T000000Z", "abc", incomplete=True)
+    with pytest.raises(UserError, match="incomplete"):
+        pub.collect(run, tmp_path / "reference")
+    assert main(["publish", "--collect", str(tmp_path / "nowhere"), "--index", str(tmp_path / "i.md")]) == 2
+    assert "--collect" in capsys.readouterr().err and not (tmp_path / "i.md").exists()
