@@ -24,6 +24,7 @@ import tempfile
 import time
 
 from testbed.config import load_config, validate
+from testbed.diagnose import run as diagnose_run
 from testbed.runner import Experiment
 
 BUSY = "import time\nend = time.time() + {s}\nwhile time.time() < end:\n    pass\n"
@@ -62,11 +63,11 @@ class LoopTimer(Experiment):
     as the order does not change them."""
 
     def run(self, out_dir=None):
-        self.t_start = time.perf_counter()
+        self.t_start, self.cpu_start = time.perf_counter(), cpu_s()
         return super().run(out_dir)
 
     def _finish(self, incomplete):
-        self.loop_s = time.perf_counter() - self.t_start
+        self.loop_s, self.loop_cpu_s = time.perf_counter() - self.t_start, cpu_s() - self.cpu_start
         return super()._finish(incomplete)
 
 
@@ -98,14 +99,16 @@ def overhead(args, out: str) -> dict:
     variants = {"one_block": [f"workload.block_size={n}", "workload.order=sequential"],
                 "interleaved": ["workload.order=interleaved"]}
     walls: dict[str, list[float]] = {k: [] for k in variants}
+    cpus: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.rounds):
         for name, extra in variants.items():
             cfg = load_config(args.overhead, overrides=model + ["workload.warmup=1"] + extra, device="cpu")
             exp = LoopTimer(cfg, limit=n, progress=False)
             exp.run(out)
             walls[name].append(exp.loop_s)
+            cpus[name].append(exp.loop_cpu_s)
     best = {k: min(v) for k, v in walls.items()}
-    return {"config": args.overhead, "items": n, "walls_s": walls, "best_s": best,
+    return {"config": args.overhead, "items": n, "walls_s": walls, "cpu_s": cpus, "best_s": best,
             "interleaved_vs_one_block": best["interleaved"] / best["one_block"]}
 
 
@@ -122,9 +125,14 @@ def main() -> None:
     ap.add_argument("--overhead", default=None, help="a config path: measure the block overhead instead")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
+    # no failure-diagnosis probes after each run: they cost up to 2 minutes a run and do not depend on the order
+    diagnose_run.REPORT_PROBE_BUDGET_S = 0.0
     with tempfile.TemporaryDirectory() as out:
         if args.overhead:
             res = overhead(args, out)
+            for name, walls in res["walls_s"].items():
+                print(f"{name:<12} walls {', '.join(f'{w:.2f}' for w in walls)} s  "
+                      f"cpu {', '.join(f'{c:.2f}' for c in res['cpu_s'][name])} s")
             print(f"{res['config']} ({res['items']} items): one block per arm {res['best_s']['one_block']:.2f} s, "
                   f"interleaved {res['best_s']['interleaved']:.2f} s -> x{res['interleaved_vs_one_block']:.3f}")
         else:
