@@ -16,7 +16,7 @@ from testbed.errors import UserError
 from testbed.metrics import footprint
 from testbed.models import load_model
 from testbed.runner import Experiment
-from testbed.schedule import auto_block_size, plan_passes, rotated
+from testbed.schedule import auto_block_size, order_info, plan_passes, rotated
 
 OFFLINE = [(None, {"kind": "offline"})]
 
@@ -164,3 +164,11 @@ def test_arms_that_cannot_coexist_stop_before_the_run(tmp_path, monkeypatch):
     assert "workload.order: sequential" in msg
     seq = _cfg(tmp_path, "sequential", limit=2, arms=arms)
     assert Experiment(seq, progress=False).passes                # one pool at a time fits: no error
+
+
+def test_one_block_is_not_reported_as_alternating():
+    text = order_info("interleaved", OFFLINE, 24, 24, 1)["text"]
+    assert "ran one after the other" in text and "alternate block by block" not in text
+    assert "rotated per repeat" in order_info("interleaved", OFFLINE, 24, 24, 2)["text"]
+    assert "alternate block by block" in order_info("interleaved", OFFLINE, 8, 24, 1)["text"]
+
