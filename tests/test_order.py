@@ -172,3 +172,11 @@ def test_one_block_is_not_reported_as_alternating():
     assert "rotated per repeat" in order_info("interleaved", OFFLINE, 24, 24, 2)["text"]
     assert "alternate block by block" in order_info("interleaved", OFFLINE, 8, 24, 1)["text"]
 
+
+def test_a_default_paged_pool_counts_as_held(tmp_path):
+    cfg = _cfg(tmp_path, "sequential", limit=2, arms="{a: {engine: hf, batch_size: 1}, b: {engine: paged}}")
+    exp = Experiment(cfg, progress=False)
+    per_token = footprint.kv_bytes_per_token(exp.plans["b"].lm)
+    assert footprint.kv_estimate(exp.plans["b"], exp.items, "cpu") == (16384 * per_token, True)   # PagedOptions' default
+    held, fixed = footprint.kv_estimate(exp.plans["a"], exp.items, "cpu")
+    assert not fixed and 0 < held < 1024 * per_token       # batch 1 x (prompt + 4 new tokens), only while it runs
