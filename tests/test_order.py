@@ -173,6 +173,32 @@ def test_one_block_is_not_reported_as_alternating():
     assert "alternate block by block" in order_info("interleaved", OFFLINE, 8, 24, 1)["text"]
 
 
+# counters an engine derives from its own requests alone: any state shared between arms would move them with the order
+STATE_KEYS = ("prefix_cache_hit_rate", "kv_peak_blocks", "preemptions", "spec_acceptance_rate",
+              "spec_mean_accepted_tokens", "quality_exact_match", "quality_token_f1", "n_ok")
+
+
+def test_outputs_scores_and_engine_state_do_not_depend_on_the_order(tmp_path):
+    paged = "engine: paged, kv_budget_tokens: 1024, block_size: 16, max_num_seqs: 2"
+    arms = (f"{{a: {{engine: hf, batch_size: 2}}, p: {{{paged}}}, "
+            f"s: {{{paged}, speculative: {{method: prompt_lookup, ngram: 2, num_draft_tokens: 3}}}}}}")
+    runs = {}
+    for o in ("sequential", "interleaved"):
+        (tmp_path / o).mkdir()
+        runs[o] = _run(tmp_path / o, o, arms=arms)
+    (seq, seq_recs, _, _), (inter, inter_recs, _, _) = runs["sequential"], runs["interleaved"]
+    assert inter["order"]["n_blocks"] == 8 and "alternate block by block" in inter["order"]["text"]
+    outputs = lambda recs: {(r["arm"], r["request_id"]): r["output_ids"] for r in recs}   # noqa: E731
+    assert outputs(seq_recs) == outputs(inter_recs) and len(outputs(seq_recs)) == 48
+    for arm in ("a", "p", "s"):
+        for key in STATE_KEYS:
+            assert seq["arms"][arm].get(key) == inter["arms"][arm].get(key), (arm, key)
+    assert seq["arms"]["p"]["prefix_cache_hit_rate"] > 0       # the counter is live: the prompts share a template
+    assert "spec_acceptance_rate" in seq["arms"]["s"]
+    matched = lambda recs: {(r["arm"], r["request_id"]): r.get("match_baseline") for r in recs}   # noqa: E731
+    assert matched(seq_recs) == matched(inter_recs)
+
+
 def test_a_default_paged_pool_counts_as_held(tmp_path):
     cfg = _cfg(tmp_path, "sequential", limit=2, arms="{a: {engine: hf, batch_size: 1}, b: {engine: paged}}")
     exp = Experiment(cfg, progress=False)
