@@ -100,6 +100,8 @@ def overhead(args, out: str) -> dict:
                 "interleaved": ["workload.order=interleaved"]}
     walls: dict[str, list[float]] = {k: [] for k in variants}
     cpus: dict[str, list[float]] = {k: [] for k in variants}
+    peaks: dict[str, list[dict]] = {k: [] for k in variants}
+    outputs, scores = set(), set()
     for _ in range(args.rounds):
         for name, extra in variants.items():
             cfg = load_config(args.overhead, overrides=model + ["workload.warmup=1"] + extra, device="cpu")
@@ -107,9 +109,14 @@ def overhead(args, out: str) -> dict:
             exp.run(out)
             walls[name].append(exp.loop_s)
             cpus[name].append(exp.loop_cpu_s)
+            peaks[name].append({a: row.get("peak_memory_mb") for a, row in exp.summary["arms"].items()})
+            outputs.add(json.dumps(sorted((r["arm"], r["request_id"], r["output_ids"]) for r in exp.records)))
+            scores.add(json.dumps({a: {k: v for k, v in row.items() if k.startswith("quality_")}
+                                   for a, row in exp.summary["arms"].items()}, sort_keys=True))
     best = {k: min(v) for k, v in walls.items()}
-    return {"config": args.overhead, "items": n, "walls_s": walls, "cpu_s": cpus, "best_s": best,
-            "interleaved_vs_one_block": best["interleaved"] / best["one_block"]}
+    return {"config": args.overhead, "items": n, "blocks": exp.order["n_blocks"], "walls_s": walls, "cpu_s": cpus,
+            "best_s": best, "interleaved_vs_one_block": best["interleaved"] / best["one_block"],
+            "peak_memory_mb": peaks, "same_outputs": len(outputs) == 1, "same_scores": len(scores) == 1}
 
 
 def main() -> None:
@@ -133,7 +140,9 @@ def main() -> None:
             for name, walls in res["walls_s"].items():
                 print(f"{name:<12} walls {', '.join(f'{w:.2f}' for w in walls)} s  "
                       f"cpu {', '.join(f'{c:.2f}' for c in res['cpu_s'][name])} s")
-            print(f"{res['config']} ({res['items']} items): one block per arm {res['best_s']['one_block']:.2f} s, "
+            print(f"peak memory MiB per arm: {res['peak_memory_mb']}")
+            print(f"greedy outputs identical in every run: {res['same_outputs']}; scores: {res['same_scores']}")
+            print(f"{res['config']} ({res['items']} items, {res['blocks']} blocks interleaved): one block per arm {res['best_s']['one_block']:.2f} s, "
                   f"interleaved {res['best_s']['interleaved']:.2f} s -> x{res['interleaved_vs_one_block']:.3f}")
         else:
             args.model = args.model or "smollm2-135m"
