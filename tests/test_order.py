@@ -12,6 +12,7 @@ import pytest
 from testbed.arm import ArmPlan
 from testbed.config import load_config
 from testbed.engines.hf import HFEngine
+from testbed.engines.paged.engine import PagedEngine
 from testbed.errors import UserError
 from testbed.metrics import footprint
 from testbed.models import load_model
@@ -67,14 +68,14 @@ def test_auto_block_fills_whole_batches():
     assert rotated(["A", "B", "C"], 4) == ["B", "C", "A"]
 
 
-def _cfg(tmp_path, order, limit=16, **extra):
+def _cfg(tmp_path, order, limit=16, repeats=1, **extra):
     arms = extra.pop("arms", "{a: {engine: hf, batch_size: 1}, b: {engine: hf, batch_size: 1}}")
     data = tmp_path / "items.jsonl"      # short questions, no gold chunks: nothing for the diagnosis to probe
     data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + {i}?", "answers": [str(2 * i)]})
                             + "\n" for i in range(limit)))
     text = (f"name: drift\nmodel: {{id: 'random:tiny-llama', dtype: float32}}\nthreads: 1\n"
             f"workload: {{dataset: '{data}', limit: {limit}, max_new_tokens: 4, warmup: 1, order: {order}, "
-            f"block_size: 2, ignore_eos: true}}\nbaseline: a\narms: {arms}\n")
+            f"block_size: 2, ignore_eos: true}}\nrepeats: {repeats}\nbaseline: a\narms: {arms}\n")
     path = tmp_path / f"{order}.yaml"
     path.write_text(text)
     return load_config(path, device="cpu")
@@ -162,8 +163,23 @@ def test_arms_that_cannot_coexist_stop_before_the_run(tmp_path, monkeypatch):
     msg = str(err.value)
     assert "workload.order: interleaved" in msg and "a (weights" in msg and "b (weights" in msg
     assert "workload.order: sequential" in msg
-    seq = _cfg(tmp_path, "sequential", limit=2, arms=arms)
-    assert Experiment(seq, progress=False).passes                # one pool at a time fits: no error
+    live, most = set(), [0]        # sequential holds one pool at a time, across repeats too
+    orig_init, orig_close = PagedEngine.__init__, PagedEngine.close
+
+    def init(self, *a, **k):
+        orig_init(self, *a, **k)
+        live.add(id(self))
+        most[0] = max(most[0], len(live))
+
+    def close(self):
+        live.discard(id(self))
+        orig_close(self)
+    monkeypatch.setattr(PagedEngine, "__init__", init)
+    monkeypatch.setattr(PagedEngine, "close", close)
+    seq = Experiment(_cfg(tmp_path, "sequential", limit=2, repeats=2, arms=arms), progress=False)
+    assert [p.arm for p in seq.passes] == ["a", "b", "a", "b"]
+    seq.run(tmp_path / "runs")
+    assert most[0] == 1 and not live
 
 
 def test_one_block_is_not_reported_as_alternating():
