@@ -109,6 +109,7 @@ def overhead(args, out: str) -> dict:
             exp.run(out)
             walls[name].append(exp.loop_s)
             cpus[name].append(exp.loop_cpu_s)
+            print(f"{name:<12} wall {exp.loop_s:.2f} s  cpu {exp.loop_cpu_s:.2f} s", flush=True)   # kept if cut short
             peaks[name].append({a: row.get("peak_memory_mb") for a, row in exp.summary["arms"].items()})
             outputs.add(json.dumps(sorted((r["arm"], r["request_id"], r["output_ids"]) for r in exp.records)))
             scores.add(json.dumps({a: {k: v for k, v in row.items() if k.startswith("quality_")}
