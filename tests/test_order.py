@@ -16,6 +16,7 @@ from testbed.engines.paged.engine import PagedEngine
 from testbed.errors import UserError
 from testbed.metrics import footprint
 from testbed.models import load_model
+from testbed.report.drift import drift_section
 from testbed.runner import Experiment
 from testbed.schedule import auto_block_size, order_info, plan_passes, rotated
 
@@ -222,3 +223,14 @@ def test_a_default_paged_pool_counts_as_held(tmp_path):
     assert footprint.kv_estimate(exp.plans["b"], exp.items, "cpu") == (16384 * per_token, True)   # PagedOptions' default
     held, fixed = footprint.kv_estimate(exp.plans["a"], exp.items, "cpu")
     assert not fixed and 0 < held < 1024 * per_token       # batch 1 x (prompt + 4 new tokens), only while it runs
+
+
+def test_sequential_drift_line_says_what_the_check_cannot_see():
+    drift = {"moved": 0.01, "baseline_first": 100.0, "baseline_last": 101.0, "blocks_compared": 2,
+             "ci_half_width": 0.05, "warning": False}
+    row = {"output_throughput_block_ratio": 0.5, "n_blocks_paired": 6}
+    summary = {"baseline": "a", "arms": {"a": {}, "b": row}, "drift": drift,
+               "order": {"order": "sequential", "text": "Order: **sequential**."}}
+    assert "would not show here" in "\n".join(drift_section(summary))
+    summary["order"] = {"order": "interleaved", "text": "Order: **interleaved**."}
+    assert "would not show here" not in "\n".join(drift_section(summary))
