@@ -71,6 +71,13 @@ class LoopTimer(Experiment):
         return super()._finish(incomplete)
 
 
+def stop_if_cut(exp: Experiment) -> None:
+    """The runner turns SIGTERM (timeout) into an interrupt that ends one run and keeps it; stop the benchmark
+    there, rather than count a cut run and start the next."""
+    if exp.summary.get("incomplete"):
+        sys.exit("[bench_drift] interrupted: stopping")
+
+
 def cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -82,6 +89,7 @@ def drift_run(args, order: str, out: str) -> dict:
     exp.busy_s = args.busy_s
     t0, c0 = time.perf_counter(), cpu_s()
     exp.run(out)
+    stop_if_cut(exp)
     b, drift = exp.summary["arms"]["b"], exp.summary.get("drift", {})
     return {"order": order, "wall_s": time.perf_counter() - t0, "cpu_s": cpu_s() - c0,
             "ratio_pooled": b["output_throughput_vs_baseline"],
@@ -107,6 +115,7 @@ def overhead(args, out: str) -> dict:
             cfg = load_config(args.overhead, overrides=model + ["workload.warmup=1"] + extra, device="cpu")
             exp = LoopTimer(cfg, limit=n, progress=False)
             exp.run(out)
+            stop_if_cut(exp)
             walls[name].append(exp.loop_s)
             cpus[name].append(exp.loop_cpu_s)
             print(f"{name:<12} wall {exp.loop_s:.2f} s  cpu {exp.loop_cpu_s:.2f} s", flush=True)   # kept if cut short
