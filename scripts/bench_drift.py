@@ -24,6 +24,7 @@ import tempfile
 import time
 
 from testbed.config import load_config, validate
+from testbed.diagnose import run as diagnose_run
 from testbed.runner import Experiment
 
 BUSY = "import time\nend = time.time() + {s}\nwhile time.time() < end:\n    pass\n"
@@ -62,12 +63,19 @@ class LoopTimer(Experiment):
     as the order does not change them."""
 
     def run(self, out_dir=None):
-        self.t_start = time.perf_counter()
+        self.t_start, self.cpu_start = time.perf_counter(), cpu_s()
         return super().run(out_dir)
 
     def _finish(self, incomplete):
-        self.loop_s = time.perf_counter() - self.t_start
+        self.loop_s, self.loop_cpu_s = time.perf_counter() - self.t_start, cpu_s() - self.cpu_start
         return super()._finish(incomplete)
+
+
+def stop_if_cut(exp: Experiment) -> None:
+    """The runner turns SIGTERM (timeout) into an interrupt that ends one run and keeps it; stop the benchmark
+    there, rather than count a cut run and start the next."""
+    if exp.summary.get("incomplete"):
+        sys.exit("[bench_drift] interrupted: stopping")
 
 
 def cpu_s() -> float:
@@ -81,6 +89,7 @@ def drift_run(args, order: str, out: str) -> dict:
     exp.busy_s = args.busy_s
     t0, c0 = time.perf_counter(), cpu_s()
     exp.run(out)
+    stop_if_cut(exp)
     b, drift = exp.summary["arms"]["b"], exp.summary.get("drift", {})
     return {"order": order, "wall_s": time.perf_counter() - t0, "cpu_s": cpu_s() - c0,
             "ratio_pooled": b["output_throughput_vs_baseline"],
@@ -98,15 +107,26 @@ def overhead(args, out: str) -> dict:
     variants = {"one_block": [f"workload.block_size={n}", "workload.order=sequential"],
                 "interleaved": ["workload.order=interleaved"]}
     walls: dict[str, list[float]] = {k: [] for k in variants}
+    cpus: dict[str, list[float]] = {k: [] for k in variants}
+    peaks: dict[str, list[dict]] = {k: [] for k in variants}
+    outputs, scores = set(), set()
     for _ in range(args.rounds):
         for name, extra in variants.items():
             cfg = load_config(args.overhead, overrides=model + ["workload.warmup=1"] + extra, device="cpu")
             exp = LoopTimer(cfg, limit=n, progress=False)
             exp.run(out)
+            stop_if_cut(exp)
             walls[name].append(exp.loop_s)
+            cpus[name].append(exp.loop_cpu_s)
+            print(f"{name:<12} wall {exp.loop_s:.2f} s  cpu {exp.loop_cpu_s:.2f} s", flush=True)   # kept if cut short
+            peaks[name].append({a: row.get("peak_memory_mb") for a, row in exp.summary["arms"].items()})
+            outputs.add(json.dumps(sorted((r["arm"], r["request_id"], r["output_ids"]) for r in exp.records)))
+            scores.add(json.dumps({a: {k: v for k, v in row.items() if k.startswith("quality_")}
+                                   for a, row in exp.summary["arms"].items()}, sort_keys=True))
     best = {k: min(v) for k, v in walls.items()}
-    return {"config": args.overhead, "items": n, "walls_s": walls, "best_s": best,
-            "interleaved_vs_one_block": best["interleaved"] / best["one_block"]}
+    return {"config": args.overhead, "items": n, "blocks": exp.order["n_blocks"], "walls_s": walls, "cpu_s": cpus,
+            "best_s": best, "interleaved_vs_one_block": best["interleaved"] / best["one_block"],
+            "peak_memory_mb": peaks, "same_outputs": len(outputs) == 1, "same_scores": len(scores) == 1}
 
 
 def main() -> None:
@@ -122,10 +142,17 @@ def main() -> None:
     ap.add_argument("--overhead", default=None, help="a config path: measure the block overhead instead")
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
+    # no failure-diagnosis probes after each run: they cost up to 2 minutes a run and do not depend on the order
+    diagnose_run.REPORT_PROBE_BUDGET_S = 0.0
     with tempfile.TemporaryDirectory() as out:
         if args.overhead:
             res = overhead(args, out)
-            print(f"{res['config']} ({res['items']} items): one block per arm {res['best_s']['one_block']:.2f} s, "
+            for name, walls in res["walls_s"].items():
+                print(f"{name:<12} walls {', '.join(f'{w:.2f}' for w in walls)} s  "
+                      f"cpu {', '.join(f'{c:.2f}' for c in res['cpu_s'][name])} s")
+            print(f"peak memory MiB per arm: {res['peak_memory_mb']}")
+            print(f"greedy outputs identical in every run: {res['same_outputs']}; scores: {res['same_scores']}")
+            print(f"{res['config']} ({res['items']} items, {res['blocks']} blocks interleaved): one block per arm {res['best_s']['one_block']:.2f} s, "
                   f"interleaved {res['best_s']['interleaved']:.2f} s -> x{res['interleaved_vs_one_block']:.3f}")
         else:
             args.model = args.model or "smollm2-135m"

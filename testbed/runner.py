@@ -172,9 +172,13 @@ class Experiment:
 
     def _run_passes(self) -> None:
         last = {p.arm: i for i, p in enumerate(self.passes)}
+        one_at_a_time = self.cfg.workload.order == "sequential"
         for i, p in enumerate(self.passes):
             self._run_arm(p.arm, p.repeat, p.rate, p.arrival, p)
-            if last[p.arm] == i:        # its engine is not needed again: free it (sequential: one at a time)
+            switch = i + 1 < len(self.passes) and self.passes[i + 1].arm != p.arm
+            # free an engine not needed again; sequential frees it whenever another arm comes next, so with
+            # repeats or rates too only one arm's KV is ever held (what the coexistence error promises)
+            if last[p.arm] == i or (one_at_a_time and switch):
                 self.plans[p.arm].close()
                 self._live.pop(p.arm, None)
 

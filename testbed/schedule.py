@@ -96,6 +96,10 @@ def describe(order: str, blocked: bool, block: int, n_items: int, repeats: int) 
             "; with one repeat and one rate the arms still ran one after the other: set repeats >= 2 to alternate"
         return f"Order: **{order}** (arrival-driven workload: {how}{note})."
     n_blocks = math.ceil(n_items / block)
+    if n_blocks == 1 and order == "interleaved":     # nothing to alternate within a repeat: say so
+        how = ("the arm order rotated per repeat (AB, BA, ...)" if repeats > 1 else
+               "so the arms ran one after the other; set workload.block_size (or repeats >= 2) to alternate")
+        return f"Order: **{order}**, one block of {n_items} items (the widest arm's batch covers them): {how}."
     how = ("arms alternate block by block, the order rotated each block (ABBA ...)" if order == "interleaved"
            else "each arm runs all its blocks back to back")
     return f"Order: **{order}**, {n_blocks} blocks of up to {block} items per repeat; {how}."

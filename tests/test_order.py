@@ -13,11 +13,13 @@ import torch
 from testbed.arm import ArmPlan
 from testbed.config import load_config
 from testbed.engines.hf import HFEngine
+from testbed.engines.paged.engine import PagedEngine
 from testbed.errors import UserError
 from testbed.metrics import footprint
 from testbed.models import load_model
+from testbed.report.drift import drift_section
 from testbed.runner import Experiment
-from testbed.schedule import auto_block_size, plan_passes, rotated
+from testbed.schedule import auto_block_size, order_info, plan_passes, rotated
 
 OFFLINE = [(None, {"kind": "offline"})]
 
@@ -68,14 +70,14 @@ def test_auto_block_fills_whole_batches():
     assert rotated(["A", "B", "C"], 4) == ["B", "C", "A"]
 
 
-def _cfg(tmp_path, order, limit=16, **extra):
+def _cfg(tmp_path, order, limit=16, repeats=1, **extra):
     arms = extra.pop("arms", "{a: {engine: hf, batch_size: 1}, b: {engine: hf, batch_size: 1}}")
     data = tmp_path / "items.jsonl"      # short questions, no gold chunks: nothing for the diagnosis to probe
     data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + {i}?", "answers": [str(2 * i)]})
                             + "\n" for i in range(limit)))
     text = (f"name: drift\nmodel: {{id: 'random:tiny-llama', dtype: float32}}\nthreads: 1\n"
             f"workload: {{dataset: '{data}', limit: {limit}, max_new_tokens: 4, warmup: 1, order: {order}, "
-            f"block_size: 2, ignore_eos: true}}\nbaseline: a\narms: {arms}\n")
+            f"block_size: 2, ignore_eos: true}}\nrepeats: {repeats}\nbaseline: a\narms: {arms}\n")
     path = tmp_path / f"{order}.yaml"
     path.write_text(text)
     return load_config(path, device="cpu")
@@ -140,8 +142,9 @@ def test_real_2x_difference_is_still_measured_as_2x(tmp_path, monkeypatch, tag_a
         t = time.perf_counter()
         out = orig(self)
         work = time.perf_counter() - t
-        # a: work + 20 ms; b: twice that, so b's steps take exactly twice a's
-        time.sleep(0.02 if getattr(self, "arm_name", "a") == "a" else work + 0.04)
+        # a: work + 60 ms; b: twice that, so b's steps take exactly twice a's (the delay dwarfs the time spent
+        # outside steps, which both arms pay once and which grows on a loaded machine)
+        time.sleep(0.06 if getattr(self, "arm_name", "a") == "a" else work + 0.12)
         return out
     monkeypatch.setattr(HFEngine, "step", step)
     built, new_engine = [], ArmPlan.new_engine
@@ -166,8 +169,76 @@ def test_arms_that_cannot_coexist_stop_before_the_run(tmp_path, monkeypatch):
     msg = str(err.value)
     assert "workload.order: interleaved" in msg and "a (weights" in msg and "b (weights" in msg
     assert "workload.order: sequential" in msg
-    seq = _cfg(tmp_path, "sequential", limit=2, arms=arms)
-    assert Experiment(seq, progress=False).passes                # one pool at a time fits: no error
+    live, most = set(), [0]        # sequential holds one pool at a time, across repeats too
+    orig_init, orig_close = PagedEngine.__init__, PagedEngine.close
+
+    def init(self, *a, **k):
+        orig_init(self, *a, **k)
+        live.add(id(self))
+        most[0] = max(most[0], len(live))
+
+    def close(self):
+        live.discard(id(self))
+        orig_close(self)
+    monkeypatch.setattr(PagedEngine, "__init__", init)
+    monkeypatch.setattr(PagedEngine, "close", close)
+    seq = Experiment(_cfg(tmp_path, "sequential", limit=2, repeats=2, arms=arms), progress=False)
+    assert [p.arm for p in seq.passes] == ["a", "b", "a", "b"]
+    seq.run(tmp_path / "runs")
+    assert most[0] == 1 and not live
+
+
+def test_one_block_is_not_reported_as_alternating():
+    text = order_info("interleaved", OFFLINE, 24, 24, 1)["text"]
+    assert "ran one after the other" in text and "alternate block by block" not in text
+    assert "rotated per repeat" in order_info("interleaved", OFFLINE, 24, 24, 2)["text"]
+    assert "alternate block by block" in order_info("interleaved", OFFLINE, 8, 24, 1)["text"]
+
+
+# counters an engine derives from its own requests alone: any state shared between arms would move them with the order
+STATE_KEYS = ("prefix_cache_hit_rate", "kv_peak_blocks", "preemptions", "spec_acceptance_rate",
+              "spec_mean_accepted_tokens", "quality_exact_match", "quality_token_f1", "n_ok")
+
+
+def test_outputs_scores_and_engine_state_do_not_depend_on_the_order(tmp_path):
+    paged = "engine: paged, kv_budget_tokens: 1024, block_size: 16, max_num_seqs: 2"
+    arms = (f"{{a: {{engine: hf, batch_size: 2}}, p: {{{paged}}}, "
+            f"s: {{{paged}, speculative: {{method: prompt_lookup, ngram: 2, num_draft_tokens: 3}}}}}}")
+    runs = {}
+    for o in ("sequential", "interleaved"):
+        (tmp_path / o).mkdir()
+        runs[o] = _run(tmp_path / o, o, arms=arms)
+    (seq, seq_recs, _, _), (inter, inter_recs, _, _) = runs["sequential"], runs["interleaved"]
+    assert inter["order"]["n_blocks"] == 8 and "alternate block by block" in inter["order"]["text"]
+    outputs = lambda recs: {(r["arm"], r["request_id"]): r["output_ids"] for r in recs}   # noqa: E731
+    assert outputs(seq_recs) == outputs(inter_recs) and len(outputs(seq_recs)) == 48
+    for arm in ("a", "p", "s"):
+        for key in STATE_KEYS:
+            assert seq["arms"][arm].get(key) == inter["arms"][arm].get(key), (arm, key)
+    assert seq["arms"]["p"]["prefix_cache_hit_rate"] > 0       # the counter is live: the prompts share a template
+    assert "spec_acceptance_rate" in seq["arms"]["s"]
+    matched = lambda recs: {(r["arm"], r["request_id"]): r.get("match_baseline") for r in recs}   # noqa: E731
+    assert matched(seq_recs) == matched(inter_recs)
+
+
+def test_a_default_paged_pool_counts_as_held(tmp_path):
+    cfg = _cfg(tmp_path, "sequential", limit=2, arms="{a: {engine: hf, batch_size: 1}, b: {engine: paged}}")
+    exp = Experiment(cfg, progress=False)
+    per_token = footprint.kv_bytes_per_token(exp.plans["b"].lm)
+    assert footprint.kv_estimate(exp.plans["b"], exp.items, "cpu") == (16384 * per_token, True)   # PagedOptions' default
+    held, fixed = footprint.kv_estimate(exp.plans["a"], exp.items, "cpu")
+    assert not fixed and 0 < held < 1024 * per_token       # batch 1 x (prompt + 4 new tokens), only while it runs
+
+
+def test_sequential_drift_line_says_what_the_check_cannot_see():
+    drift = {"moved": 0.01, "baseline_first": 100.0, "baseline_last": 101.0, "blocks_compared": 2,
+             "ci_half_width": 0.05, "warning": False}
+    row = {"output_throughput_block_ratio": 0.5, "n_blocks_paired": 6}
+    summary = {"baseline": "a", "arms": {"a": {}, "b": row}, "drift": drift,
+               "order": {"order": "sequential", "text": "Order: **sequential**."}}
+    assert "would not show here" in "\n".join(drift_section(summary))
+    summary["order"] = {"order": "interleaved", "text": "Order: **interleaved**."}
+    assert "would not show here" not in "\n".join(drift_section(summary))
 
 
 def _plan(engine: str, lm, **options):

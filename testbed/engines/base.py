@@ -90,6 +90,12 @@ class Engine(ABC):
         return next((n for n in ENGINES.names() if ENGINES.get(n) is cls), cls.__name__)
 
     @classmethod
+    def held_bytes(cls, lm: Any, options: EngineOptions, device: Any) -> int:
+        """Memory the engine keeps for as long as it is loaded (a fixed KV pool), beyond the weights the run
+        loads once; 0 when its cache lives only while a batch runs. Interleaved arms hold every one at once."""
+        return 0
+
+    @classmethod
     def check_arm(cls, lm: Any, options: EngineOptions, sections: dict[str, Any], requests: list[Request],
                   items: list | None = None) -> None:
         """Raise UserError when this arm cannot run the workload at all; called before the run starts.

@@ -21,10 +21,12 @@ import threading
 import time
 
 import psutil
+import torch
 
 from testbed.engines.base import ENGINES, Engine
 from testbed.engines.vllm_args import (INSTALL, VLLMOptions, check_options, check_speculative, cpu_unavailable, draft_bytes,
-                                       engine_args, import_vllm, module_scan_safe, prepare_env, to_vllm_sampling)
+                                       engine_args, import_vllm, kv_bytes_per_token, kv_space_gib, module_scan_safe,
+                                       prepare_env, to_vllm_sampling)
 from testbed.errors import UserError
 from testbed.request import Request
 
@@ -78,7 +80,9 @@ class VLLMEngine(Engine):
 
     @classmethod
     def own_memory(cls, lm, options: VLLMOptions, sections) -> dict:
-        """vLLM loads its own copy of the weights, and of a draft model's."""
+        """vLLM loads its own copy of the weights, and of a draft model's (on CUDA its held share covers them)."""
+        if lm.device.type != "cpu":
+            return {}
         return {("vllm", id(options)): lm.weight_bytes + draft_bytes(lm, sections.get("speculative"))}
 
     def __init__(self, model, options: VLLMOptions, sections=None):
@@ -115,6 +119,16 @@ class VLLMEngine(Engine):
     def check_sections(cls, sections: dict, where: str) -> None:
         super().check_sections(sections, where)
         check_speculative(sections.get("speculative"), f"{where}.speculative")
+
+    @classmethod
+    def held_bytes(cls, lm, options: VLLMOptions, device) -> int:
+        """CUDA: vLLM takes its share of the device (its weights, KV, activations) at start; CPU: its KV space,
+        capped by the block override when kv_budget_tokens is set."""
+        if str(device).startswith("cuda"):
+            return int(options.gpu_memory_utilization * torch.cuda.get_device_properties(device).total_memory)
+        if options.kv_budget_tokens:
+            return options.kv_budget_tokens * kv_bytes_per_token(lm)
+        return kv_space_gib(lm, options) * 2**30
 
     @classmethod
     def check_arm(cls, lm, options: VLLMOptions, sections, requests, items=None) -> None:

@@ -3,15 +3,15 @@
     check_coexist(plans, items, device)    # UserError naming the arms and the estimate, or None
 
 Estimate per arm: its model's weights (loaded once before the run in either order, shared by arms
-on the same model) plus its KV cache. An engine with a fixed KV pool (`kv_budget_tokens`, or
-`num_blocks` x `block_size`) holds it for as long as it stays loaded, so interleaving holds every
-such pool at once; a static-batching engine's cache lives only while a batch runs (its batch
-width x (longest prompt + max_new_tokens) tokens), so only the largest one is ever held. The
-weights are already resident when this runs, so what must fit into the memory still available
-is the KV (every fixed pool plus the largest transient cache) and the copies of the weights some
-engines make for themselves (`Engine.own_memory`: vLLM loads its own, and its draft's; the paged
-runner packs one per model). Engines that need the process to themselves (vLLM in process) cannot
-be interleaved at all.
+on the same model) plus its KV cache. An engine that keeps memory for as long as it stays loaded
+says how much (`Engine.held_bytes`: paged's KV pool, vLLM's KV space or its share of the GPU), so
+interleaving holds every such pool at once; a static-batching engine's cache lives only while a
+batch runs (its batch width x (longest prompt + max_new_tokens) tokens), so only the largest one is
+ever held. The weights are already resident when this runs, so what must fit into the memory still
+available is every held pool, the largest transient cache, and the copies of the weights some
+engines make for themselves (`Engine.own_memory`: vLLM on the CPU loads its own, and its draft's;
+the paged runner packs one per model). Engines that need the process to themselves (vLLM in
+process) cannot be interleaved at all.
 """
 from typing import Any
 
@@ -26,12 +26,12 @@ from testbed.schedule import arm_width
 GB = 1e9
 
 
-def kv_estimate(plan: Any, items: list) -> tuple[int, bool]:
+def kv_estimate(plan: Any, items: list, device: Any) -> tuple[int, bool]:
     """(KV bytes, whether the engine holds them while loaded) for one arm."""
     o = plan.arm.options
-    pool = getattr(o, "kv_budget_tokens", None) or (getattr(o, "num_blocks", None) or 0) * (getattr(o, "block_size", None) or 0)
-    if pool:
-        return pool * kv_bytes_per_token(plan.lm), True
+    held = ENGINES.get(plan.arm.engine).held_bytes(plan.lm, o, device)
+    if held:
+        return held, True
     longest = max((len(plan.make_request(it, 0.0, it.id, shape=False).prompt_ids) for it in items), default=0)
     return arm_width(o) * (longest + plan.max_new_tokens) * kv_bytes_per_token(plan.lm), False
 
@@ -63,10 +63,10 @@ def check_exclusive(plans: dict[str, Any]) -> None:
 
 
 def check_coexist(plans: dict[str, Any], items: list, device: Any) -> None:
-    """Raise UserError when the arms cannot be held at once (interleaved order): their KV caches and their
-    engines' private weight copies against the memory available, and engines that need a process alone."""
+    """Raise UserError when the arms cannot be held at once (interleaved order): their held KV pools and
+    their engines' private weight copies against the memory available, and engines that need a process alone."""
     check_exclusive(plans)
-    est = {name: kv_estimate(plan, items) for name, plan in plans.items()}
+    est = {name: kv_estimate(plan, items, device) for name, plan in plans.items()}
     extra = own_memory(plans)
     held = sum(b for b, fixed in est.values() if fixed) + sum(extra.values())
     transient = max((b for b, fixed in est.values() if not fixed), default=0)

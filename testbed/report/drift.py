@@ -12,6 +12,10 @@ DRIFT_NOTE = ("Paired block ratio: each arm's output throughput on a block of it
               "and the pooled one above stay put; run one after the other, the change lands on whichever arm ran "
               "then. Drift check: the baseline's own throughput over its first third of blocks against its last.")
 
+SEQUENTIAL_BLIND = (" The arms ran one after the other, so a change of the machine between one arm's pass and the "
+                    "next would not show here (measured: a busy job starting with the second of two identical arms "
+                    "read ×0.38, docs/drift.md).")
+
 MEMORY_NOTE = ("Peak memory is per arm: a tracker samples the process's RSS (its child processes included) only "
                "while that arm's blocks run, and the arm keeps its highest block. RSS is process-wide, so it "
                "includes every model loaded for the run (all are loaded before the first block, in either order) "
@@ -35,9 +39,11 @@ def _drift_line(summary: dict) -> str | None:
         return None
     line = (f"Baseline drift: {fmt_number(d['baseline_first'])} tok/s over its first {d['blocks_compared']} blocks, "
             f"{fmt_number(d['baseline_last'])} over its last {d['blocks_compared']} ({d['moved']:+.1%}).")
-    if not d.get("warning"):
-        return line + (f" Within the comparison's interval (±{d['ci_half_width']:.1%})." if "ci_half_width" in d else "")
     sequential = (summary.get("order") or {}).get("order") == "sequential"
+    if not d.get("warning"):
+        within = f" Within the comparison's interval (±{d['ci_half_width']:.1%})." if "ci_half_width" in d else ""
+        # the check sees the baseline only: a change that starts as another arm starts is invisible to it
+        return line + within + (SEQUENTIAL_BLIND if sequential else "")
     why = ("the arms ran one after the other, so part of each ratio may be the machine, not the arm: rerun with "
            "workload.order: interleaved" if sequential else
            "the arms alternated, so the paired ratios are protected, but the absolute figures mix two machine states")

@@ -130,6 +130,10 @@ class PagedEngine(Engine):
                             f"lower kv_budget_tokens to at most {free // (need // options.blocks()) * options.block_size}")
 
     @classmethod
+    def held_bytes(cls, lm, options: PagedOptions, device) -> int:
+        return cache_bytes_for(lm, options.blocks(), options.block_size)     # the pool, allocated at start
+
+    @classmethod
     def check_arm(cls, lm, options: PagedOptions, sections, requests, items=None) -> None:
         """Before the run: the KV cache must fit in memory and hold the longest request that fits the context."""
         super().check_arm(lm, options, sections, requests, items)
