@@ -33,7 +33,6 @@ from testbed.arm import PREPARERS
 from testbed.config import SECTIONS
 from testbed.context import audit
 from testbed.context.base import STEPS, StepOptions
-from testbed.context.text import count_tokens
 from testbed.errors import UserError
 from testbed.workloads.items import Chunk, Item
 
@@ -165,8 +164,8 @@ class ContextPipeline:
         for item in items:
             check_chunk_ids(item, item.chunks)
         for cat, steps in self.by_category.items():   # a category absent here (a limit, a split) is unused
-            _check_steps(self.lm, steps, [it for it in items if it.category == cat], f"arms.{arm}.context.by_category.{cat}")
-        _check_steps(self.lm, self.steps, [it for it in items if it.category not in self.by_category],
+            _check_steps(steps, [it for it in items if it.category == cat], f"arms.{arm}.context.by_category.{cat}")
+        _check_steps(self.steps, [it for it in items if it.category not in self.by_category],
                      f"arms.{arm}.context.steps")
 
     @classmethod
@@ -175,21 +174,7 @@ class ContextPipeline:
         return audit.aggregate(stats, [s["seconds"] for s in stats if "seconds" in s])
 
 
-def _check_steps(lm: Any, steps: list, items: list[Item], where: str) -> None:
+def _check_steps(steps: list, items: list[Item], where: str) -> None:
     """The pre-run checks of one step list against the items it will see (ContextPipeline.check)."""
-    corpus = False
     for i, step in enumerate(steps):
-        at, o = f"{where}[{i}]", step.options
-        if o.name == "retrieve":
-            corpus = corpus or o.corpus is not None
-            empty = [it.id for it in items if not it.chunks]
-            if not corpus and empty:
-                raise UserError(f"{at}: retrieve has no corpus and item {empty[0]} has no chunks "
-                                f"({len(empty)} such items)", f"set {at}.corpus to a JSONL file of {{id, text}} chunks")
-        if o.name == "budget" and items:
-            q = count_tokens(lm, [it.question for it in items])
-            worst = max(range(len(items)), key=q.__getitem__)
-            if q[worst] >= o.budget_tokens:
-                raise UserError(f"{at}.budget_tokens = {o.budget_tokens} is smaller than the question of "
-                                f"item {items[worst].id} ({q[worst]} tokens)",
-                                f"raise {at}.budget_tokens above {q[worst]}, e.g. {q[worst] + 256}")
+        step.check(items, f"{where}[{i}]", steps[:i])
