@@ -349,9 +349,8 @@ class Experiment:
         drift = add_block_ratios(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline)
         cats = {a: self._category_summary(a) for a in arms}
         details = {a: d for a in arms if (d := self.plans[a].details([r for r in self.records if r["arm"] == a]))}
-        plain = {a: (self.plans[a].lm.spec_id, self.cfg.arms[a].engine) for a in arms if not self.cfg.arms[a].sections}
         for a in arms:
-            self.plans[a].against(arms[a], details.get(a, {}), arms, plain)
+            self.plans[a].against(arms[a], details.get(a, {}), arms, self.plans)
         runs = [{"arm": a, "repeat": r.repeat, "rate": None if r.rate is None else rate_label(r.rate),
                  "wall_s": r.wall_s, "n": len(r.records)} for a in self.arm_names for r in self.runs.get(a, [])]
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,

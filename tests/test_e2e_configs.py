@@ -25,12 +25,13 @@ def tiny_overrides(path: Path) -> list[str]:
             out.append(f"arms.{name}.model={{id: 'random:small-llama', dtype: float32}}")
         elif arm.model is not None:
             out.append(f"arms.{name}.model.id=random:tiny-llama")
-        if isinstance((arm.speculative or {}).get("draft"), dict):
+        spec, routing = arm.sections.get("speculative"), arm.sections.get("routing")
+        if spec is not None and spec.draft is not None:
             out.append(f"arms.{name}.speculative.draft.id=random:tiny-llama")
-        if arm.routing:     # two tiny tiers; random labels leave a learned router nothing to learn, so rules
+        if routing is not None:     # two tiny tiers; random labels leave a learned router nothing to learn, so rules
             tiers = "[{name: small, model: {id: 'random:tiny-llama'}, usd_per_hour: 1}, " \
                     "{name: large, model: {id: 'random:small-llama'}, usd_per_hour: 1}]"
-            router = "{kind: rules, categories: [lookup]}" if arm.routing["router"]["kind"] == "learned" else None
+            router = "{kind: rules, categories: [lookup]}" if routing.router.kind == "learned" else None
             for at in (f"arms.{name}.routing", f"fallback.arms.{name}.routing"):
                 out.append(f"{at}.tiers={tiers}")
                 out += [f"{at}.router={router}"] if router else []

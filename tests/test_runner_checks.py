@@ -2,6 +2,7 @@
 a request longer than the model's context fails alone and the run goes on, on hf and paged."""
 import json
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from testbed.engines.paged.engine import PagedEngine, PagedOptions
 from testbed.errors import UserError
 from testbed.request import Request
 from testbed.runner import Experiment
+from testbed.sections import Section
 
 BASE = """
 name: checks
@@ -43,11 +45,9 @@ def test_kv_budget_too_small_stops_before_any_directory(tmp_path, capsys):
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
 
-class Refuses:
-    """A strategy section's config with a pre-run check (how speculative and context plug theirs in)."""
-
-    def __init__(self):
-        self.seen = None
+class Refuses(Section):
+    """A strategy section with a pre-run check (how speculative and context plug theirs in)."""
+    seen: Any = None
 
     def check_arm(self, lm, requests, items):
         self.seen = (lm, [r.id for r in requests], [it.id for it in items])
@@ -70,8 +70,8 @@ def test_check_arm_calls_every_section_hook(tiny_lm, engine, options):
     hook = Refuses()
     req = Request("r0", [1, 2, 3], max_new_tokens=2)
     with pytest.raises(UserError, match="tokenizer differs"):
-        engine.check_arm(tiny_lm, options, {"speculative": hook, "routing": {"plain": "dict"}}, [req], [])
-    Engine.check_arm(tiny_lm, options, {"routing": {"plain": "dict"}}, [req])      # no hook, no error
+        engine.check_arm(tiny_lm, options, {"speculative": hook, "plain": Section()}, [req], [])
+    Engine.check_arm(tiny_lm, options, {"plain": Section()}, [req])      # the default hook: no error
 
 
 def test_paged_check_skips_requests_beyond_the_context(tiny_lm):

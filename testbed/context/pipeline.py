@@ -19,8 +19,9 @@ An empty `steps: []` changes nothing and only audits (the baseline's "context as
 category's items (so a bench can compress only where the context is long); a category the
 workload does not hold (a limit, a split) is simply unused.
 Step options are validated by each step's Options class at config load, with errors at their
-YAML path (arms.<arm>.context.steps[1].budget_tokens). The Preparer stores the audit in the
-request's stats (record["stats"]["ContextPipeline"]) and pools it per arm in `aggregate`.
+YAML path (arms.<arm>.context.steps[1].budget_tokens). The section's preparer, a ContextPipeline,
+stores the audit in the request's stats (record["stats"]["ContextPipeline"]); the section pools
+it per arm in `aggregate`.
 """
 import time
 from difflib import get_close_matches
@@ -29,11 +30,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from testbed.arm import PREPARERS
-from testbed.config import SECTIONS
 from testbed.context import audit
 from testbed.context.base import STEPS, StepOptions
 from testbed.errors import UserError
+from testbed.sections import SECTIONS, Section
 from testbed.workloads.items import Chunk, Item
 
 
@@ -44,13 +44,18 @@ class AuditOptions(BaseModel):
 
 
 @SECTIONS.register("context")
-class ContextSection(BaseModel):
+class ContextSection(Section):
     """`context:` — steps run in order (retrieve, dedup, rerank, extract, prune, budget, gold_only)."""
-    model_config = ConfigDict(extra="forbid")
     steps: list[StepOptions] = Field(default_factory=list)
     by_category: dict[str, list[StepOptions]] = Field(default_factory=dict,
                                                       description="category -> its own steps, instead of `steps`")
     audit: AuditOptions = AuditOptions()
+
+    def preparer(self, lm: Any) -> "ContextPipeline":
+        return ContextPipeline(self, lm)
+
+    def aggregate(self, records: list[dict]) -> dict[str, float]:
+        return ContextPipeline.aggregate(records)
 
     def details(self, records: list[dict]) -> dict:
         """summary["details"][arm]["context_warnings"]: each category's losses against the context as retrieved."""
@@ -125,7 +130,6 @@ def check_chunk_ids(item: Item, chunks: list[Chunk]) -> None:
                             "give every chunk a unique non-empty id in the dataset")
 
 
-@PREPARERS.register("context")
 class ContextPipeline:
     """Runs the section's steps on an item's chunks; returns what the model sees and the audit."""
 
@@ -159,7 +163,7 @@ class ContextPipeline:
 
         Chunks need ids; a `retrieve` without a corpus needs the item's own chunks; a `budget` must
         leave room for the longest question of the items each step list will see.
-        Called for every context arm before the run (ArmPlan.check).
+        Called for every context arm before the run (ArmPlan.check, from Experiment._check_arms).
         """
         for item in items:
             check_chunk_ids(item, item.chunks)

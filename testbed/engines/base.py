@@ -42,9 +42,10 @@ class EngineOptions(BaseModel):
 
 class Engine(ABC):
     Options: ClassVar[type[EngineOptions]] = EngineOptions
-    # strategy sections this engine runs; `context` shapes the prompt before any engine sees it.
-    # Any other section on an arm of this engine is an error at config load (check_sections).
-    honours: ClassVar[frozenset[str]] = frozenset({"context"})
+    # engine-level sections (testbed.sections.Section.engine_level: speculative, routing) this engine
+    # runs; any other on an arm of this engine is an error at config load (check_sections). Sections
+    # that act around the engine (context shapes the prompt) run on every engine.
+    honours: ClassVar[frozenset[str]] = frozenset()
     # set True (a cascade's tiers) to have each finished request's `token_logprobs` filled where the
     # engine can do it from the logits it computes anyway; engines that cannot leave them None
     record_logprobs: bool = False
@@ -57,8 +58,8 @@ class Engine(ABC):
     @classmethod
     def check_sections(cls, sections: dict[str, Any], where: str) -> None:
         """Raise UserError naming the arm and the section this engine cannot honour (at config load)."""
-        for name in sections:
-            if name not in cls.honours:
+        for name, section in sections.items():
+            if getattr(section, "engine_level", False) and name not in cls.honours:
                 raise UserError(f"{where}.{name}: engine {cls.name()!r} does not honour a {name} section",
                                 f"engines honouring {name}: {', '.join(honouring(name)) or 'none'}; "
                                 f"or drop {where}.{name}")
@@ -87,13 +88,11 @@ class Engine(ABC):
         retrieval from a corpus can add chunks, which the engine then meets at run time);
         `items` are the workload items they came from (same order). A request beyond the model's
         context is not an arm error: it fails alone at run time. Engines override this and call
-        super(); every strategy section whose validated config has a method
-        `check_arm(lm, requests, items)` is checked here, so a section plugs in its own checks.
+        super(); every section's `check_arm(lm, requests, items)` hook (testbed.sections) runs here,
+        so a section plugs in its own checks.
         """
         for section in sections.values():
-            hook = getattr(section, "check_arm", None)
-            if callable(hook):
-                hook(lm, requests, items or [])
+            section.check_arm(lm, requests, items or [])
 
     @abstractmethod
     def add_request(self, req: Request) -> None: ...

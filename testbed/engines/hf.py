@@ -81,7 +81,7 @@ class KVLedger:
 
 @ENGINES.register("hf")
 class HFEngine(Engine):
-    honours = frozenset({"context", "speculative", "routing"})
+    honours = frozenset({"speculative", "routing"})
     Options = HFOptions
 
     def __init__(self, model, options: HFOptions, sections=None):

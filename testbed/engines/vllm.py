@@ -68,7 +68,7 @@ class CoreWatch:
 @ENGINES.register("vllm")
 class VLLMEngine(Engine):
     Options = VLLMOptions
-    honours = frozenset({"context", "speculative"})
+    honours = frozenset({"speculative"})
 
     def __init__(self, model, options: VLLMOptions, sections=None):
         super().__init__(model, options, sections)

@@ -63,7 +63,7 @@ def available_bytes(device: torch.device) -> int:
 
 @ENGINES.register("paged")
 class PagedEngine(Engine):
-    honours = frozenset({"context", "speculative", "routing"})
+    honours = frozenset({"speculative", "routing"})
     Options = PagedOptions
 
     def __init__(self, model, options: PagedOptions, sections=None):
