@@ -257,9 +257,10 @@ def _validate_arm(name: str, arm: ArmConfig, source: str) -> None:
                         f"engine {arm.engine!r} takes: {', '.join(engine.Options.model_fields) or 'no options'}; "
                         f"every arm also takes: engine, model, sampling, max_new_tokens, {', '.join(SECTIONS.names())}"
                         ) from None
+    bodies = {k: v for k, v in bodies.items() if v is not None}   # `--set arms.<arm>.<section>=null` drops one
+    engine.check_honoured({sec: SECTIONS.get(sec, where=f"{where}.{sec}") for sec in bodies}, f"{source}: {where}")
     for sec, body in bodies.items():
-        if body is not None:        # `--set arms.<arm>.<section>=null` drops a section
-            arm._sections[sec] = _validate_section(sec, body, f"{where}.{sec}", name, source)
+        arm._sections[sec] = _validate_section(sec, body, f"{where}.{sec}", name, source)
     engine.check_sections(arm._sections, f"{source}: {where}")
 
 

@@ -43,7 +43,7 @@ class EngineOptions(BaseModel):
 class Engine(ABC):
     Options: ClassVar[type[EngineOptions]] = EngineOptions
     # engine-level sections (testbed.sections.Section.engine_level: speculative, routing) this engine
-    # runs; any other on an arm of this engine is an error at config load (check_sections). Sections
+    # runs; any other on an arm of this engine is an error at config load (check_honoured). Sections
     # that act around the engine (context shapes the prompt) run on every engine.
     honours: ClassVar[frozenset[str]] = frozenset()
     # set True (a cascade's tiers) to have each finished request's `token_logprobs` filled where the
@@ -56,13 +56,19 @@ class Engine(ABC):
         self.sections = sections or {}   # validated arm sections (speculative, ...) the engine honours
 
     @classmethod
-    def check_sections(cls, sections: dict[str, Any], where: str) -> None:
-        """Raise UserError naming the arm and the section this engine cannot honour (at config load)."""
+    def check_honoured(cls, sections: dict[str, Any], where: str) -> None:
+        """Raise UserError naming the arm and the engine-level section this engine cannot honour (at config
+        load, before the sections are validated); `sections` maps names to section classes or instances."""
         for name, section in sections.items():
             if getattr(section, "engine_level", False) and name not in cls.honours:
                 raise UserError(f"{where}.{name}: engine {cls.name()!r} does not honour a {name} section",
                                 f"engines honouring {name}: {', '.join(honouring(name)) or 'none'}; "
                                 f"or drop {where}.{name}")
+
+    @classmethod
+    def check_sections(cls, sections: dict[str, Any], where: str) -> None:
+        """Raise UserError when a validated section asks for what this engine cannot do (at config load)."""
+        cls.check_honoured(sections, where)
 
     @classmethod
     def unavailable(cls) -> str | None:
