@@ -35,6 +35,28 @@ def context_overflow(lm: Any, req: Request) -> str | None:
     return None
 
 
+class KVLedger:
+    """Per-step KV slot accounting: allocated vs holding tokens of live sequences (hf and paged alike)."""
+
+    def __init__(self):
+        self.allocated_sum = 0
+        self.used_sum = 0
+        self.peak_allocated = 0
+        self.peak_used = 0
+
+    def record(self, allocated: int, used: int) -> None:
+        self.allocated_sum += allocated
+        self.used_sum += used
+        self.peak_allocated = max(self.peak_allocated, allocated)
+        self.peak_used = max(self.peak_used, used)
+
+    def metrics(self) -> dict[str, float]:
+        if not self.allocated_sum:
+            return {}
+        return {"kv_cache_allocated_tokens": self.peak_allocated, "kv_cache_used_tokens": self.peak_used,
+                "kv_waste_pct": 100.0 * (1 - self.used_sum / self.allocated_sum)}
+
+
 class EngineOptions(BaseModel):
     """Engine-specific arm keys; each engine subclasses this (unknown keys are errors)."""
     model_config = ConfigDict(extra="forbid")
@@ -54,6 +76,7 @@ class Engine(ABC):
         self.model = model          # a testbed.models.LoadedModel
         self.options = options
         self.sections = sections or {}   # validated arm sections (speculative, ...) the engine honours
+        self.rejected: list[Request] = []   # failed in add_request (reject_if_invalid); the next step() returns them
 
     @classmethod
     def check_honoured(cls, sections: dict[str, Any], where: str) -> None:
@@ -134,6 +157,18 @@ class Engine(ABC):
             req.fail(reason)
             self.rejected.append(req)
         return bool(reason)
+
+    def take_rejected(self) -> list[Request]:
+        """The requests rejected since the last step, handed back once (a step() starts with these)."""
+        done, self.rejected = self.rejected, []
+        return done
+
+    def abort_rejected(self, request_id: str) -> Request | None:
+        """Drop a rejected request not yet returned by step(); return it, or None."""
+        req = next((r for r in self.rejected if r.id == request_id), None)
+        if req is not None:
+            self.rejected.remove(req)
+        return req
 
     def renew(self) -> "Engine":
         """An engine for the arm's next timed run, with empty queues and counters. Default: a new one
