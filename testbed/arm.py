@@ -77,12 +77,16 @@ class ArmPlan:
 
     def new_engine(self) -> Engine:
         """The engine for the arm's next pass (warm-up or timed): built once, then renewed, so an engine
-        that takes seconds to start (vLLM) starts once per experiment; `close()` releases it."""
+        that takes seconds to start (vLLM) starts once per experiment. A section that runs several models
+        (routing) builds a fresh one each time; the engine it replaces is closed. `close()` releases the last."""
         cls = ENGINES.get(self.arm.engine)
-        for sec in self.sections:       # a section that runs several models builds one engine per model
-            if (engine := sec.new_engine(cls, self.arm.options, self.arm.sections)) is not None:
-                return engine
-        self._engine = self._engine.renew() if self._engine else cls(self.lm, self.arm.options, self.arm.sections)
+        built = next((e for sec in self.sections
+                      if (e := sec.new_engine(cls, self.arm.options, self.arm.sections)) is not None), None)
+        if built is not None:
+            self.close()
+            self._engine = built
+        else:
+            self._engine = self._engine.renew() if self._engine else cls(self.lm, self.arm.options, self.arm.sections)
         return self._engine
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from testbed import runner
+from testbed.arm import ArmPlan
 from testbed.cli import main
 from testbed.config import load_config
 from testbed.engines.base import Engine
@@ -183,3 +184,46 @@ def test_warmup_takes_a_count_or_all(tmp_path):
     with pytest.raises(UserError) as e:
         load_config(write(tmp_path, BASE), overrides=["workload.warmup=some"], device="cpu")
     assert "workload.warmup" in e.value.message
+
+
+class Counting(Engine):
+    """An engine that only counts its close() calls."""
+
+    def __init__(self, *args):
+        super().__init__(None, None)
+        self.closed = 0
+
+    def add_request(self, req):
+        pass
+
+    def step(self):
+        return []
+
+    def has_unfinished(self):
+        return False
+
+    def close(self):
+        self.closed += 1
+
+
+class BuildsEngines(Section):
+    """A section that builds the arm's engine itself, as routing does."""
+    built: list = []
+
+    def new_engine(self, engine_cls, options, sections):
+        self.built.append(Counting())
+        return self.built[-1]
+
+
+def test_a_plan_closes_every_engine_it_built(tmp_path):
+    cfg = load_config(write(tmp_path, BASE), overrides=["arms.paged.kv_budget_tokens=4096"], device="cpu")
+    section = BuildsEngines(built=[])
+    cfg.arms["static"]._sections["custom"] = section
+    plan = ArmPlan("static", cfg, None)
+    first, second = plan.new_engine(), plan.new_engine()     # a warm-up's engine, then the timed run's
+    assert (first.closed, second.closed) == (1, 0)
+    plan.close()
+    assert (first.closed, second.closed) == (1, 1)
+    with Counting() as engine:
+        pass
+    assert engine.closed == 1

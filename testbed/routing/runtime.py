@@ -63,7 +63,8 @@ class Routing:
     def _run_one(self, rank: int, item) -> tuple:
         from testbed.engines.routed import for_tier
         req = for_tier(self, self.plan.make_request(item, time.perf_counter(), f"label-{item.id}"), rank)
-        (_, sec) = timed(run_all, self._tier_engine(rank, labelling=True), [req])
+        with self._tier_engine(rank, labelling=True) as engine:
+            (_, sec) = timed(run_all, engine, [req])
         return req, self._answer(rank, req), sec
 
     def _answer(self, rank: int, req) -> str:
