@@ -10,12 +10,12 @@ from scipy.stats import chisquare
 from testbed.config import ModelSpec
 from testbed.drive import run_all
 from testbed.engines.hf import HFEngine, HFOptions
+from testbed.engines.hf_cache import forward, new_cache, rollback
 from testbed.engines.paged.engine import PagedEngine, PagedOptions
 from testbed.models import load_model
 from testbed.request import Request, SamplingParams
 from testbed.speculative.adaptive import Controller
 from testbed.speculative.config import SpeculativeConfig
-from testbed.speculative.decoder import forward, new_cache, rollback
 from testbed.speculative.stats import SpecStats
 from testbed.speculative.verify import logits_to_probs
 

@@ -118,7 +118,7 @@ def test_supported_settings_pass():
 
 
 def test_the_cache_goes_by_the_keyword_the_model_takes():
-    from testbed.speculative.decoder import cache_kwarg
+    from testbed.engines.hf_cache import cache_kwarg
 
     class Old:      # transformers 5.17: forward(input_ids, ..., past_key_values, ...)
         def forward(self, input_ids=None, past_key_values=None, use_cache=None, **kwargs): ...

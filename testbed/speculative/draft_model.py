@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from testbed.engines.hf_cache import forward, new_cache, rollback
 from testbed.engines.paged.model_runner import check_architecture
 from testbed.errors import UserError
 from testbed.models import load_model
 from testbed.speculative.base import PROPOSERS, BatchProposer, Draft, PerSequence, Proposer
-from testbed.speculative.decoder import forward, new_cache, rollback
 from testbed.speculative.paged_draft import PagedDrafter, agreed, common_prefix
 from testbed.speculative.prompt_lookup import find_continuation
 from testbed.speculative.verify import logits_to_probs, sample
