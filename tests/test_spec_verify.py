@@ -4,8 +4,9 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
+from testbed.engines.sampling import logits_to_probs
 from testbed.request import SamplingParams
-from testbed.speculative.verify import logits_to_probs, residual, unsupported_sampling, verify
+from testbed.speculative.verify import residual, unsupported_sampling, verify
 
 GREEDY = SamplingParams()
 T1 = SamplingParams(temperature=1.0)

@@ -19,20 +19,12 @@ import torch
 from transformers import DynamicCache
 
 from testbed.engines.hf_cache import forward, new_cache, rollback
+from testbed.engines.sampling import make_generator, sample_one
 from testbed.request import Request
 from testbed.speculative.adaptive import Controller
 from testbed.speculative.base import Proposer
 from testbed.speculative.stats import SpecStats
-from testbed.speculative.verify import next_token, unsupported_sampling, verify
-
-
-def request_generator(req: Request, device: torch.device) -> torch.Generator | None:
-    """A per-request RNG so sampled runs are reproducible whatever else runs in between."""
-    if req.sampling.greedy:
-        return None
-    gen = torch.Generator(device=device)
-    gen.manual_seed(req.sampling.seed if req.sampling.seed is not None else 0)
-    return gen
+from testbed.speculative.verify import unsupported_sampling, verify
 
 
 class SpeculativeDecoder:
@@ -53,13 +45,13 @@ class SpeculativeDecoder:
 
     def run_request(self, req: Request) -> None:
         stats, controller = SpecStats(), self.new_controller()
-        gen = request_generator(req, self.lm.device)
+        gen = make_generator(req.sampling, self.lm.device)
         cache = new_cache(self.lm.model)
         self.proposer.reset()
         with torch.inference_mode():
             # prompt + output: a request the server resumed after an engine error continues where it was
             logits = forward(self.lm.model, req.prompt_ids + req.output_ids, cache, keep=1)  # [1, V]
-            done = req.append_tokens([next_token(logits[-1], req.sampling, gen)], time.perf_counter())
+            done = req.append_tokens([sample_one(logits[-1], req.sampling, gen)], time.perf_counter())
             while not done:
                 done = self._step(req, cache, controller, stats, gen)
         stats.k_final = [controller.k]
