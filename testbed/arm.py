@@ -17,9 +17,10 @@ from testbed.workloads.standard import raw_prompt
 
 
 class ArmPlan:
-    def __init__(self, name: str, cfg: ExperimentConfig, lm: Any, progress: bool = True):
+    def __init__(self, name: str, cfg: ExperimentConfig, lm: Any, progress: bool = True, shared: dict | None = None):
         self.name = name
         self.progress = progress        # progress bars for long plan-time work (a routing labelling pass)
+        self.shared = {} if shared is None else shared   # state the experiment's arms share (loaded models, labels)
         self.arm: ArmConfig = cfg.arms[name]
         self.lm = lm
         s = cfg.arm_sampling(name)

@@ -39,7 +39,7 @@ from testbed.metrics.match import compare, rematch
 from testbed.metrics.memory import MemoryTracker
 from testbed.metrics.quality import score_output
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm
-from testbed.models import load_model, pick_device
+from testbed.models import load_cached, pick_device
 from testbed.plugins import load_plugins
 from testbed.report.writer import RunWriter, create_run_dir
 from testbed.request import Request
@@ -101,14 +101,12 @@ class Experiment:
         return reasons
 
     def _plans(self) -> dict[str, ArmPlan]:
-        loaded: dict[Any, Any] = {}
+        shared: dict[str, Any] = {"models": {}}     # what the arms share: loaded models, routing's labels
         plans = {}
         for name in self.arm_names:
             spec = self.cfg.arm_model(name)
-            key = (spec.id, spec.dtype, spec.revision, spec.trust_remote_code)
-            if key not in loaded:
-                loaded[key] = load_model(spec, self.device)
-            plan = ArmPlan(name, self.cfg, loaded[key], progress=self.progress)
+            lm = load_cached(shared["models"], spec, self.device)
+            plan = ArmPlan(name, self.cfg, lm, progress=self.progress, shared=shared)
             plan.bind(self.items, check_only=self.check_only)
             limit = plan.lm.max_context
             if limit and plan.max_new_tokens >= limit:

@@ -160,7 +160,7 @@ def test_batched_tier_steps_are_paid_in_full_by_the_requests_they_served(monkeyp
     # (done) -> 1/3 each. Totals: a 2 1/3, b 1/3, c 1/3 = the 3 seconds the tier ran.
     from types import SimpleNamespace
 
-    from testbed.engines import routed
+    from testbed.routing import engine as routed
     from testbed.request import Request
 
     clock = _Clock()

@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from testbed.config import ModelSpec, Strict
+from testbed.routing.runtime import Routing
+from testbed.routing.summary import against_strong_arm
 from testbed.sections import SECTIONS, Section
 
 
@@ -134,7 +136,6 @@ class RoutingSection(Section):
 
     # Section hooks (testbed/sections.py): plan time, engine building, records, summary
     def bind(self, plan: Any, items: list, where: str) -> None:
-        from testbed.routing.runtime import Routing
         self._runtime = Routing(self, plan, items, where)
 
     def new_engine(self, engine_cls: type, options: Any, sections: dict) -> Any:
@@ -154,6 +155,5 @@ class RoutingSection(Section):
 
     def against(self, row: dict, details: dict, arms: dict, plans: dict) -> None:
         if "routing" in details:
-            from testbed.routing.summary import against_strong_arm
             plain = {a: (p.lm.spec_id, p.arm.engine) for a, p in plans.items() if not p.arm.sections}
             against_strong_arm(row, details["routing"], arms, plain)
