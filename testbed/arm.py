@@ -6,6 +6,7 @@ The arm's strategy sections (testbed/sections.py) act through their hooks, calle
 every section alike and never by a section's name.
 """
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from testbed.config import ArmConfig, ExperimentConfig
@@ -16,6 +17,31 @@ from testbed.workloads.prompts import build_messages, render_prompt
 from testbed.workloads.standard import raw_prompt
 
 
+@dataclass(frozen=True)
+class ArmSetting:
+    """What decides an arm's answer besides model, prompt and sections; arms with equal settings stand in
+    for each other (the diagnosis's probes, keyed by these)."""
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int | None
+    max_new_tokens: int
+    system_prompt: str | None
+
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(self.temperature, self.top_p, self.top_k, self.seed)
+
+
+def arm_settings(cfg: ExperimentConfig) -> dict[str, ArmSetting]:
+    """Every arm's settings, the config's defaults applied."""
+    out = {}
+    for name, arm in cfg.arms.items():
+        s = cfg.arm_sampling(name)
+        out[name] = ArmSetting(s.temperature, s.top_p, s.top_k, s.seed,
+                               arm.max_new_tokens or cfg.workload.max_new_tokens, cfg.workload.system_prompt)
+    return out
+
+
 class ArmPlan:
     def __init__(self, name: str, cfg: ExperimentConfig, lm: Any, progress: bool = True, shared: dict | None = None):
         self.name = name
@@ -23,10 +49,10 @@ class ArmPlan:
         self.shared = {} if shared is None else shared   # state the experiment's arms share (loaded models, labels)
         self.arm: ArmConfig = cfg.arms[name]
         self.lm = lm
-        s = cfg.arm_sampling(name)
-        self.sampling = SamplingParams(s.temperature, s.top_p, s.top_k, s.seed)
-        self.max_new_tokens = self.arm.max_new_tokens or cfg.workload.max_new_tokens
-        self.system_prompt = cfg.workload.system_prompt
+        setting = arm_settings(cfg)[name]
+        self.sampling = setting.sampling()
+        self.max_new_tokens = setting.max_new_tokens
+        self.system_prompt = setting.system_prompt
         self.ignore_eos = cfg.workload.ignore_eos
         self._engine: Engine | None = None
         self.sections = list(self.arm.sections.values())

@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
+from testbed.arm import arm_settings
 from testbed.config import validate
 from testbed.diagnose.classify import RULE, diagnose
-from testbed.diagnose.probe import ProbeRunner, arm_settings, model_specs
+from testbed.diagnose.probe import ProbeRunner, model_specs
 from testbed.errors import UserError
 from testbed.models import pick_device
 from testbed.plugins import load_plugins
