@@ -106,8 +106,8 @@ class WorkloadConfig(Strict):
     warmup: Annotated[int, Field(ge=0)] | Literal["all", "auto"] = Field(
         "auto", description="requests run before an arm's timed run, not recorded; 'all': every item once before "
                             "the arm's first run (1 before its later rates and repeats); 'auto': 'all' on CUDA, "
-                            "where each new sequence length pays kernel warm-up once (~1 s: "
-                            "docs/gpu/labelling_warmup_h200.txt), else 1")
+                            "where each new sequence length pays kernel warm-up once "
+                            "(docs/gpu/labelling_warmup_h200.txt), else 1")
     order: Literal["interleaved", "sequential"] = Field(
         "interleaved", description="interleaved: arms alternate in blocks of items (offline) or per repeat and rate "
                                    "(arrival-driven), so machine drift lands on every arm; sequential: one arm after "

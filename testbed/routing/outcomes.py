@@ -57,9 +57,8 @@ def label_tiers(tiers: list, items: list, run_one: Callable, confidence_of: Call
 
     Before the timed answers each tier answers the first item untimed (lazy init), or every item with
     `warm_every_item`: on CUDA each new sequence length pays kernel selection and loading once (measured
-    on an H200, random 0.1B/1B tiers, batch 1: the first pass over 20 items 0.14-1.4 s per answer, every
-    later pass 0.13 s; an untimed prefill of each prompt did not remove it), which would be charged to
-    whichever tier met that length first.
+    in docs/gpu/labelling_warmup_h200.txt; an untimed prefill of each prompt does not remove it), which
+    would be charged to whichever tier met that length first.
 
     run_one(rank, item) -> (request, text, seconds); confidence_of(rank, request) -> (value or None, seconds).
     `tiers` are TierConfig; the last tier's confidence is never needed (nothing to escalate to).
