@@ -53,6 +53,10 @@ def test_routed_arms_record_their_route_and_cost(tmp_path):
     assert [line.split("|")[1].strip() for line in routing.splitlines() if line.startswith("| ")][1:] == [
         "cascade", "rules", "oracle", "random"]
     assert "Each tier alone (labelling pass, 6 items)" in routing
+    page = (run_dir / "report.html").read_text()          # the HTML report has the same section
+    routing_html = page.split("<h2>Routing</h2>")[1].split("<h2>")[0]
+    assert "Each tier alone (labelling pass, 6 items)" in routing_html
+    assert all(f"<th>{arm}</th>" in routing_html for arm in ("cascade", "rules", "oracle", "random"))
 
 
 def test_the_cascade_escalates_answers_that_break_their_json_schema_however_confident(tmp_path):
