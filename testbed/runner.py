@@ -235,10 +235,7 @@ class Experiment:
     def _warm_up(self, plan: ArmPlan, first_run: bool) -> None:
         """Untimed answers before an arm's timed run. 'all' warms every sequence length once, so only
         an arm's first run needs it (its later rates and repeats reuse the warmed kernels)."""
-        warmup = self.cfg.workload.warmup
-        if warmup == "auto":
-            warmup = "all" if str(self.device).startswith("cuda") else 1
-        n = (len(self.items) if first_run else 1) if warmup == "all" else warmup
+        n = warmup_count(self.cfg.workload.warmup, self.device, len(self.items), first_run)
         if n:     # on the arm's own engine, which stays loaded for its timed runs (renewed, not rebuilt)
             run_all(plan.new_engine(), [plan.make_request(it, time.perf_counter(), f"warmup-{it.id}")
                                         for it in self.items[:n]])
@@ -365,6 +362,14 @@ class Experiment:
         self.writer.write_summary(self.summary)
         self.writer.write_report(self.summary, self.records)
         return self.summary
+
+
+def warmup_count(warmup: int | str, device: Any, n_items: int, first_run: bool) -> int:
+    """Untimed answers before an arm's pass: `workload.warmup` ('auto': 'all' on CUDA, else 1; 'all': every
+    item before the arm's first pass, 1 before its later rates and repeats)."""
+    if warmup == "auto":
+        warmup = "all" if str(device).startswith("cuda") else 1
+    return (n_items if first_run else 1) if warmup == "all" else warmup
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir=None, limit=None, progress=True) -> tuple[Path, dict]:

@@ -15,7 +15,7 @@ from testbed.engines.hf import HFEngine, HFOptions
 from testbed.engines.paged.engine import PagedEngine, PagedOptions
 from testbed.errors import UserError
 from testbed.request import Request
-from testbed.runner import Experiment
+from testbed.runner import Experiment, warmup_count
 from testbed.sections import Section
 
 BASE = """
@@ -166,18 +166,17 @@ def test_warmup_all_answers_every_item_once_untimed_and_records_none(tmp_path, m
 
 
 def test_warmup_auto_is_all_on_cuda_and_one_elsewhere_and_all_warms_an_arms_first_run_only(tmp_path, monkeypatch):
-    cfg = load_config(write(tmp_path, BASE.replace(", warmup: 0", "")), overrides=["arms.paged.kv_budget_tokens=4096"],
-                      device="cpu")
-    assert cfg.workload.warmup == "auto"                                # the default
-    exp = Experiment(cfg, progress=False)
-    warmed = []
-    monkeypatch.setattr(runner, "run_all", lambda engine, requests: warmed.append(len(requests)))
-    plan = exp.plans["static"]
-    exp._warm_up(plan, first_run=True)
-    exp.device = "cuda:0"                                               # only its name is read here
-    exp._warm_up(plan, first_run=True)
-    exp._warm_up(plan, first_run=False)                                 # a later rate or repeat
-    assert warmed == [1, 2, 1]
+    assert [warmup_count("auto", "cuda:0", 5, True), warmup_count("auto", "cuda:0", 5, False)] == [5, 1]
+    assert [warmup_count("auto", "cpu", 5, True), warmup_count("all", "cpu", 5, False)] == [1, 1]
+    assert [warmup_count(3, "cuda:0", 5, True), warmup_count(0, "cpu", 5, True)] == [3, 0]
+    seen = []
+    original = HFEngine.add_request
+    monkeypatch.setattr(HFEngine, "add_request", lambda self, req: (seen.append(req.id), original(self, req))[1])
+    cfg = load_config(write(tmp_path, BASE.replace(", warmup: 0", "")), overrides=["arms.paged.kv_budget_tokens=4096",
+                      "repeats=2"], device="cpu")
+    assert cfg.workload.warmup == "auto"                                # the default: 1 on the CPU, every pass
+    Experiment(cfg, progress=False).run(tmp_path / "out")
+    assert [i for i in seen if i.startswith("warmup-")] == ["warmup-lookup-01"] * 2
 
 
 def test_warmup_takes_a_count_or_all(tmp_path):
