@@ -200,7 +200,9 @@ def print_replay(rep: dict[int, dict]) -> None:
 
 def run_config(path: str, limit: int | None, sets: list[str]) -> Path:
     from testbed.config import load_config
+    from testbed.plugins import load_plugins
     from testbed.runner import Experiment
+    load_plugins()      # engines and sections registered before the config is validated
     exp = Experiment(load_config(path, sets), limit=limit, progress=False)
     return exp.run()
 

@@ -25,6 +25,7 @@ import time
 
 from testbed.config import load_config, validate
 from testbed.diagnose import run as diagnose_run
+from testbed.plugins import load_plugins
 from testbed.runner import Experiment
 
 BUSY = "import time\nend = time.time() + {s}\nwhile time.time() < end:\n    pass\n"
@@ -84,6 +85,7 @@ def cpu_s() -> float:
 
 
 def drift_run(args, order: str, out: str) -> dict:
+    load_plugins()      # engines and sections registered before the config is validated
     exp = HalfwayLoad(validate(config(args.model, args.dataset, args.limit, args.max_new_tokens, args.threads, order,
                                       args.block_size)), progress=False)
     exp.busy_s = args.busy_s
@@ -102,6 +104,7 @@ def drift_run(args, order: str, out: str) -> dict:
 def overhead(args, out: str) -> dict:
     """Wall time of CONFIG's passes as one block per arm (sequential) vs interleaved default blocks."""
     model = [f"model.id={args.model}"] if args.model else ["model.id=random:tiny-llama"]
+    load_plugins()      # engines and sections registered before the config is validated
     base = load_config(args.overhead, overrides=model + ["workload.warmup=1"], device="cpu")
     n = min(args.limit, base.workload.limit or args.limit)
     variants = {"one_block": [f"workload.block_size={n}", "workload.order=sequential"],

@@ -18,6 +18,7 @@ import time
 import torch
 
 from testbed.config import validate
+from testbed.plugins import load_plugins
 from testbed.runner import Experiment
 
 
@@ -51,6 +52,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    load_plugins()      # engines and sections registered before the config is validated
     cfg = validate(config(a.model, a.limit, a.max_new_tokens))
     exp = Experiment(cfg, progress=False)
     plan = exp.plans["hf"]

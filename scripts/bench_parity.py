@@ -66,6 +66,7 @@ def wait_ready(url: str, proc: subprocess.Popen, limit_s: float = 600) -> None:
 def write_prompts(out: Path, args) -> tuple[Path, str]:
     """Random prompts in the served model's tokenizer, as vLLM's custom JSONL; returns (path, model dir)."""
     from testbed.config import ModelSpec
+    from testbed.plugins import load_plugins
     from testbed.models import load_model, resolve_local
     from testbed.workloads.datasets import load_dataset
     from testbed.workloads.standard import RandomSpec, raw_prompt
@@ -122,6 +123,7 @@ def run_vllm_client(port: int, prompts: Path, model_dir: str, out: Path, name: s
 def run_testbed_client(port: int, prompts: Path, out: Path, args) -> tuple[dict, Path, list[dict]]:
     from testbed.config import validate
     from testbed.runner import Experiment
+    load_plugins()      # engines and sections registered before the config is validated
     cfg = validate({"name": "parity-client", "model": {"id": args.model}, "device": "cpu", "threads": 1,
                     "sampling": {"temperature": 0},
                     "workload": {"dataset": str(prompts), "max_new_tokens": args.output_len, "ignore_eos": True,

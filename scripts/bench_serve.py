@@ -47,6 +47,7 @@ from testbed.config import load_config
 from testbed.drive import drive
 from testbed.engines.openai import OpenAIEngine, OpenAIOptions
 from testbed.models import load_model
+from testbed.plugins import load_plugins
 from testbed.request import Request
 from testbed.serve.metrics import scrape
 from testbed.workloads.datasets import load_dataset
@@ -247,6 +248,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     sets = overrides(args)
+    load_plugins()      # engines and sections registered before the config is validated
     cfg = load_config(CONFIG, sets, "cpu")
     lm = load_model(cfg.arm_model("local"), "cpu")
     prompts = short_prompts(lm, args.prompts)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from testbed.config import validate
+from testbed.plugins import load_plugins
 from testbed.runner import Experiment
 
 WORDS = ("contract party shall notice clause term payment invoice delivery schedule warranty liability "
@@ -223,6 +224,7 @@ def main() -> None:
     tok = load_model(ModelSpec(id=args.model, dtype="float32"), "cpu").tokenizer
     if args.spec:
         with tempfile.TemporaryDirectory() as tmp:
+            load_plugins()      # engines and sections registered before the config is validated
             exp = Experiment(validate(spec_config(args)), progress=False)
             exp.run(Path(tmp))
             print(json.dumps({"card": print_spec_card(exp.summary, args), "arms": exp.summary["arms"],
@@ -231,6 +233,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "mixed.jsonl"
         write_items(dataset, tok, args)
+        load_plugins()      # engines and sections registered before the config is validated
         exp = Experiment(validate(config(args, dataset)), progress=False)
         run_dir = exp.run(Path(tmp) / "runs")
         env = json.loads((run_dir / "env.json").read_text())

@@ -2,118 +2,120 @@
 
 Request building happens when the request arrives, so the time spent in context steps
 (retrieve, dedup, rerank, compress) and tokenisation counts in TTFT, as it would in a server.
-Strategy sections that shape the prompt register a `Preparer` in PREPARERS under their
-section name; sections the engine honours (speculative) are handed to the engine. A section
-that runs several models (routing) may define hooks, called here by name and never by section:
-`bind(plan, items, where)` at plan time, `new_engine(engine_cls, options, sections)`,
-`lm_for(req)` (the model that answered), `record_fields(req)`, `aggregate(records)`, `details(records)`,
-`against(row, details, arms, plain)` (cross-arm figures added to the arm's own summary row and details).
+The arm's strategy sections (testbed/sections.py) act through their hooks, called here for
+every section alike and never by a section's name.
 """
 import ctypes
 import gc
 import time
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from testbed.config import ArmConfig, ExperimentConfig
 from testbed.engines import ENGINES, Engine
-from testbed.registry import Registry
 from testbed.request import Request, SamplingParams
-from testbed.workloads.items import Chunk, Item
+from testbed.workloads.items import Item
 from testbed.workloads.prompts import build_messages, render_prompt
 from testbed.workloads.standard import raw_prompt
 
 
-class Preparer(Protocol):
-    """Turns an item's chunks into the chunks the model sees; returns them and its stats.
+@dataclass(frozen=True)
+class ArmSetting:
+    """What decides an arm's answer besides model, prompt and sections; arms with equal settings stand in
+    for each other (the diagnosis's probes, keyed by these)."""
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int | None
+    max_new_tokens: int
+    system_prompt: str | None
 
-    Its per-request stats land in record["stats"][<class name>]; `aggregate(records)` turns an
-    arm's records into flat summary metrics (duplicate_rate_before, context_tokens_saved_pct, ...).
-    """
-
-    def prepare(self, item: Item, chunks: list[Chunk]) -> tuple[list[Chunk], dict[str, Any]]: ...
-
-    @classmethod
-    def aggregate(cls, records: list[dict]) -> dict[str, float]: ...
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(self.temperature, self.top_p, self.top_k, self.seed)
 
 
-PREPARERS: Registry[type] = Registry("prompt-shaping section")   # section name -> class(section_cfg, lm)
+def arm_settings(cfg: ExperimentConfig) -> dict[str, ArmSetting]:
+    """Every arm's settings, the config's defaults applied."""
+    out = {}
+    for name, arm in cfg.arms.items():
+        s = cfg.arm_sampling(name)
+        out[name] = ArmSetting(s.temperature, s.top_p, s.top_k, s.seed,
+                               arm.max_new_tokens or cfg.workload.max_new_tokens, cfg.workload.system_prompt)
+    return out
 
 
 class ArmPlan:
-    def __init__(self, name: str, cfg: ExperimentConfig, lm: Any, progress: bool = True):
+    def __init__(self, name: str, cfg: ExperimentConfig, lm: Any, progress: bool = True, shared: dict | None = None):
         self.name = name
         self.progress = progress        # progress bars for long plan-time work (a routing labelling pass)
+        self.shared = {} if shared is None else shared   # state the experiment's arms share (loaded models, labels)
         self.arm: ArmConfig = cfg.arms[name]
         self.lm = lm
-        s = cfg.arm_sampling(name)
-        self.sampling = SamplingParams(s.temperature, s.top_p, s.top_k, s.seed)
-        self.max_new_tokens = self.arm.max_new_tokens or cfg.workload.max_new_tokens
-        self.system_prompt = cfg.workload.system_prompt
+        setting = arm_settings(cfg)[name]
+        self.sampling = setting.sampling()
+        self.max_new_tokens = setting.max_new_tokens
+        self.system_prompt = setting.system_prompt
         self.ignore_eos = cfg.workload.ignore_eos
         self._engine: Engine | None = None
-        self.preparers = [PREPARERS.get(sec)(sec_cfg, lm) for sec, sec_cfg in self.arm.sections.items()
-                          if sec in PREPARERS]
-
-    def _hooks(self, name: str) -> list:
-        return [getattr(sec, name) for sec in self.arm.sections.values() if hasattr(sec, name)]
+        self.sections = list(self.arm.sections.values())
+        self.preparers = [p for sec in self.sections if (p := sec.preparer(lm)) is not None]
 
     def bind(self, items: list[Item], check_only: bool = False) -> None:
         """Plan-time checks and loads of the sections (a routed arm's tiers, a speculative draft).
         check_only skips sections whose bind runs requests (`bind_runs_requests`: a routing labelling pass)."""
         for sec_name, sec in self.arm.sections.items():
-            if check_only and getattr(sec, "bind_runs_requests", False):
+            if check_only and sec.bind_runs_requests:
                 continue
-            if hasattr(sec, "bind"):
-                sec.bind(self, items, where=f"arms.{self.name}.{sec_name}")
+            sec.bind(self, items, where=f"arms.{self.name}.{sec_name}")
 
     def check(self, items: list[Item]) -> None:
-        """Pre-run checks of every prompt-shaping step that has a `check` against the workload
-        (sections check themselves in `bind`)."""
+        """Pre-run checks of every prompt-shaping step against the workload (sections check
+        themselves in `bind` and `check_arm`)."""
         for prep in self.preparers:
-            if hasattr(prep, "check"):
-                prep.check(items, self.name)
+            prep.check(items, self.name)
 
     def aggregate(self, records: list[dict]) -> dict[str, float]:
-        """Flat summary metrics from every prompt-shaping strategy and section of this arm."""
+        """Flat summary metrics from every section of this arm."""
         out: dict[str, float] = {}
-        for prep in self.preparers:
-            out.update(type(prep).aggregate(records))
-        for hook in self._hooks("aggregate"):
-            out.update(hook(records))
+        for sec in self.sections:
+            out.update(sec.aggregate(records))
         return out
 
     def details(self, records: list[dict]) -> dict:
         """Non-flat per-arm results (a router's sweep curve) for summary["details"]."""
         out: dict = {}
-        for hook in self._hooks("details"):
-            out.update(hook(records))
+        for sec in self.sections:
+            out.update(sec.details(records))
         return out
 
-    def against(self, row: dict, details: dict, arms: dict, plain: dict) -> None:
+    def against(self, row: dict, details: dict, arms: dict, plans: dict[str, "ArmPlan"]) -> None:
         """Figures against the run's other arms (a routed arm against its top tier run alone) into this arm's
-        summary `row` and `details`; arms: every arm's row; plain: {arm: (model id, engine)}, no sections."""
-        for hook in self._hooks("against"):
-            hook(row, details, arms, plain)
+        summary `row` and `details`; arms: every arm's row; plans: every arm's plan."""
+        for sec in self.sections:
+            sec.against(row, details, arms, plans)
 
     def lm_for(self, req: Request) -> Any:
         """The model that produced req's output: a routed arm's tier, else the arm's model."""
-        hooks = self._hooks("lm_for")
-        return hooks[0](req) if hooks else self.lm
+        return next((lm for sec in self.sections if (lm := sec.lm_for(req)) is not None), self.lm)
 
     def record_fields(self, req: Request) -> dict:
         out: dict = {}
-        for hook in self._hooks("record_fields"):
-            out.update(hook(req))
+        for sec in self.sections:
+            out.update(sec.record_fields(req))
         return out
 
     def new_engine(self) -> Engine:
         """The engine for the arm's next pass (warm-up or timed): built once, then renewed, so an engine
-        that takes seconds to start (vLLM) starts once per experiment; `close()` releases it."""
+        that takes seconds to start (vLLM) starts once per experiment. A section that runs several models
+        (routing) builds a fresh one each time; the engine it replaces is closed. `close()` releases the last."""
         cls = ENGINES.get(self.arm.engine)
-        hooks = self._hooks("new_engine")     # a section that runs several models builds one engine per model
-        if hooks:
-            return hooks[0](cls, self.arm.options, self.arm.sections)
-        self._engine = self._engine.renew() if self._engine else cls(self.lm, self.arm.options, self.arm.sections)
+        built = next((e for sec in self.sections
+                      if (e := sec.new_engine(cls, self.arm.options, self.arm.sections)) is not None), None)
+        if built is not None:
+            self.close()
+            self._engine = built
+        else:
+            self._engine = self._engine.renew() if self._engine else cls(self.lm, self.arm.options, self.arm.sections)
         return self._engine
 
     def close(self) -> None:
@@ -132,6 +134,8 @@ class ArmPlan:
             chunks, st = prep.prepare(item, chunks)
             stats[type(prep).__name__] = {**st, "seconds": time.perf_counter() - t}
         messages = build_messages(item, chunks, self.system_prompt)
+        for sec in self.sections:
+            messages = sec.messages(messages)
         raw = raw_prompt(item, self.lm.tokenizer)      # standard workloads: the text as it is, no template
         text, ids = raw[:2] if raw else render_prompt(self.lm.tokenizer, messages)
         max_new = item.max_new_tokens or (raw and raw[2]) or self.max_new_tokens

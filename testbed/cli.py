@@ -36,10 +36,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def cmd_run(args) -> int:
+def _config(args):
+    """The experiment config named on the command line, with every engine and section registered."""
     from testbed.config import load_config
+    from testbed.plugins import load_plugins
+    load_plugins()
+    return load_config(args.config, args.set, args.device)
+
+
+def cmd_run(args) -> int:
     from testbed.runner import Experiment
-    cfg = load_config(args.config, args.set, args.device)
+    cfg = _config(args)
     if cfg.fallback_applied:
         print(f"[testbed] no CUDA device: using the fallback section (model {cfg.model.id})", file=sys.stderr)
     exp = Experiment(cfg, limit=args.limit, progress=not args.quiet)
@@ -54,10 +61,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from testbed.config import load_config
     from testbed.serve.server import build_state, check_host, serve_forever
     check_host(args.host, args.allow_remote)
-    cfg = load_config(args.config, args.set, args.device)
+    cfg = _config(args)
     state = build_state(cfg, args.arm, api_key=args.api_key, max_queue=args.max_queue,
                         served_name=args.served_model_name)
     serve_forever(state, args.host, args.port, args.allow_remote)
@@ -66,10 +72,9 @@ def cmd_serve(args) -> int:
 
 def cmd_validate(args) -> int:
     """Every check `run` makes before measuring (dataset, models, context, KV memory, output directory)."""
-    from testbed.config import load_config
     from testbed.report.writer import check_output_dir
     from testbed.runner import Experiment
-    cfg = load_config(args.config, args.set, args.device)
+    cfg = _config(args)
     check_output_dir(args.out or cfg.output_dir)
     exp = Experiment(cfg, limit=args.limit, progress=False, check_only=True)
     fb = " (fallback applied: no CUDA device)" if cfg.fallback_applied else ""
@@ -134,19 +139,17 @@ def cmd_fetch(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from testbed.arm import PREPARERS
-    from testbed.config import SECTIONS
     from testbed.engines import ENGINES
     from testbed.metrics.quality import SCORERS
     from testbed.models import ALIASES, PRESETS
     from testbed.plugins import load_plugins
+    from testbed.sections import SECTIONS
     from testbed.workloads.datasets import golden_categories
     load_plugins()
     configs = sorted(str(p) for p in Path("configs").glob("*.yaml")) if Path("configs").is_dir() else []
     rows = {"configs": configs, "datasets": ["golden"] + [f"golden/{c}" for c in golden_categories()]
             + ["<path>.jsonl", "<squad>.json", "<hotpotqa>.json"],
-            "engines": ENGINES.names(), "arm sections": SECTIONS.names(),
-            "prompt-shaping sections": PREPARERS.names(), "scorers": SCORERS.names(),
+            "engines": ENGINES.names(), "arm sections": SECTIONS.names(), "scorers": SCORERS.names(),
             "models": sorted(ALIASES) + [f"random:{p}" for p in PRESETS] + ["<hub id>", "<dir>", "<file>.gguf"]}
     for k, v in rows.items():
         print(f"{k}:\n  " + ("\n  ".join(v) if v else "(none)"))

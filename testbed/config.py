@@ -3,8 +3,10 @@
     cfg = load_config("configs/quickstart.yaml", overrides=["workload.limit=4"], device="cpu")
 
 An arm is `engine` plus common keys (model, sampling, max_new_tokens) plus strategy sections
-(`speculative:`, `context:`, `routing:`), each validated by the class registered for it in
-SECTIONS, plus engine-specific keys validated by the engine's `Options` model.
+(any key registered in testbed.sections.SECTIONS: speculative, context, routing, ...), each
+validated by its class, plus engine-specific keys validated by the engine's `Options` model.
+The registries fill when the strategies are imported: callers run testbed.plugins.load_plugins()
+first (this module imports no strategy).
 """
 import copy
 import math
@@ -14,15 +16,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from testbed.engines.base import ENGINES
 from testbed.errors import UserError
-from testbed.registry import Registry
 from testbed.request import SEED_LIMIT
+from testbed.sections import SECTIONS
 from testbed.safe_yaml import load_yaml
 from testbed.workloads.standard import RandomSpec
 from testbed.workloads.sweep import parse_rate
-
-SECTIONS: Registry[type[BaseModel]] = Registry("arm section")   # speculative, context, routing -> config class
-
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -106,8 +106,8 @@ class WorkloadConfig(Strict):
     warmup: Annotated[int, Field(ge=0)] | Literal["all", "auto"] = Field(
         "auto", description="requests run before an arm's timed run, not recorded; 'all': every item once before "
                             "the arm's first run (1 before its later rates and repeats); 'auto': 'all' on CUDA, "
-                            "where each new sequence length pays kernel warm-up once (~1 s: "
-                            "docs/gpu/labelling_warmup_h200.txt), else 1")
+                            "where each new sequence length pays kernel warm-up once "
+                            "(docs/gpu/labelling_warmup_h200.txt), else 1")
     order: Literal["interleaved", "sequential"] = Field(
         "interleaved", description="interleaved: arms alternate in blocks of items (offline) or per repeat and rate "
                                    "(arrival-driven), so machine drift lands on every arm; sequential: one arm after "
@@ -134,14 +134,11 @@ class CostConfig(Strict):
 
 
 class ArmConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")   # extras are engine options, checked in _validate_arm
+    model_config = ConfigDict(extra="allow")   # extras are sections and engine options, split in _validate_arm
     engine: str = "hf"
     model: ModelSpec | None = None
     sampling: SamplingConfig | None = None
     max_new_tokens: int | None = Field(None, ge=1)
-    speculative: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-    routing: dict[str, Any] | None = None
     _options: Any = PrivateAttr(None)                 # the engine's validated Options
     _sections: dict[str, Any] = PrivateAttr(default_factory=dict)   # validated strategy sections
 
@@ -247,33 +244,35 @@ def validate(raw: dict, source: str = "config") -> ExperimentConfig:
 
 
 def _validate_arm(name: str, arm: ArmConfig, source: str) -> None:
-    from testbed.plugins import load_plugins
-    from testbed.engines import ENGINES
-    load_plugins()
+    if not ENGINES.names():
+        raise RuntimeError("no engine registered: call testbed.plugins.load_plugins() before validating a config")
     where = f"arms.{name}"
     engine = ENGINES.get(arm.engine, where=f"{where}.engine")
     extras = dict(arm.__pydantic_extra__ or {})
+    bodies = {k: extras.pop(k) for k in list(extras) if k in SECTIONS}
     try:
         arm._options = engine.Options.model_validate(extras)
     except ValidationError as e:
         raise UserError(f"{source}: invalid arm {name!r}\n" + _describe(e, engine.Options, prefix=where),
                         f"engine {arm.engine!r} takes: {', '.join(engine.Options.model_fields) or 'no options'}; "
-                        "every arm also takes: engine, model, sampling, max_new_tokens, speculative, context, routing"
+                        f"every arm also takes: engine, model, sampling, max_new_tokens, {', '.join(SECTIONS.names())}"
                         ) from None
-    engine.check_sections({s: v for s in ("speculative", "context", "routing") if (v := getattr(arm, s)) is not None},
-                          f"{source}: {where}")
-    for sec in ("speculative", "context", "routing"):
-        body = getattr(arm, sec)
-        if body is None:
-            continue
-        cls = SECTIONS.get(sec, where=f"{where}.{sec}")
-        try:
-            arm._sections[sec] = cls.model_validate(body)
-        except ValidationError as e:
-            raise UserError(f"{source}: invalid arm {name!r}\n" + _describe(e, cls, prefix=f"{where}.{sec}"),
-                            f"see `python -m testbed list` for {sec} options") from None
-        except ValueError as e:
-            raise UserError(f"{source}: {where}.{sec}: {e}", f"fix {where}.{sec}") from None
+    bodies = {k: v for k, v in bodies.items() if v is not None}   # `--set arms.<arm>.<section>=null` drops one
+    engine.check_honoured({sec: SECTIONS.get(sec, where=f"{where}.{sec}") for sec in bodies}, f"{source}: {where}")
+    for sec, body in bodies.items():
+        arm._sections[sec] = _validate_section(sec, body, f"{where}.{sec}", name, source)
+    engine.check_sections(arm._sections, f"{source}: {where}")
+
+
+def _validate_section(sec: str, body: Any, where: str, arm: str, source: str) -> Any:
+    cls = SECTIONS.get(sec, where=where)
+    try:
+        return cls.model_validate(body)
+    except ValidationError as e:
+        raise UserError(f"{source}: invalid arm {arm!r}\n" + _describe(e, cls, prefix=where),
+                        f"see `python -m testbed list` for {sec} options") from None
+    except ValueError as e:
+        raise UserError(f"{source}: {where}: {e}", f"fix {where}") from None
 
 
 def _describe(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:

@@ -103,6 +103,14 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
+def load_cached(cache: dict, spec: Any, device: str | torch.device) -> "LoadedModel":
+    """`spec` loaded once per `cache` (an experiment's models, shared by its arms and routing tiers)."""
+    key = (spec.id, spec.dtype, spec.revision, spec.trust_remote_code, str(device))
+    if key not in cache:
+        cache[key] = load_model(spec, device)
+    return cache[key]
+
+
 def load_model(spec: Any, device: str | torch.device = "auto") -> LoadedModel:
     """Load `spec` (a config ModelSpec: .id, .dtype, .revision) on `device`."""
     dev = device if isinstance(device, torch.device) else pick_device(device)

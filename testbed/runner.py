@@ -40,7 +40,7 @@ from testbed.metrics.match import compare, rematch
 from testbed.metrics.memory import MemoryTracker
 from testbed.metrics.quality import score_output
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm
-from testbed.models import load_model, pick_device
+from testbed.models import load_cached, pick_device
 from testbed.plugins import load_plugins
 from testbed.report.writer import RunWriter, create_run_dir
 from testbed.request import Request
@@ -104,14 +104,12 @@ class Experiment:
         return reasons
 
     def _plans(self) -> dict[str, ArmPlan]:
-        loaded: dict[Any, Any] = {}
+        shared: dict[str, Any] = {"models": {}}     # what the arms share: loaded models, routing's labels
         plans = {}
         for name in self.arm_names:
             spec = self.cfg.arm_model(name)
-            key = (spec.id, spec.dtype, spec.revision, spec.trust_remote_code)
-            if key not in loaded:
-                loaded[key] = load_model(spec, self.device)
-            plan = ArmPlan(name, self.cfg, loaded[key], progress=self.progress)
+            lm = load_cached(shared["models"], spec, self.device)
+            plan = ArmPlan(name, self.cfg, lm, progress=self.progress, shared=shared)
             plan.bind(self.items, check_only=self.check_only)
             limit = plan.lm.max_context
             if limit and plan.max_new_tokens >= limit:
@@ -246,10 +244,7 @@ class Experiment:
     def _warm_up(self, plan: ArmPlan, first_run: bool) -> None:
         """Untimed answers before an arm's timed run. 'all' warms every sequence length once, so only
         an arm's first run needs it (its later rates and repeats reuse the warmed kernels)."""
-        warmup = self.cfg.workload.warmup
-        if warmup == "auto":
-            warmup = "all" if str(self.device).startswith("cuda") else 1
-        n = (len(self.items) if first_run else 1) if warmup == "all" else warmup
+        n = warmup_count(self.cfg.workload.warmup, self.device, len(self.items), first_run)
         if n:     # on the arm's own engine, which stays loaded for its timed runs (renewed, not rebuilt)
             reqs = [plan.make_request(it, time.perf_counter(), f"warmup-{it.id}") for it in self.items[:n]]
             for r in reqs:      # the prompt's full prefill, then a few decode steps: more would repeat them
@@ -361,9 +356,8 @@ class Experiment:
         add_ratio_cis(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline, self.cfg.slo)
         cats = {a: self._category_summary(a) for a in arms}
         details = {a: d for a in arms if (d := self.plans[a].details([r for r in self.records if r["arm"] == a]))}
-        plain = {a: (self.plans[a].lm.spec_id, self.cfg.arms[a].engine) for a in arms if not self.cfg.arms[a].sections}
         for a in arms:
-            self.plans[a].against(arms[a], details.get(a, {}), arms, plain)
+            self.plans[a].against(arms[a], details.get(a, {}), arms, self.plans)
         runs = [{"arm": a, "repeat": r.repeat, "rate": None if r.rate is None else rate_label(r.rate),
                  "wall_s": r.wall_s, "n": len(r.records)} for a in self.arm_names for r in self.runs.get(a, [])]
         self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
@@ -380,6 +374,14 @@ class Experiment:
         self.writer.write_summary(self.summary)
         self.writer.write_report(self.summary, self.records)
         return self.summary
+
+
+def warmup_count(warmup: int | str, device: Any, n_items: int, first_run: bool) -> int:
+    """Untimed answers before an arm's pass: `workload.warmup` ('auto': 'all' on CUDA, else 1; 'all': every
+    item before the arm's first pass, 1 before its later rates and repeats)."""
+    if warmup == "auto":
+        warmup = "all" if str(device).startswith("cuda") else 1
+    return (n_items if first_run else 1) if warmup == "all" else warmup
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir=None, limit=None, progress=True) -> tuple[Path, dict]:

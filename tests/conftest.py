@@ -4,6 +4,9 @@ import torch
 
 from testbed.config import ModelSpec
 from testbed.models import load_model
+from testbed.plugins import load_plugins
+
+load_plugins()      # every engine and section registered, as the CLI does before it loads a config
 
 
 @pytest.fixture(scope="session")

@@ -63,14 +63,16 @@ def test_freed_block_keeps_its_hash_until_reused():
     assert bm.allocate(seq([1, 2, 3, 4, 9])) == 0
 
 
-def test_fork_shares_blocks_and_copies_on_write():
+def test_a_shared_block_written_after_a_rollback_is_copied_first():
     bm = BlockManager(num_blocks=6, block_size=4)
-    parent = seq(list(range(6)))
-    bm.may_append(parent, 6)
-    parent.num_computed = 6
-    child = seq(list(range(6)))
-    bm.fork(parent, child)
+    parent = seq(list(range(8)))
+    bm.may_append(parent, 8)
+    parent.num_computed = 8
+    bm.commit(parent)
+    child = seq(list(range(8)) + [99])
+    assert bm.allocate(child) == 8                  # both full blocks shared through the prefix cache
     assert child.block_table == parent.block_table and bm.blocks[parent.block_table[1]].ref_count == 2
+    child.num_computed = 6                          # a speculative rollback into the shared second block
     assert bm.blocks_needed(child, 1) == 1
     copies = bm.may_append(child, 1)
     assert copies == [(parent.block_table[1], child.block_table[1])]
@@ -90,7 +92,7 @@ def test_trim_frees_the_blocks_that_held_only_rejected_drafts():
     check_invariants(bm, [s])
 
 
-ops = st.lists(st.tuples(st.sampled_from(["new", "append", "speculate", "fork", "free", "preempt", "commit"]),
+ops = st.lists(st.tuples(st.sampled_from(["new", "append", "speculate", "share", "free", "preempt", "commit"]),
                          st.integers(0, 7), st.integers(1, 9)), max_size=60)
 
 
@@ -119,9 +121,9 @@ def test_no_block_leaked_or_freed_twice(operations, block_size, prefix):
             bm.commit(target)
             bm.trim(target)
             assert len(target.block_table) == -(-target.num_computed // block_size)
-        elif op == "fork":
+        elif op == "share":                  # a new sequence with target's tokens attaches its cached blocks
             child = seq(list(target.token_ids))
-            bm.fork(target, child)
+            bm.allocate(child)
             live.append(child)
         elif op in ("free", "preempt"):
             bm.deallocate(target)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from testbed.arm import ArmSetting
 from testbed.config import validate
 from testbed.diagnose.classify import Probe
-from testbed.diagnose.probe import PROBES_FILE, ArmSetting, ProbeRunner
+from testbed.diagnose.probe import PROBES_FILE, ProbeRunner
 from testbed.metrics.quality import score_output
 from testbed.runner import Experiment
 from testbed.workloads.items import Chunk, Item

@@ -193,8 +193,10 @@ FD_SERVER = """
 import os, resource, sys
 import uvicorn
 from testbed.config import validate
+from testbed.plugins import load_plugins
 from testbed.serve.guard import Limits
 from testbed.serve.server import build_state, uvicorn_config
+load_plugins()
 cfg = validate({"name": "fds", "model": {"id": "random:tiny-llama"}, "baseline": "local", "arms": {"local": {}}})
 state = build_state(cfg, "local")
 state.limits = Limits(max_connections=10_000, head_timeout_s=2.0)     # no cap: let descriptors run out

@@ -131,9 +131,7 @@ def test_a_sampled_batch_mate_never_changes_a_greedy_request(tiny_lm):
 
 
 def speculative():
-    from testbed.config import SECTIONS
-    from testbed.plugins import load_plugins
-    load_plugins()
+    from testbed.sections import SECTIONS
     return {"speculative": SECTIONS.get("speculative").model_validate({"method": "prompt_lookup", "ngram": 2,
                                                                       "num_draft_tokens": 4})}
 

@@ -53,6 +53,10 @@ def test_routed_arms_record_their_route_and_cost(tmp_path):
     assert [line.split("|")[1].strip() for line in routing.splitlines() if line.startswith("| ")][1:] == [
         "cascade", "rules", "oracle", "random"]
     assert "Each tier alone (labelling pass, 6 items)" in routing
+    page = (run_dir / "report.html").read_text()          # the HTML report has the same section
+    routing_html = page.split("<h2>Routing</h2>")[1].split("<h2>")[0]
+    assert "Each tier alone (labelling pass, 6 items)" in routing_html
+    assert all(f"<th>{arm}</th>" in routing_html for arm in ("cascade", "rules", "oracle", "random"))
 
 
 def test_the_cascade_escalates_answers_that_break_their_json_schema_however_confident(tmp_path):
@@ -160,7 +164,7 @@ def test_batched_tier_steps_are_paid_in_full_by_the_requests_they_served(monkeyp
     # (done) -> 1/3 each. Totals: a 2 1/3, b 1/3, c 1/3 = the 3 seconds the tier ran.
     from types import SimpleNamespace
 
-    from testbed.engines import routed
+    from testbed.routing import engine as routed
     from testbed.request import Request
 
     clock = _Clock()

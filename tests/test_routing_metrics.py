@@ -215,7 +215,7 @@ def test_labelling_runs_item_by_item_after_untimed_warm_ups(warm_every_item):
     items = [SimpleNamespace(id=f"q{k}", answers=[f"a{k}"], scorer="contains", category="c", schema=None)
              for k in range(3)]
     tiers = [SimpleNamespace(name=n, cost_usd=lambda sec, tokens: sec * 2) for n in ("small", "large")]
-    t = label_tiers(("order-test", warm_every_item), tiers, items, run_one, None, progress=False,
+    t = label_tiers(tiers, items, run_one, None, progress=False,
                     warm_every_item=warm_every_item)
     timed = [(0, "q0"), (1, "q0"), (0, "q1"), (1, "q1"), (0, "q2"), (1, "q2")]
     assert calls == (timed if warm_every_item else timed[:2]) + timed        # untimed answers first

@@ -2,10 +2,12 @@
 a request longer than the model's context fails alone and the run goes on, on hf and paged."""
 import json
 import textwrap
+from typing import Any
 
 import pytest
 
 from testbed import runner
+from testbed.arm import ArmPlan
 from testbed.cli import main
 from testbed.config import load_config
 from testbed.engines.base import Engine
@@ -13,7 +15,8 @@ from testbed.engines.hf import HFEngine, HFOptions
 from testbed.engines.paged.engine import PagedEngine, PagedOptions
 from testbed.errors import UserError
 from testbed.request import Request
-from testbed.runner import Experiment
+from testbed.runner import Experiment, warmup_count
+from testbed.sections import Section
 
 BASE = """
 name: checks
@@ -43,11 +46,9 @@ def test_kv_budget_too_small_stops_before_any_directory(tmp_path, capsys):
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
 
-class Refuses:
-    """A strategy section's config with a pre-run check (how speculative and context plug theirs in)."""
-
-    def __init__(self):
-        self.seen = None
+class Refuses(Section):
+    """A strategy section with a pre-run check (how speculative and context plug theirs in)."""
+    seen: Any = None
 
     def check_arm(self, lm, requests, items):
         self.seen = (lm, [r.id for r in requests], [it.id for it in items])
@@ -70,8 +71,8 @@ def test_check_arm_calls_every_section_hook(tiny_lm, engine, options):
     hook = Refuses()
     req = Request("r0", [1, 2, 3], max_new_tokens=2)
     with pytest.raises(UserError, match="tokenizer differs"):
-        engine.check_arm(tiny_lm, options, {"speculative": hook, "routing": {"plain": "dict"}}, [req], [])
-    Engine.check_arm(tiny_lm, options, {"routing": {"plain": "dict"}}, [req])      # no hook, no error
+        engine.check_arm(tiny_lm, options, {"speculative": hook, "plain": Section()}, [req], [])
+    Engine.check_arm(tiny_lm, options, {"plain": Section()}, [req])      # the default hook: no error
 
 
 def test_paged_check_skips_requests_beyond_the_context(tiny_lm):
@@ -165,21 +166,63 @@ def test_warmup_all_answers_every_item_once_untimed_and_records_none(tmp_path, m
 
 
 def test_warmup_auto_is_all_on_cuda_and_one_elsewhere_and_all_warms_an_arms_first_run_only(tmp_path, monkeypatch):
-    cfg = load_config(write(tmp_path, BASE.replace(", warmup: 0", "")), overrides=["arms.paged.kv_budget_tokens=4096"],
-                      device="cpu")
-    assert cfg.workload.warmup == "auto"                                # the default
-    exp = Experiment(cfg, progress=False)
-    warmed = []
-    monkeypatch.setattr(runner, "run_all", lambda engine, requests: warmed.append(len(requests)))
-    plan = exp.plans["static"]
-    exp._warm_up(plan, first_run=True)
-    exp.device = "cuda:0"                                               # only its name is read here
-    exp._warm_up(plan, first_run=True)
-    exp._warm_up(plan, first_run=False)                                 # a later rate or repeat
-    assert warmed == [1, 2, 1]
+    assert [warmup_count("auto", "cuda:0", 5, True), warmup_count("auto", "cuda:0", 5, False)] == [5, 1]
+    assert [warmup_count("auto", "cpu", 5, True), warmup_count("all", "cpu", 5, False)] == [1, 1]
+    assert [warmup_count(3, "cuda:0", 5, True), warmup_count(0, "cpu", 5, True)] == [3, 0]
+    seen = []
+    original = HFEngine.add_request
+    monkeypatch.setattr(HFEngine, "add_request", lambda self, req: (seen.append(req.id), original(self, req))[1])
+    cfg = load_config(write(tmp_path, BASE.replace(", warmup: 0", "")), overrides=["arms.paged.kv_budget_tokens=4096",
+                      "repeats=2"], device="cpu")
+    assert cfg.workload.warmup == "auto"                                # the default: 1 on the CPU, every pass
+    Experiment(cfg, progress=False).run(tmp_path / "out")
+    assert [i for i in seen if i.startswith("warmup-")] == ["warmup-lookup-01"] * 2
 
 
 def test_warmup_takes_a_count_or_all(tmp_path):
     with pytest.raises(UserError) as e:
         load_config(write(tmp_path, BASE), overrides=["workload.warmup=some"], device="cpu")
     assert "workload.warmup" in e.value.message
+
+
+class Counting(Engine):
+    """An engine that only counts its close() calls."""
+
+    def __init__(self, *args):
+        super().__init__(None, None)
+        self.closed = 0
+
+    def add_request(self, req):
+        pass
+
+    def step(self):
+        return []
+
+    def has_unfinished(self):
+        return False
+
+    def close(self):
+        self.closed += 1
+
+
+class BuildsEngines(Section):
+    """A section that builds the arm's engine itself, as routing does."""
+    built: list = []
+
+    def new_engine(self, engine_cls, options, sections):
+        self.built.append(Counting())
+        return self.built[-1]
+
+
+def test_a_plan_closes_every_engine_it_built(tmp_path):
+    cfg = load_config(write(tmp_path, BASE), overrides=["arms.paged.kv_budget_tokens=4096"], device="cpu")
+    section = BuildsEngines(built=[])
+    cfg.arms["static"]._sections["custom"] = section
+    plan = ArmPlan("static", cfg, None)
+    first, second = plan.new_engine(), plan.new_engine()     # a warm-up's engine, then the timed run's
+    assert (first.closed, second.closed) == (1, 0)
+    plan.close()
+    assert (first.closed, second.closed) == (1, 1)
+    with Counting() as engine:
+        pass
+    assert engine.closed == 1

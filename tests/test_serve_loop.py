@@ -114,6 +114,10 @@ def test_an_engine_error_fails_live_requests_and_the_loop_keeps_serving():
     # the fresh engine the loop replays the request on alone fails too: the request is failed, then a
     # third engine serves the next one
     engines = [Broken(), Broken(), GatedEngine()]
+    built = list(engines)
+    closed = []
+    for e in built:
+        e.close = lambda e=e: closed.append(e)
     engines[-1].gate.set()
     loop = EngineLoop(lambda: engines.pop(0) if len(engines) > 1 else engines[0], max_queue=4).start()
     try:
@@ -124,8 +128,10 @@ def test_an_engine_error_fails_live_requests_and_the_loop_keeps_serving():
         later = []
         loop.submit(served(1, later))
         assert wait_for(lambda: later and later[-1][0] == "done") and later[-1][1].status == "finished"
+        assert closed == built[:2]          # each replaced engine is closed, the serving one is not
     finally:
         loop.stop()
+    assert closed == built                  # stopping the loop closes the engine it held
 
 
 def test_hf_abort_drops_waiting_and_cancelled_rows_stop_early(tiny_lm):

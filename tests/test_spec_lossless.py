@@ -10,14 +10,14 @@ from scipy.stats import chisquare
 from testbed.config import ModelSpec
 from testbed.drive import run_all
 from testbed.engines.hf import HFEngine, HFOptions
+from testbed.engines.hf_cache import forward, new_cache, rollback
 from testbed.engines.paged.engine import PagedEngine, PagedOptions
+from testbed.engines.sampling import logits_to_probs
 from testbed.models import load_model
 from testbed.request import Request, SamplingParams
 from testbed.speculative.adaptive import Controller
 from testbed.speculative.config import SpeculativeConfig
-from testbed.speculative.decoder import forward, new_cache, rollback
 from testbed.speculative.stats import SpecStats
-from testbed.speculative.verify import logits_to_probs
 
 SECTIONS = {
     "prompt_lookup": {"method": "prompt_lookup", "ngram": 2, "num_draft_tokens": 4},
@@ -243,3 +243,16 @@ def test_paged_seeded_sampling_is_reproducible_and_uses_drafts(chaotic_lm):
                       reqs=requests(chaotic_lm, sampling=SamplingParams(temperature=1.0, seed=5))) for _ in range(2)]
     assert outputs(runs[0][0]) == outputs(runs[1][0])
     assert runs[0][1].stats()["spec_num_draft_tokens"] > 0
+
+
+def test_unseeded_sampled_requests_draw_from_the_global_rng_as_the_engines_do(chaotic_lm):
+    """Verification seeds as engines/sampling.py does: a request without a seed draws from torch's global
+    RNG (it used to get seed 0, so every unseeded speculative request drew the same numbers)."""
+    unseeded = SamplingParams(temperature=1.0)
+
+    def sampled(global_seed: int) -> dict:
+        torch.manual_seed(global_seed)
+        return outputs(run(chaotic_lm, SECTIONS["prompt_lookup"], reqs=requests(chaotic_lm, 12, unseeded))[0])
+
+    assert sampled(1) == sampled(1)
+    assert sampled(1) != sampled(2)

@@ -14,12 +14,12 @@ import torch
 from scipy.stats import chisquare
 
 from testbed.drive import run_all
+from testbed.engines.hf_cache import forward, new_cache
 from testbed.engines.paged import model_runner
 from testbed.engines.paged.engine import PagedEngine, PagedOptions
+from testbed.engines.sampling import logits_to_probs
 from testbed.request import Request, SamplingParams
 from testbed.speculative.config import SpeculativeConfig
-from testbed.speculative.decoder import forward, new_cache
-from testbed.speculative.verify import logits_to_probs
 
 SAMPLING = dict(temperature=1.5, top_k=4)
 PROMPT = [17, 93, 41, 8, 17, 93, 41, 8, 17]                 # a repeat: prompt lookup proposes

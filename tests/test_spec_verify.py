@@ -4,8 +4,9 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
+from testbed.engines.sampling import logits_to_probs
 from testbed.request import SamplingParams
-from testbed.speculative.verify import logits_to_probs, residual, unsupported_sampling, verify
+from testbed.speculative.verify import residual, unsupported_sampling, verify
 
 GREEDY = SamplingParams()
 T1 = SamplingParams(temperature=1.0)
@@ -118,7 +119,7 @@ def test_supported_settings_pass():
 
 
 def test_the_cache_goes_by_the_keyword_the_model_takes():
-    from testbed.speculative.decoder import cache_kwarg
+    from testbed.engines.hf_cache import cache_kwarg
 
     class Old:      # transformers 5.17: forward(input_ids, ..., past_key_values, ...)
         def forward(self, input_ids=None, past_key_values=None, use_cache=None, **kwargs): ...

@@ -52,9 +52,18 @@ def test_sweep_summary_labels_rates_for_json():
     json.dumps(out, allow_nan=False)          # no Infinity in summary.json
 
 
-def test_plot_writes_a_png(tmp_path):
+def test_plot_draws_a_latency_line_per_arm_and_metric_and_goodput_where_measured(tmp_path, monkeypatch):
+    from matplotlib import pyplot as plt
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)         # keep the figure to read back what was drawn
     path = sweep_plot(curve_points(per_rate()), tmp_path / "plots" / "sweep.png")
-    assert path.exists() and path.read_bytes()[:4] == b"\x89PNG"
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    left, right = figures[0].axes
+    assert [line.get_label() for line in left.lines] == ["hf TTFT p50", "paged TTFT p50"]   # no E2EL given
+    assert list(left.lines[1].get_xdata()) == [10, 25, 60] and list(left.lines[1].get_ydata()) == [90, 120, 2000]
+    goodput = {line.get_label(): (list(line.get_xdata()), list(line.get_ydata())) for line in right.lines}
+    assert goodput["hf"] == ([1.0, 2.0, 4.0], [1.0, 1.5, 0.2])      # "inf" drawn at twice the largest rate
+    assert goodput["paged"] == ([1.0, 2.0], [1.0, 1.9])             # no goodput at inf: not drawn there
 
 
 SWEEP = """

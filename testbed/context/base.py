@@ -33,5 +33,9 @@ class Step:
     def __call__(self, query: str, chunks: list[Chunk], item: Item | None = None) -> tuple[list[Chunk], dict]:
         raise NotImplementedError
 
+    def check(self, items: list[Item], at: str, before: list["Step"]) -> None:
+        """Raise UserError when this step cannot take these items (before the run); `at` is its YAML path,
+        `before` the steps that run ahead of it in its list. Default: every input is fine."""
+
 
 STEPS: Registry[type[Step]] = Registry("context step")

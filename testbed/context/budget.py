@@ -62,6 +62,17 @@ def window(lm, chunks: list[Chunk], tokens: list[int], budget: int, keep: str) -
 class BudgetStep(Step):
     Options = BudgetOptions
 
+    def check(self, items, at, before):
+        """The budget must leave room for the longest question it will see."""
+        if not items:
+            return
+        q = count_tokens(self.lm, [it.question for it in items])
+        worst = max(range(len(items)), key=q.__getitem__)
+        if q[worst] >= self.options.budget_tokens:
+            raise UserError(f"{at}.budget_tokens = {self.options.budget_tokens} is smaller than the question of "
+                            f"item {items[worst].id} ({q[worst]} tokens)",
+                            f"raise {at}.budget_tokens above {q[worst]}, e.g. {q[worst] + 256}")
+
     def __call__(self, query, chunks, item=None):
         o = self.options
         q = count_tokens(self.lm, [query])[0]

@@ -19,8 +19,9 @@ An empty `steps: []` changes nothing and only audits (the baseline's "context as
 category's items (so a bench can compress only where the context is long); a category the
 workload does not hold (a limit, a split) is simply unused.
 Step options are validated by each step's Options class at config load, with errors at their
-YAML path (arms.<arm>.context.steps[1].budget_tokens). The Preparer stores the audit in the
-request's stats (record["stats"]["ContextPipeline"]) and pools it per arm in `aggregate`.
+YAML path (arms.<arm>.context.steps[1].budget_tokens). The section's preparer, a ContextPipeline,
+stores the audit in the request's stats (record["stats"]["ContextPipeline"]); the section pools
+it per arm in `aggregate`.
 """
 import time
 from difflib import get_close_matches
@@ -29,12 +30,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from testbed.arm import PREPARERS
-from testbed.config import SECTIONS
 from testbed.context import audit
 from testbed.context.base import STEPS, StepOptions
-from testbed.context.text import count_tokens
 from testbed.errors import UserError
+from testbed.sections import SECTIONS, Section
 from testbed.workloads.items import Chunk, Item
 
 
@@ -45,13 +44,18 @@ class AuditOptions(BaseModel):
 
 
 @SECTIONS.register("context")
-class ContextSection(BaseModel):
+class ContextSection(Section):
     """`context:` — steps run in order (retrieve, dedup, rerank, extract, prune, budget, gold_only)."""
-    model_config = ConfigDict(extra="forbid")
     steps: list[StepOptions] = Field(default_factory=list)
     by_category: dict[str, list[StepOptions]] = Field(default_factory=dict,
                                                       description="category -> its own steps, instead of `steps`")
     audit: AuditOptions = AuditOptions()
+
+    def preparer(self, lm: Any) -> "ContextPipeline":
+        return ContextPipeline(self, lm)
+
+    def aggregate(self, records: list[dict]) -> dict[str, float]:
+        return ContextPipeline.aggregate(records)
 
     def details(self, records: list[dict]) -> dict:
         """summary["details"][arm]["context_warnings"]: each category's losses against the context as retrieved."""
@@ -126,7 +130,6 @@ def check_chunk_ids(item: Item, chunks: list[Chunk]) -> None:
                             "give every chunk a unique non-empty id in the dataset")
 
 
-@PREPARERS.register("context")
 class ContextPipeline:
     """Runs the section's steps on an item's chunks; returns what the model sees and the audit."""
 
@@ -160,13 +163,13 @@ class ContextPipeline:
 
         Chunks need ids; a `retrieve` without a corpus needs the item's own chunks; a `budget` must
         leave room for the longest question of the items each step list will see.
-        Called for every context arm before the run (ArmPlan.check).
+        Called for every context arm before the run (ArmPlan.check, from Experiment._check_arms).
         """
         for item in items:
             check_chunk_ids(item, item.chunks)
         for cat, steps in self.by_category.items():   # a category absent here (a limit, a split) is unused
-            _check_steps(self.lm, steps, [it for it in items if it.category == cat], f"arms.{arm}.context.by_category.{cat}")
-        _check_steps(self.lm, self.steps, [it for it in items if it.category not in self.by_category],
+            _check_steps(steps, [it for it in items if it.category == cat], f"arms.{arm}.context.by_category.{cat}")
+        _check_steps(self.steps, [it for it in items if it.category not in self.by_category],
                      f"arms.{arm}.context.steps")
 
     @classmethod
@@ -175,21 +178,7 @@ class ContextPipeline:
         return audit.aggregate(stats, [s["seconds"] for s in stats if "seconds" in s])
 
 
-def _check_steps(lm: Any, steps: list, items: list[Item], where: str) -> None:
+def _check_steps(steps: list, items: list[Item], where: str) -> None:
     """The pre-run checks of one step list against the items it will see (ContextPipeline.check)."""
-    corpus = False
     for i, step in enumerate(steps):
-        at, o = f"{where}[{i}]", step.options
-        if o.name == "retrieve":
-            corpus = corpus or o.corpus is not None
-            empty = [it.id for it in items if not it.chunks]
-            if not corpus and empty:
-                raise UserError(f"{at}: retrieve has no corpus and item {empty[0]} has no chunks "
-                                f"({len(empty)} such items)", f"set {at}.corpus to a JSONL file of {{id, text}} chunks")
-        if o.name == "budget" and items:
-            q = count_tokens(lm, [it.question for it in items])
-            worst = max(range(len(items)), key=q.__getitem__)
-            if q[worst] >= o.budget_tokens:
-                raise UserError(f"{at}.budget_tokens = {o.budget_tokens} is smaller than the question of "
-                                f"item {items[worst].id} ({q[worst]} tokens)",
-                                f"raise {at}.budget_tokens above {q[worst]}, e.g. {q[worst] + 256}")
+        step.check(items, f"{where}[{i}]", steps[:i])

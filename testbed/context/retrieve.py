@@ -124,6 +124,14 @@ class RetrieveStep(Step):
         super().__init__(options, lm, where)
         self.fixed = _Searcher(list(load_corpus(options.corpus)), options.method) if options.corpus else None
 
+    def check(self, items, at, before):
+        """Without a corpus (here or in an earlier retrieve) every item needs chunks of its own."""
+        corpus = any(isinstance(s, RetrieveStep) and s.fixed is not None for s in before + [self])
+        empty = [it.id for it in items if not it.chunks]
+        if not corpus and empty:
+            raise UserError(f"{at}: retrieve has no corpus and item {empty[0]} has no chunks "
+                            f"({len(empty)} such items)", f"set {at}.corpus to a JSONL file of {{id, text}} chunks")
+
     def __call__(self, query, chunks, item=None):
         searcher = self.fixed
         if searcher is None:

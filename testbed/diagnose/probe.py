@@ -1,6 +1,6 @@
 """The probes: one item, a chosen set of its chunks, one model, the arm's sampling, scored like the run.
 
-    probe = ProbeRunner(run_dir, items, arm_settings(cfg), models={lm.spec_id: lm})
+    probe = ProbeRunner(run_dir, items, arm_settings(cfg), models={lm.spec_id: lm})   # testbed.arm.arm_settings
     probe(Probe("gold_only", "as_retrieved", "ln-03", "smollm2-135m", ("c4",)))   # True, False or None
 
 A probe runs through the hf engine at batch 1 (the reference decoding), with the prompt built by
@@ -12,44 +12,22 @@ its model is not at hand and loading is off, past the time budget, or after a Ct
 """
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from testbed.arm import ArmSetting
 from testbed.config import ExperimentConfig, ModelSpec
 from testbed.diagnose.classify import Probe
 from testbed.drive import run_all
 from testbed.engines.hf import HFEngine
 from testbed.metrics.quality import score_output
 from testbed.models import load_model
-from testbed.request import Request, SamplingParams
+from testbed.request import Request
 from testbed.workloads.items import Item
 from testbed.workloads.prompts import build_messages, render_prompt
 
 PROBES_FILE = "diagnosis_probes.jsonl"
-
-
-@dataclass(frozen=True)
-class ArmSetting:
-    """What decides an arm's answer besides model and prompt; arms with equal settings stand in for each other."""
-    temperature: float
-    top_p: float
-    top_k: int
-    seed: int | None
-    max_new_tokens: int
-    system_prompt: str | None
-
-    def sampling(self) -> SamplingParams:
-        return SamplingParams(self.temperature, self.top_p, self.top_k, self.seed)
-
-
-def arm_settings(cfg: ExperimentConfig) -> dict[str, ArmSetting]:
-    out = {}
-    for name, arm in cfg.arms.items():
-        s = cfg.arm_sampling(name)
-        out[name] = ArmSetting(s.temperature, s.top_p, s.top_k, s.seed,
-                               arm.max_new_tokens or cfg.workload.max_new_tokens, cfg.workload.system_prompt)
-    return out
 
 
 def model_specs(cfg: ExperimentConfig) -> dict[str, ModelSpec]:

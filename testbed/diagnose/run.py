@@ -18,11 +18,13 @@ from typing import Any
 
 import torch
 
+from testbed.arm import arm_settings
 from testbed.config import validate
 from testbed.diagnose.classify import RULE, diagnose
-from testbed.diagnose.probe import ProbeRunner, arm_settings, model_specs
+from testbed.diagnose.probe import ProbeRunner, model_specs
 from testbed.errors import UserError
 from testbed.models import pick_device
+from testbed.plugins import load_plugins
 from testbed.report import RunWriter, read_records
 from testbed.report.rebuild import rebuild_summary
 from testbed.report.writer import to_jsonable
@@ -58,6 +60,7 @@ def diagnose_run_dir(run_dir: str | Path, probe: bool = True) -> dict:
         raw = load_yaml(config.read_text(encoding="utf-8"), str(config), "restore config.yaml or re-run the experiment")
     except UnicodeDecodeError:
         raise UserError(f"{config}: not UTF-8 text", "restore config.yaml or re-run the experiment") from None
+    load_plugins()
     cfg = validate(raw if isinstance(raw, dict) else {}, source=str(config))
     records = read_records(run_dir)
     if not records:

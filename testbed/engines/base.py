@@ -35,6 +35,28 @@ def context_overflow(lm: Any, req: Request) -> str | None:
     return None
 
 
+class KVLedger:
+    """Per-step KV slot accounting: allocated vs holding tokens of live sequences (hf and paged alike)."""
+
+    def __init__(self):
+        self.allocated_sum = 0
+        self.used_sum = 0
+        self.peak_allocated = 0
+        self.peak_used = 0
+
+    def record(self, allocated: int, used: int) -> None:
+        self.allocated_sum += allocated
+        self.used_sum += used
+        self.peak_allocated = max(self.peak_allocated, allocated)
+        self.peak_used = max(self.peak_used, used)
+
+    def metrics(self) -> dict[str, float]:
+        if not self.allocated_sum:
+            return {}
+        return {"kv_cache_allocated_tokens": self.peak_allocated, "kv_cache_used_tokens": self.peak_used,
+                "kv_waste_pct": 100.0 * (1 - self.used_sum / self.allocated_sum)}
+
+
 class EngineOptions(BaseModel):
     """Engine-specific arm keys; each engine subclasses this (unknown keys are errors)."""
     model_config = ConfigDict(extra="forbid")
@@ -42,9 +64,10 @@ class EngineOptions(BaseModel):
 
 class Engine(ABC):
     Options: ClassVar[type[EngineOptions]] = EngineOptions
-    # strategy sections this engine runs; `context` shapes the prompt before any engine sees it.
-    # Any other section on an arm of this engine is an error at config load (check_sections).
-    honours: ClassVar[frozenset[str]] = frozenset({"context"})
+    # engine-level sections (testbed.sections.Section.engine_level: speculative, routing) this engine
+    # runs; any other on an arm of this engine is an error at config load (check_honoured). Sections
+    # that act around the engine (context shapes the prompt) run on every engine.
+    honours: ClassVar[frozenset[str]] = frozenset()
     # set True (a cascade's tiers) to have each finished request's `token_logprobs` filled where the
     # engine can do it from the logits it computes anyway; engines that cannot leave them None
     record_logprobs: bool = False
@@ -53,15 +76,22 @@ class Engine(ABC):
         self.model = model          # a testbed.models.LoadedModel
         self.options = options
         self.sections = sections or {}   # validated arm sections (speculative, ...) the engine honours
+        self.rejected: list[Request] = []   # failed in add_request (reject_if_invalid); the next step() returns them
 
     @classmethod
-    def check_sections(cls, sections: dict[str, Any], where: str) -> None:
-        """Raise UserError naming the arm and the section this engine cannot honour (at config load)."""
-        for name in sections:
-            if name not in cls.honours:
+    def check_honoured(cls, sections: dict[str, Any], where: str) -> None:
+        """Raise UserError naming the arm and the engine-level section this engine cannot honour (at config
+        load, before the sections are validated); `sections` maps names to section classes or instances."""
+        for name, section in sections.items():
+            if getattr(section, "engine_level", False) and name not in cls.honours:
                 raise UserError(f"{where}.{name}: engine {cls.name()!r} does not honour a {name} section",
                                 f"engines honouring {name}: {', '.join(honouring(name)) or 'none'}; "
                                 f"or drop {where}.{name}")
+
+    @classmethod
+    def check_sections(cls, sections: dict[str, Any], where: str) -> None:
+        """Raise UserError when a validated section asks for what this engine cannot do (at config load)."""
+        cls.check_honoured(sections, where)
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -105,13 +135,11 @@ class Engine(ABC):
         retrieval from a corpus can add chunks, which the engine then meets at run time);
         `items` are the workload items they came from (same order). A request beyond the model's
         context is not an arm error: it fails alone at run time. Engines override this and call
-        super(); every strategy section whose validated config has a method
-        `check_arm(lm, requests, items)` is checked here, so a section plugs in its own checks.
+        super(); every section's `check_arm(lm, requests, items)` hook (testbed.sections) runs here,
+        so a section plugs in its own checks.
         """
         for section in sections.values():
-            hook = getattr(section, "check_arm", None)
-            if callable(hook):
-                hook(lm, requests, items or [])
+            section.check_arm(lm, requests, items or [])
 
     @abstractmethod
     def add_request(self, req: Request) -> None: ...
@@ -147,6 +175,18 @@ class Engine(ABC):
             req.fail(reason)
             self.rejected.append(req)
         return bool(reason)
+
+    def take_rejected(self) -> list[Request]:
+        """The requests rejected since the last step, handed back once (a step() starts with these)."""
+        done, self.rejected = self.rejected, []
+        return done
+
+    def abort_rejected(self, request_id: str) -> Request | None:
+        """Drop a rejected request not yet returned by step(); return it, or None."""
+        req = next((r for r in self.rejected if r.id == request_id), None)
+        if req is not None:
+            self.rejected.remove(req)
+        return req
 
     def renew(self) -> "Engine":
         """An engine for the arm's next timed run, with empty queues and counters. Default: a new one

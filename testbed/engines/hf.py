@@ -19,7 +19,7 @@ from pydantic import Field
 from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from testbed.engines.base import ENGINES, Engine, EngineOptions
+from testbed.engines.base import ENGINES, Engine, EngineOptions, KVLedger
 from testbed.request import Request
 
 
@@ -57,37 +57,14 @@ class _StopCancelled(StoppingCriteria):
         return torch.tensor([r.cancelled for r in self.batch], dtype=torch.bool, device=input_ids.device)   # [B]
 
 
-class KVLedger:
-    """Per-step KV slot accounting: allocated vs holding tokens of live sequences."""
-
-    def __init__(self):
-        self.allocated_sum = 0
-        self.used_sum = 0
-        self.peak_allocated = 0
-        self.peak_used = 0
-
-    def record(self, allocated: int, used: int) -> None:
-        self.allocated_sum += allocated
-        self.used_sum += used
-        self.peak_allocated = max(self.peak_allocated, allocated)
-        self.peak_used = max(self.peak_used, used)
-
-    def metrics(self) -> dict[str, float]:
-        if not self.allocated_sum:
-            return {}
-        return {"kv_cache_allocated_tokens": self.peak_allocated, "kv_cache_used_tokens": self.peak_used,
-                "kv_waste_pct": 100.0 * (1 - self.used_sum / self.allocated_sum)}
-
-
 @ENGINES.register("hf")
 class HFEngine(Engine):
-    honours = frozenset({"context", "speculative", "routing"})
+    honours = frozenset({"speculative", "routing"})
     Options = HFOptions
 
     def __init__(self, model, options: HFOptions, sections=None):
         super().__init__(model, options, sections)
         self.waiting: deque[Request] = deque()
-        self.rejected: list[Request] = []
         self.kv = KVLedger()
         self.batches = 0
         self.batched_requests = 0
@@ -103,15 +80,14 @@ class HFEngine(Engine):
 
     def abort_request(self, request_id: str) -> Request | None:
         """Drop a waiting (or rejected) request. A running row stops at its next token once `req.cancelled` is set."""
-        for queue in (self.waiting, self.rejected):
-            for req in queue:
-                if req.id == request_id:
-                    queue.remove(req)
-                    return req
-        return None
+        for req in self.waiting:
+            if req.id == request_id:
+                self.waiting.remove(req)
+                return req
+        return self.abort_rejected(request_id)
 
     def step(self) -> list[Request]:
-        done, self.rejected = self.rejected, []
+        done = self.take_rejected()
         batch = self._take_batch()
         if batch:
             self._generate(batch)

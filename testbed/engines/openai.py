@@ -79,10 +79,7 @@ class OpenAIEngine(Engine):
     accepts_future_arrivals = True     # drive() may hand over an open-loop schedule up front
 
     def __init__(self, model, options: OpenAIOptions, sections=None):
-        super().__init__(model, options, sections)
-        if sections and sections.get("speculative") is not None:
-            raise UserError("engine openai: a speculative section runs on the server, not here",
-                            "configure speculative decoding on the server and drop `speculative:` from this arm")
+        super().__init__(model, options, sections)   # honours no engine-level section: refused at config load
         self.endpoint = Endpoint.parse(options.base_url)
         self.headers = auth_headers(options)
         self.served_model = options.model or model.spec_id

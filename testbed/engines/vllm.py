@@ -71,7 +71,7 @@ class CoreWatch:
 @ENGINES.register("vllm")
 class VLLMEngine(Engine):
     Options = VLLMOptions
-    honours = frozenset({"context", "speculative"})
+    honours = frozenset({"speculative"})
 
     @classmethod
     def process_exclusive(cls, options: VLLMOptions) -> bool:
@@ -137,7 +137,7 @@ class VLLMEngine(Engine):
 
     def _reset_counters(self) -> None:
         self.live: dict[str, Request] = {}
-        self.rejected: list[Request] = []
+        self.rejected.clear()
         self.peak_usage = None
         self.usage_read = 0.0
         self.peak_seqs = 0
@@ -165,13 +165,13 @@ class VLLMEngine(Engine):
         req = self.live.pop(request_id, None)
         if req is not None:
             self.engine.abort_request([request_id])
-        return req
+        return req or self.abort_rejected(request_id)
 
     def has_unfinished(self) -> bool:
         return bool(self.rejected or self.live)
 
     def step(self) -> list[Request]:
-        done, self.rejected = self.rejected, []
+        done = self.take_rejected()
         self.peak_seqs = max(self.peak_seqs, len(self.live))
         try:
             outputs = self.engine.step()

@@ -30,9 +30,9 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _put(out: dict, key: str, value) -> None:
-    """Set a metric only when it applies (None and NaN stay absent)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def put_metric(out: dict, key: str, value, finite: bool = False) -> None:
+    """Set a metric only when it applies: None and NaN stay absent (and +-inf, with `finite`)."""
+    if value is None or (isinstance(value, float) and (math.isnan(value) or finite and math.isinf(value))):
         return
     out[key] = value
 
@@ -45,7 +45,8 @@ def _score(rec: dict, name: str) -> float:
     return float(rec.get("scores", {}).get(name, 0.0)) if latency.is_ok(rec) else 0.0
 
 
-def _correct(rec: dict) -> bool:
+def is_correct(rec: dict) -> bool:
+    """A record that finished and was scored right."""
     return latency.is_ok(rec) and bool(rec.get("correct"))
 
 
@@ -79,7 +80,7 @@ def quality_values(records: list[dict]) -> dict[str, list[tuple[dict, float]]]:
     records = [r for r in records if r.get("correct", False) is not None]
     if not records:
         return {}
-    out = {"quality_accuracy": [(r, float(_correct(r))) for r in records]}
+    out = {"quality_accuracy": [(r, float(is_correct(r))) for r in records]}
     for name in QUALITY_SCORES:
         scored = [r for r in records if name in TEXT_SCORERS or r.get("scorer") == "json" or name in r.get("scores", {})]
         if scored:
@@ -103,8 +104,8 @@ def cost_metrics(records: list[dict], wall_s: float, usd_per_hour: float) -> dic
     """$/M output tokens and $ per success, where a success is a correct answer from a completed request."""
     ok_tokens = sum(r.get("output_tokens", 0) for r in records if latency.is_ok(r))
     out: dict = {}
-    _put(out, "cost_per_million_output_tokens_usd", cost.cost_per_million_output_tokens_usd(usd_per_hour, wall_s, ok_tokens))
-    _put(out, "cost_per_success_usd", cost.cost_per_success_usd(usd_per_hour, wall_s, sum(map(_correct, records))))
+    put_metric(out, "cost_per_million_output_tokens_usd", cost.cost_per_million_output_tokens_usd(usd_per_hour, wall_s, ok_tokens))
+    put_metric(out, "cost_per_success_usd", cost.cost_per_success_usd(usd_per_hour, wall_s, sum(map(is_correct, records))))
     return out
 
 
@@ -114,17 +115,17 @@ def summarize_arm(records: list[dict], wall_s: float, engine_stats: dict | None 
     ok = [r for r in records if latency.is_ok(r)]
     out = throughput_metrics(records, wall_s)
     out.update(latency_metrics(records))
-    _put(out, "goodput", latency.goodput(records, slo, wall_s))
+    put_metric(out, "goodput", latency.goodput(records, slo, wall_s))
     for k, v in (memory or {}).items():
-        _put(out, k, v)
-    _put(out, "prompt_tokens_mean", _mean([r.get("prompt_tokens", 0) for r in ok]))
-    _put(out, "output_tokens_mean", _mean([r.get("output_tokens", 0) for r in ok]))
+        put_metric(out, k, v)
+    put_metric(out, "prompt_tokens_mean", _mean([r.get("prompt_tokens", 0) for r in ok]))
+    put_metric(out, "output_tokens_mean", _mean([r.get("output_tokens", 0) for r in ok]))
     out.update(quality_metrics(records))
-    _put(out, "match_rate_vs_baseline", match_rate(records))
+    put_metric(out, "match_rate_vs_baseline", match_rate(records))
     out.update(cost_metrics(records, wall_s, usd_per_hour))
-    _put(out, "token_share_top10pct", token_share_top(records))
+    put_metric(out, "token_share_top10pct", token_share_top(records))
     for k, v in (engine_stats or {}).items():
-        _put(out, k, v)
+        put_metric(out, k, v)
     return out
 
 
@@ -145,10 +146,10 @@ def add_ratios(arms: dict[str, dict], baseline: str) -> dict[str, dict]:
 def _category_row(recs: list[dict], total_tokens: int) -> dict:
     values = latency.latency_values(recs)
     row = {"n": len(recs), "n_ok": sum(map(latency.is_ok, recs)),
-           "quality_accuracy": sum(map(_correct, recs)) / len(recs)}
-    _put(row, "ttft_ms_p90", latency.percentiles(values["ttft_ms"]).get("p90"))
-    _put(row, "e2el_ms_p90", latency.percentiles(values["e2el_ms"]).get("p90"))
-    _put(row, "output_tokens_mean", _mean([r.get("output_tokens", 0) for r in recs if latency.is_ok(r)]))
+           "quality_accuracy": sum(map(is_correct, recs)) / len(recs)}
+    put_metric(row, "ttft_ms_p90", latency.percentiles(values["ttft_ms"]).get("p90"))
+    put_metric(row, "e2el_ms_p90", latency.percentiles(values["e2el_ms"]).get("p90"))
+    put_metric(row, "output_tokens_mean", _mean([r.get("output_tokens", 0) for r in recs if latency.is_ok(r)]))
     if total_tokens:
         row["token_share"] = sum(map(_tokens, recs)) / total_tokens
     return row

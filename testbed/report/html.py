@@ -10,9 +10,10 @@ from testbed.report.ci_table import CI_NOTE, ratio_table
 from testbed.report.context_audit import audit_frames, audit_warnings, is_audit_key
 from testbed.report.decision import decision_html
 from testbed.report.drift import drift_section
-from testbed.report.markdown import (AUDIT_NOTE, DIAGNOSIS_NOTE, METRICS_NOTE, SWEEP_NOTE, diagnosis_lines,
-                                     diagnosis_table)
-from testbed.report.tables import category_table, comparison_table, format_frame, sweep_table
+from testbed.report.markdown import (AUDIT_NOTE, DIAGNOSIS_NOTE, METRICS_NOTE, ROUTING_NOTE, SWEEP_NOTE,
+                                     diagnosis_lines, diagnosis_table)
+from testbed.report.tables import (category_table, comparison_table, format_frame, routing_strong_arm_lines,
+                                   routing_table, routing_tiers_line, sweep_table)
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
@@ -57,6 +58,21 @@ def context_audit_html(summary: dict) -> list[str]:
     return body
 
 
+def _text(markdown: str) -> str:
+    """A line of the Markdown report as HTML text: escaped, emphasis marks dropped."""
+    return html.escape(markdown.replace("**", "").replace("*", "").replace("`", ""))
+
+
+def routing_html(summary: dict) -> list[str]:
+    """The "Routing" section, as report.md has it: tiers alone, one row per routed arm, the strong-arm lines."""
+    table = routing_table(summary)
+    if table.empty:
+        return []
+    strong = routing_strong_arm_lines(summary)
+    return (["<h2>Routing</h2>", f"<p>{_text(routing_tiers_line(summary))}</p>", table.to_html()]
+            + ([f"<p>{_text(' '.join(strong))}</p>"] if strong else []) + [f'<p class="note">{_text(ROUTING_NOTE)}</p>'])
+
+
 def diagnosis_html(diag: dict | None) -> list[str]:
     """The "Failure diagnosis" section: per-arm causes, the rule of thumb, items left unprobed."""
     if not diag:
@@ -81,6 +97,7 @@ def render_html(summary: dict, plot_paths: list[Path]) -> str:
     cats = cats[[c for c in cats.columns if not is_audit_key(c)]] if not cats.empty else cats
     if not cats.empty:
         body += ["<h2>By category</h2>", format_frame(cats).to_html()]
+    body += routing_html(summary)
     body += context_audit_html(summary)
     body += diagnosis_html(summary.get("diagnosis"))
     if plot_paths:

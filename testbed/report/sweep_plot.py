@@ -1,6 +1,6 @@
 """The rate-sweep plot: throughput vs latency per arm, and goodput vs offered rate, in one figure.
 
-    sweep_plot(curve_points(per_rate), run_dir / "plots" / "throughput_vs_latency.png", slo_ttft_ms=5000)
+    sweep_plot(curve_points(per_rate), run_dir / "plots" / "throughput_vs_latency.png", title="quickstart: rate sweep")
 
 Left: achieved output tokens/s (x) against TTFT and E2EL p50 (y, log scale), one line per arm,
 each point labelled with its offered rate. Right: goodput (requests/s meeting every SLO)

@@ -15,6 +15,7 @@ import numpy as np
 
 from testbed.registry import Registry
 from testbed.routing.features import Features
+from testbed.routing.metrics import sweep
 from testbed.routing.outcomes import OutcomeTable
 
 
@@ -49,7 +50,6 @@ class Router(ABC):
         Only cuts between distinct scores count (tied items go the same way); when not even the
         cheapest routing fits, nothing goes strong (cut = +inf).
         """
-        from testbed.routing.metrics import sweep
         ranked = np.sort(scores)[::-1]                                                # [n] highest first
         cost = sweep(table, scores, self.pays_weak_first)["cost_usd"]                # [n + 1]: k items strong
         limit = self.cfg.cost_budget * table.cost_usd[:, -1].sum()

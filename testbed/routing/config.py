@@ -17,11 +17,14 @@ Routers: rules (category, keywords, prompt length), learned (logistic regression
 cascade (small tier first, escalate on low confidence), random and oracle. A tier's cost is its
 measured seconds × usd_per_hour, or its tokens × usd_per_million_tokens.
 """
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from testbed.config import SECTIONS, ModelSpec, Strict
+from testbed.config import ModelSpec, Strict
+from testbed.routing.runtime import Routing
+from testbed.routing.summary import against_strong_arm
+from testbed.sections import SECTIONS, Section
 
 
 class TierConfig(Strict):
@@ -113,13 +116,14 @@ RouterConfig = Annotated[RulesRouter | LearnedRouter | CascadeRouter | RandomRou
 
 
 @SECTIONS.register("routing")
-class RoutingSection(Strict):
+class RoutingSection(Section):
     """`routing:` — tiers, cheapest first, and the router that picks one per request."""
+    engine_level = True         # one engine of the arm's kind per tier: an engine must run it in process
+    bind_runs_requests = True   # bind labels the workload with every tier: validate skips it
     tiers: list[TierConfig] = Field(min_length=2, description="two or more tiers, cheapest first")
     router: RouterConfig
     bootstrap: int = Field(1000, ge=100, le=100_000, description="resamples for the APGR interval")
     _runtime: Any = PrivateAttr(None)       # routing.runtime.Routing, built when the arm is planned
-    bind_runs_requests: ClassVar[bool] = True   # bind labels the workload with every tier: validate skips it
 
     @field_validator("tiers")
     @classmethod
@@ -130,9 +134,8 @@ class RoutingSection(Strict):
             raise ValueError(f"tier names must be unique; repeated: {', '.join(dup)}")
         return v
 
-    # ArmPlan hooks (testbed/arm.py): plan time, engine building, records, summary
+    # Section hooks (testbed/sections.py): plan time, engine building, records, summary
     def bind(self, plan: Any, items: list, where: str) -> None:
-        from testbed.routing.runtime import Routing
         self._runtime = Routing(self, plan, items, where)
 
     def new_engine(self, engine_cls: type, options: Any, sections: dict) -> Any:
@@ -150,7 +153,7 @@ class RoutingSection(Strict):
     def details(self, records: list[dict]) -> dict:
         return {"routing": self._runtime.details(records)}
 
-    def against(self, row: dict, details: dict, arms: dict, plain: dict) -> None:
+    def against(self, row: dict, details: dict, arms: dict, plans: dict) -> None:
         if "routing" in details:
-            from testbed.routing.summary import against_strong_arm
+            plain = {a: (p.lm.spec_id, p.arm.engine) for a, p in plans.items() if not p.arm.sections}
             against_strong_arm(row, details["routing"], arms, plain)

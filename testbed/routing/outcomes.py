@@ -3,10 +3,11 @@
 Each tier answers each item once, alone (batch of one), so its seconds are its own, after one
 untimed warm-up answer per tier (on CUDA one per item: see label_tiers). The pass goes item by
 item, every tier in turn, so drift in the machine's speed does not bias one tier's costs against
-another's. The answers are scored as the run scores them. Tables are cached per process (one
-run), keyed by the tiers, the items and the generation settings, so several routed arms label once.
+another's. The answers are scored as the run scores them. The caller (routing/runtime.py) keeps
+each table on the experiment, keyed by the tiers, the items and the generation settings, so
+several routed arms label once.
 
-    table = label_tiers(tiers, items, render, run_one)
+    table = label_tiers(tier_configs, items, run_one, confidence_of)
     table.correct[:, 0].mean()     # the cheapest tier's accuracy
 """
 import time
@@ -17,9 +18,6 @@ import numpy as np
 from tqdm import tqdm
 
 from testbed.metrics.quality import follows_format, score_output
-
-_CACHE: dict[tuple, "OutcomeTable"] = {}
-
 
 @dataclass
 class OutcomeTable:
@@ -53,21 +51,18 @@ class OutcomeTable:
                 "confidence": [[None if np.isnan(v) else v for v in row] for row in self.confidence.tolist()]}
 
 
-def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confidence_of: Callable | None,
+def label_tiers(tiers: list, items: list, run_one: Callable, confidence_of: Callable | None,
                 where: str = "routing", progress: bool = True, warm_every_item: bool = False) -> OutcomeTable:
-    """Run every tier on every item (cached under `key`).
+    """Run every tier on every item.
 
     Before the timed answers each tier answers the first item untimed (lazy init), or every item with
     `warm_every_item`: on CUDA each new sequence length pays kernel selection and loading once (measured
-    on an H200, random 0.1B/1B tiers, batch 1: the first pass over 20 items 0.14-1.4 s per answer, every
-    later pass 0.13 s; an untimed prefill of each prompt did not remove it), which would be charged to
-    whichever tier met that length first.
+    in docs/gpu/labelling_warmup_h200.txt; an untimed prefill of each prompt does not remove it), which
+    would be charged to whichever tier met that length first.
 
     run_one(rank, item) -> (request, text, seconds); confidence_of(rank, request) -> (value or None, seconds).
     `tiers` are TierConfig; the last tier's confidence is never needed (nothing to escalate to).
     """
-    if key in _CACHE:
-        return _CACHE[key]
     print(f"[testbed] {where}: labelling {len(items)} items on {len(tiers)} tiers (once per run, shared by the "
           "routed arms with the same tiers)", flush=True)
     n, t = len(items), len(tiers)
@@ -90,10 +85,8 @@ def label_tiers(key: tuple, tiers: list, items: list, run_one: Callable, confide
                 conf_cost[i, j] = tier.cost_usd(csec, tokens)
             bar.update()
     bar.close()
-    table = OutcomeTable([it.id for it in items], [it.category for it in items], [tr.name for tr in tiers],
-                         correct, cost, conf, conf_cost, seconds, format_ok)
-    _CACHE[key] = table
-    return table
+    return OutcomeTable([it.id for it in items], [it.category for it in items], [tr.name for tr in tiers],
+                        correct, cost, conf, conf_cost, seconds, format_ok)
 
 
 def timed(fn: Callable, *args) -> tuple:

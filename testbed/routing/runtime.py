@@ -12,17 +12,15 @@ import numpy as np
 from testbed.drive import run_all
 from testbed.errors import UserError
 from testbed.metrics.quality import follows_format
-from testbed.models import load_model
+from testbed.models import load_cached
 from testbed.routing import learned, routers  # noqa: F401  (register the routers)
 from testbed.routing.base import ROUTERS, Router
 from testbed.routing.confidence import mean_logprob
+from testbed.routing.engine import RoutedEngine, for_tier
 from testbed.routing.features import item_features
 from testbed.routing.outcomes import OutcomeTable, label_tiers, timed
 from testbed.routing.summary import arm_details, arm_metrics
 from testbed.workloads.prompts import render_prompt
-
-_MODELS: dict[tuple, Any] = {}     # tier models shared by the routed arms of one run
-
 
 class Tier:
     def __init__(self, cfg, lm, rank: int):
@@ -30,21 +28,19 @@ class Tier:
         self.name = cfg.name
 
 
-def _load(spec, device, where: str):
-    key = (spec.id, spec.dtype, spec.revision, str(device))
-    if key not in _MODELS:
-        try:
-            _MODELS[key] = load_model(spec, device)
-        except UserError as e:
-            raise UserError(f"{where}.model.id: tier model cannot load: {e.message.removeprefix('model.id: ')}", e.fix) from None
-    return _MODELS[key]
+def _load(models: dict, spec, device, where: str):
+    try:
+        return load_cached(models, spec, device)
+    except UserError as e:
+        raise UserError(f"{where}.model.id: tier model cannot load: {e.message.removeprefix('model.id: ')}", e.fix) from None
 
 
 class Routing:
     def __init__(self, section, plan, items: list, where: str):
         self.section, self.plan, self.items, self.where = section, plan, items, where
         device = plan.lm.device
-        self.tiers = [Tier(t, _load(t.model, device, f"{where}.tiers[{i}]"), i) for i, t in enumerate(section.tiers)]
+        self.tiers = [Tier(t, _load(plan.shared.setdefault("models", {}), t.model, device, f"{where}.tiers[{i}]"), i)
+                      for i, t in enumerate(section.tiers)]
         if section.router.kind == "learned":
             learned.check_enough(len(items), section.router.folds, where)
         self.by_id = {it.id: it for it in items}
@@ -61,9 +57,9 @@ class Routing:
 
     # labelling: every tier on every item, once per run
     def _run_one(self, rank: int, item) -> tuple:
-        from testbed.engines.routed import for_tier
         req = for_tier(self, self.plan.make_request(item, time.perf_counter(), f"label-{item.id}"), rank)
-        (_, sec) = timed(run_all, self._tier_engine(rank, labelling=True), [req])
+        with self._tier_engine(rank, labelling=True) as engine:
+            (_, sec) = timed(run_all, engine, [req])
         return req, self._answer(rank, req), sec
 
     def _answer(self, rank: int, req) -> str:
@@ -95,12 +91,14 @@ class Routing:
         key = (tuple(t.cfg.model_dump_json() for t in self.tiers), tuple(it.id for it in self.items),
                p.max_new_tokens, repr(p.sampling), p.system_prompt, repr(p.arm.sections.get("context")),
                self._engine_cls.__name__, repr(self._options))
-        return label_tiers(key, [t.cfg for t in self.tiers], self.items, self._run_one, self.confidence, self.where,
-                           progress=p.progress, warm_every_item=p.lm.device.type == "cuda")
+        tables = p.shared.setdefault("routing_tables", {})     # the run's routed arms with the same tiers label once
+        if key not in tables:
+            tables[key] = label_tiers([t.cfg for t in self.tiers], self.items, self._run_one, self.confidence,
+                                      self.where, progress=p.progress, warm_every_item=p.lm.device.type == "cuda")
+        return tables[key]
 
     # ArmPlan hooks
     def new_engine(self, engine_cls: type, options: Any, sections: dict) -> Any:
-        from testbed.engines.routed import RoutedEngine
         self._engine_cls, self._options = engine_cls, options
         self._sections = {k: v for k, v in sections.items() if k != "routing"}
         if self.table is None:

@@ -17,20 +17,15 @@ that batching paid off; `route_cost_vs_strong` prices the arm's routes with the 
 seconds alone, both sides timed in the same interleaved pass.
 """
 from collections import Counter
+from functools import partial
 
 import numpy as np
 
 from testbed.metrics.latency import is_ok
+from testbed.metrics.summary import is_correct, put_metric
 from testbed.routing import metrics
 
-
-def _correct(rec: dict) -> bool:
-    return is_ok(rec) and bool(rec.get("correct"))
-
-
-def _put(out: dict, key: str, value) -> None:
-    if value is not None and not (isinstance(value, float) and not np.isfinite(value)):
-        out[key] = value
+_put = partial(put_metric, finite=True)     # a router's cut can be +inf (nothing fits the budget): left out
 
 
 def route_shares(routing, records: list[dict]) -> dict[str, float]:
@@ -72,7 +67,7 @@ def arm_metrics(routing, records: list[dict]) -> dict:
     out = route_shares(routing, records)
     _put(out, "router_threshold", getattr(router, "threshold", None))   # the cut in force (set or calibrated)
     cost = float(sum(r.get("cost_usd") or 0.0 for r in records))
-    n_ok = sum(map(_correct, records))
+    n_ok = sum(map(is_correct, records))
     q = n_ok / len(records) if records else 0.0
     ids = [table.index[r["item_id"]] for r in records if r["item_id"] in table.index]
     qw, qs = float(table.correct[ids, 0].mean()), float(table.correct[ids, -1].mean())
@@ -103,7 +98,7 @@ def arm_details(routing, records: list[dict]) -> dict:
     """What the plot and diagnosis read: tiers, the sweep curve, the operating point, oracle and labels."""
     table = routing.table
     curve = _sweep(routing)
-    n_ok = sum(map(_correct, records))
+    n_ok = sum(map(is_correct, records))
     return {"router": routing.section.router.kind, "engine": routing.plan.arm.engine,
             "tiers": [{"name": t.name, "rank": t.rank, "model": t.lm.spec_id} for t in routing.tiers],
             "tier_points": metrics.tier_points(table),

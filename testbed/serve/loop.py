@@ -80,6 +80,8 @@ class EngineLoop:
         self._stop.set()
         self._inbox.put(("wake", None))
         self._thread.join(timeout)
+        if not self._thread.is_alive():       # the loop thread owns the engine until it has ended
+            self.engine.close()
 
     @property
     def alive(self) -> bool:
@@ -165,7 +167,7 @@ class EngineLoop:
         raises alone twice running (the fault is in the engine, not a request), everything fails."""
         with self._lock:     # submitted requests still in the inbox are not the engine's yet: they join later
             live = [r for r in self._live.values() if r.id in self._added]
-        self.engine = self.new_engine()
+        self._replace_engine()
         culprits = [(r, why) for r in live if not r.done and (why := self._fails_alone(r))]
         self._blameless = 0 if culprits else self._blameless + 1
         for req, why in culprits:
@@ -190,11 +192,17 @@ class EngineLoop:
                 self.engine.step()
             self.engine.abort_request(probe.id)
         except Exception as e:
-            self.engine = self.new_engine()
+            self._replace_engine()
             return f"{type(e).__name__}: {e}"
         if self.engine.has_unfinished():          # could not drop the probe: start clean
-            self.engine = self.new_engine()
+            self._replace_engine()
         return None
+
+    def _replace_engine(self) -> None:
+        """A fresh engine; the old one is closed (unless the factory renewed it in place, as vLLM's does)."""
+        old, self.engine = self.engine, self.new_engine()
+        if old is not self.engine:
+            old.close()
 
     def _complete(self, req: ServedRequest) -> None:
         with self._lock:

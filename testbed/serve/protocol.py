@@ -12,13 +12,10 @@ import json
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from testbed.config import Strict
 from testbed.request import SEED_LIMIT
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class StreamOptions(Strict):

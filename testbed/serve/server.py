@@ -19,6 +19,7 @@ import torch
 
 from testbed.arm import ArmPlan
 from testbed.config import ExperimentConfig
+from testbed.drive import run_all
 from testbed.engines import ENGINES
 from testbed.errors import UserError
 from testbed.models import load_model, pick_device
@@ -72,9 +73,7 @@ def _warm_up(loop: EngineLoop, lm) -> None:
     """One 4-token request before the loop thread starts, so the first client does not pay for lazy init."""
     ids = list(lm.tokenizer("warm up", add_special_tokens=False)["input_ids"]) or [0]
     req = Request(id="warmup", prompt_ids=ids, max_new_tokens=4, arrival_time=time.perf_counter())
-    loop.engine.add_request(req)
-    while loop.engine.has_unfinished():
-        loop.engine.step()
+    run_all(loop.engine, [req])
 
 
 def uvicorn_config(state: ServeState, host: str, port: int, log_level: str = "warning"):

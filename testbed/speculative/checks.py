@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
+from testbed.engines.hf_cache import forward, new_cache, rollback
 from testbed.errors import UserError
 from testbed.request import SamplingParams
-from testbed.speculative.decoder import forward, new_cache, rollback
 from testbed.speculative.verify import unsupported_sampling
 
 

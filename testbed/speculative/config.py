@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from testbed.config import SECTIONS, ModelSpec, Strict
+from testbed.config import ModelSpec, Strict
+from testbed.sections import SECTIONS, Section
 from testbed.speculative import draft_model, prompt_lookup, self_speculative  # noqa: F401  (register proposers)
 from testbed.speculative.adaptive import AdaptiveK, Controller
 from testbed.speculative.base import PROPOSERS, Proposer
@@ -35,7 +36,8 @@ class AdaptiveConfig(Strict):
 
 
 @SECTIONS.register("speculative")
-class SpeculativeConfig(Strict):
+class SpeculativeConfig(Section):
+    engine_level = True     # the engine runs the decoder (hf, paged) or maps it (vllm)
     method: str = Field("draft_model", description="draft_model | prompt_lookup | self_speculative")
     draft: ModelSpec | None = Field(None, description="the draft model (method draft_model); same tokenizer as the target")
     num_draft_tokens: int = Field(5, ge=1, le=MAX_DRAFT_TOKENS, description="draft tokens per step (the start, if adaptive)")
@@ -92,7 +94,7 @@ class SpeculativeConfig(Strict):
         return self._proposers[id(lm)]
 
     def bind(self, plan: Any, items: list, where: str) -> None:
-        """ArmPlan's plan-time hook: the draft loads and shares the target's tokenizer, and the arm's
+        """Section hook: the draft loads and shares the target's tokenizer, and the arm's
         sampling is one the verifier honours, before any run directory exists."""
         check_arm(plan)
 

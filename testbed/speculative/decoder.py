@@ -12,54 +12,19 @@ KV invariant: the target cache holds context[:-1], every token but the last one 
 feeds [context[-1], d_1 .. d_k] (k+1 positions), keeps the accepted prefix and crops the rest,
 so the cache again ends just before the newest token. The draft cache is kept by the proposer.
 """
-import inspect
 import time
-from functools import lru_cache
 from typing import Callable
 
 import torch
 from transformers import DynamicCache
 
+from testbed.engines.hf_cache import forward, new_cache, rollback
+from testbed.engines.sampling import make_generator, sample_one
 from testbed.request import Request
 from testbed.speculative.adaptive import Controller
 from testbed.speculative.base import Proposer
 from testbed.speculative.stats import SpecStats
-from testbed.speculative.verify import next_token, unsupported_sampling, verify
-
-
-@lru_cache(maxsize=None)
-def cache_kwarg(model_cls: type) -> str:
-    """The keyword a model's forward takes its KV cache by: transformers 5.x renamed `past_key_values`
-    to `cache` (5.17 has the old name, 5.24 the new one and a deprecation). An unknown keyword would
-    vanish into **kwargs and every step would run without its context, so ask the signature."""
-    return "cache" if "cache" in inspect.signature(model_cls.forward).parameters else "past_key_values"
-
-
-def forward(model, ids: list[int], cache: DynamicCache, keep: int) -> torch.Tensor:
-    """Feed `ids` after what `cache` holds; logits of the last `keep` positions [keep, V] (float32)."""
-    x = torch.tensor([ids], device=model.device)                           # [1, S]
-    out = model(input_ids=x, **{cache_kwarg(type(model)): cache}, use_cache=True, logits_to_keep=keep)
-    return out.logits[0].float()                                            # [keep, V]
-
-
-def rollback(cache: DynamicCache, length: int) -> None:
-    """Crop the cache to its first `length` positions (a no-op when it holds no more)."""
-    extra = cache.get_seq_length() - length
-    if extra > 0:
-        cache.crop(-extra)
-
-
-def new_cache(model) -> DynamicCache:
-    return DynamicCache(config=model.config)
-
-
-def request_generator(req: Request, device: torch.device) -> torch.Generator | None:
-    """A per-request RNG so sampled runs are reproducible whatever else runs in between."""
-    if req.sampling.greedy:
-        return None
-    gen = torch.Generator(device=device)
-    gen.manual_seed(req.sampling.seed if req.sampling.seed is not None else 0)
-    return gen
+from testbed.speculative.verify import unsupported_sampling, verify
 
 
 class SpeculativeDecoder:
@@ -80,13 +45,13 @@ class SpeculativeDecoder:
 
     def run_request(self, req: Request) -> None:
         stats, controller = SpecStats(), self.new_controller()
-        gen = request_generator(req, self.lm.device)
+        gen = make_generator(req.sampling, self.lm.device)
         cache = new_cache(self.lm.model)
         self.proposer.reset()
         with torch.inference_mode():
             # prompt + output: a request the server resumed after an engine error continues where it was
             logits = forward(self.lm.model, req.prompt_ids + req.output_ids, cache, keep=1)  # [1, V]
-            done = req.append_tokens([next_token(logits[-1], req.sampling, gen)], time.perf_counter())
+            done = req.append_tokens([sample_one(logits[-1], req.sampling, gen)], time.perf_counter())
             while not done:
                 done = self._step(req, cache, controller, stats, gen)
         stats.k_final = [controller.k]

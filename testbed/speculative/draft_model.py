@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from testbed.engines.hf_cache import forward, new_cache, rollback
 from testbed.engines.paged.model_runner import check_architecture
+from testbed.engines.sampling import draw, logits_to_probs
 from testbed.errors import UserError
 from testbed.models import load_model
 from testbed.speculative.base import PROPOSERS, BatchProposer, Draft, PerSequence, Proposer
-from testbed.speculative.decoder import forward, new_cache, rollback
 from testbed.speculative.paged_draft import PagedDrafter, agreed, common_prefix
 from testbed.speculative.prompt_lookup import find_continuation
-from testbed.speculative.verify import logits_to_probs, sample
 
 
 def check_same_tokenizer(target: Any, draft: Any) -> None:
@@ -89,7 +89,7 @@ class ModelDrafter(Proposer):
         if sampling.greedy:
             return int(logits.argmax()), None
         q = logits_to_probs(logits, sampling)
-        return sample(q, generator), q
+        return draw(q, generator), q
 
 
 @PROPOSERS.register("draft_model")

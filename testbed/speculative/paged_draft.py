@@ -23,8 +23,8 @@ import torch
 from testbed.engines.paged.attention import build_meta
 from testbed.engines.paged.block_manager import BlockManager
 from testbed.engines.paged.model_runner import ModelRunner
+from testbed.engines.sampling import draw, logits_to_probs
 from testbed.speculative.base import BatchProposer, Draft, Job
-from testbed.speculative.verify import logits_to_probs, sample
 
 
 @dataclass(eq=False)
@@ -158,5 +158,5 @@ class PagedDrafter(BatchProposer):
                 out.append((int(row.argmax()), None))
             else:
                 q = logits_to_probs(row, j.sampling)
-                out.append((sample(q, j.generator), q))
+                out.append((draw(q, j.generator), q))
         return out

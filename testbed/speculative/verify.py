@@ -1,4 +1,4 @@
-"""The one verification rule of speculative decoding, and the sampling maths it shares with the decoder.
+"""The one verification rule of speculative decoding (its sampling maths: testbed/engines/sampling.py).
 
 The target scores the last accepted token plus k draft tokens in one forward pass, which gives
 k+1 next-token distributions p [k+1, V]. Then (Leviathan et al. 2023; gpt-fast's `speculative_decode`):
@@ -13,6 +13,7 @@ k+1 next-token distributions p [k+1, V]. Then (Leviathan et al. 2023; gpt-fast's
 """
 import torch
 
+from testbed.engines.sampling import draw, logits_to_probs
 from testbed.request import SamplingParams
 
 MIN_TEMPERATURE = 1e-3   # below this, softmax(logits / T) underflows to one-hot and p/q ratios are meaningless
@@ -26,32 +27,6 @@ def unsupported_sampling(sp: SamplingParams) -> str | None:
     if not 0.0 < sp.top_p <= 1.0 or sp.top_k < 0:
         return f"speculative decoding needs 0 < top_p <= 1 and top_k >= 0 (got top_p={sp.top_p}, top_k={sp.top_k})"
     return None
-
-
-def logits_to_probs(logits: torch.Tensor, sp: SamplingParams) -> torch.Tensor:
-    """Temperature, then top-k, then top-p (generate's order), then softmax. logits [..., V] -> probs [..., V]."""
-    logits = logits.float() / sp.temperature
-    if sp.top_k and sp.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, sp.top_k, dim=-1).values[..., -1:]            # [..., 1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if sp.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        sorted_probs = sorted_logits.softmax(-1)
-        above = (sorted_probs.cumsum(-1) - sorted_probs) >= sp.top_p          # mass before this token already >= top_p
-        logits = logits.masked_fill(above.scatter(-1, order, above), float("-inf"))
-    return logits.softmax(-1)
-
-
-def sample(probs: torch.Tensor, generator: torch.Generator | None) -> int:
-    """One token id from probs [V]."""
-    return int(torch.multinomial(probs, 1, generator=generator).item())
-
-
-def next_token(logits: torch.Tensor, sp: SamplingParams, generator: torch.Generator | None) -> int:
-    """The target's own next token from logits [V] (greedy argmax or a sample)."""
-    if sp.greedy:
-        return int(logits.argmax().item())
-    return sample(logits_to_probs(logits, sp), generator)
 
 
 def verify(draft: torch.Tensor, target_logits: torch.Tensor, sp: SamplingParams,
@@ -82,7 +57,7 @@ def _rejection_sample(draft: torch.Tensor, p: torch.Tensor, q: torch.Tensor,
     p_x, q_x = p[rows, draft], q[rows, draft]                               # [k] each
     u = torch.rand(k, generator=generator, device=p.device)                 # [k]
     n = _leading_true(u * q_x < p_x)                                        # u < min(1, p/q), as q_x > 0
-    last = sample(p[k], generator) if n == k else sample(residual(p[n], q[n]), generator)
+    last = draw(p[k], generator) if n == k else draw(residual(p[n], q[n]), generator)
     return draft[:n].tolist() + [last], n
 
 

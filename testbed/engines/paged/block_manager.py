@@ -82,7 +82,7 @@ class BlockManager:
         """Make seq's table cover num_computed + n tokens; return copy-on-write (src, dst) pairs."""
         copies = []
         idx = self._shared_tail(seq)
-        if idx is not None:       # the block written next is shared (a fork): give seq its own copy
+        if idx is not None:       # the block written next is shared (a rollback into a cached block): copy it
             src = seq.block_table[idx]
             dst = self._take_free()
             self.blocks[src].ref_count -= 1
@@ -104,14 +104,6 @@ class BlockManager:
                 block.hash, block.token_ids = hash((prev, tokens)), tokens
                 self.hash_to_block[block.hash] = block.id
             prev = block.hash
-
-    def fork(self, parent: Sequence, child: Sequence) -> None:
-        """child shares all of parent's blocks (and cached tokens)."""
-        assert not child.block_table
-        for bid in parent.block_table:
-            self._ref(bid)
-        child.block_table = list(parent.block_table)
-        child.num_computed = parent.num_computed
 
     def trim(self, seq: Sequence) -> int:
         """Free the tail blocks beyond seq's computed tokens (rejected draft slots); return how many."""

@@ -5,7 +5,7 @@
       paged_ngram: {engine: paged, speculative: {method: prompt_lookup, ngram: 3, num_draft_tokens: 8}}
 
 `step()` is schedule -> run -> postprocess (nano-vllm). After every step the KV ledger
-(shared with the hf engine) records slots allocated (blocks in use x block_size) against
+(engines/base.py, shared with the hf engine) records slots allocated (blocks in use x block_size) against
 slots holding computed tokens, so kv_waste_pct means the same thing for both engines.
 
 With a `speculative:` section, each step first drafts up to k tokens per decoding sequence
@@ -17,8 +17,7 @@ import psutil
 import torch
 from pydantic import Field, model_validator
 
-from testbed.engines.base import ENGINES, Engine, EngineOptions, context_overflow
-from testbed.engines.hf import KVLedger
+from testbed.engines.base import ENGINES, Engine, EngineOptions, KVLedger, context_overflow
 from testbed.engines.paged.block_manager import BlockManager, blocks_for
 from testbed.engines.paged.linear import packed_bytes
 from testbed.engines.paged.model_runner import ModelRunner, cache_bytes_for
@@ -64,7 +63,7 @@ def available_bytes(device: torch.device) -> int:
 
 @ENGINES.register("paged")
 class PagedEngine(Engine):
-    honours = frozenset({"context", "speculative", "routing"})
+    honours = frozenset({"speculative", "routing"})
     Options = PagedOptions
 
     def __init__(self, model, options: PagedOptions, sections=None):
@@ -74,7 +73,6 @@ class PagedEngine(Engine):
         self.blocks = BlockManager(n, options.block_size, options.enable_prefix_caching)
         self.scheduler = Scheduler(SchedulerConfig(options.max_num_seqs, options.max_num_batched_tokens,
                                                    options.chunked_prefill, int(options.watermark * n)), self.blocks)
-        self.rejected: list[Request] = []
         self.kv = KVLedger()
         self.peak_blocks = 0
         self.peak_seqs = 0
@@ -156,10 +154,8 @@ class PagedEngine(Engine):
         sequences still holding them; blocks nobody holds return to the free queue with their
         hashes (a later request with the same prefix can still hit them).
         """
-        for req in self.rejected:
-            if req.id == request_id:
-                self.rejected.remove(req)
-                return req
+        if (req := self.abort_rejected(request_id)) is not None:
+            return req
         seq = self.scheduler.abort(request_id)
         if seq is None:
             return None
@@ -175,7 +171,7 @@ class PagedEngine(Engine):
         return bool(self.rejected) or self.scheduler.has_unfinished()
 
     def step(self) -> list[Request]:
-        done, self.rejected = self.rejected, []
+        done = self.take_rejected()
         if self.speculator is not None:
             self.speculator.propose(self.scheduler.running)     # draft tokens for decoding sequences
         batch = self.scheduler.schedule()

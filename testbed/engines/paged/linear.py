@@ -2,11 +2,10 @@
 
 On the CPU in float32, torch's F.linear re-lays the weight out for every call; oneDNN's
 prepacked form (`torch.ops.mkldnn._linear_pointwise` over `_reorder_linear_weight`, the path
-inductor and vLLM's CPU build take) skips that. Measured on this project's 2-core AMD EPYC, one
-thread, SmolLM2-135M shapes: 1.7-2.3x faster at 16-256 rows and 1.8x for the 49k-wide LM head at
-one row (docs/vllm.md). The packed copy (one per loaded model, shared by its paged engines) is the runner's own: the
-shared transformers model, which the hf engine runs, is untouched. It lives only while a paged engine holds it, so a
-sequential run frees it (a full copy of the weights) before the next arm, e.g. vLLM's own copy, loads. Rounding differs from F.linear's in the last bits, so
+inductor and vLLM's CPU build take) skips that (measured in docs/vllm.md). The packed copy (one per loaded
+model, shared by its paged engines) is the runner's own: the shared transformers model, which the hf engine runs, is
+untouched. It lives only while a paged engine holds it, so a sequential run frees it (a full copy of the weights)
+before the next arm, e.g. vLLM's own copy, loads. Rounding differs from F.linear's in the last bits, so
 greedy tokens are checked against hf by every paged arm (match_rate_vs_baseline).
 
     mm = Linears(lm, enabled=True); y = mm(layer.mlp.up_proj, x)

@@ -56,10 +56,6 @@ class ModelRunner:
         self.k_cache = torch.zeros(shape, dtype=lm.dtype, device=lm.device)
         self.v_cache = torch.zeros(shape, dtype=lm.dtype, device=lm.device)
 
-    @property
-    def cache_bytes(self) -> int:
-        return 2 * self.k_cache.numel() * self.k_cache.element_size()
-
     def copy_blocks(self, pairs: list[tuple[int, int]]) -> None:
         """Copy-on-write: duplicate block src into dst in every layer."""
         for src, dst in pairs:

@@ -98,3 +98,7 @@ class RoutedEngine(Engine):
 
     def stats(self) -> dict[str, float]:
         return {}
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.close()
