@@ -118,10 +118,11 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-def busy_cpu_s() -> float:
-    """CPU-seconds the whole machine spent not idle so far (every process, every core)."""
+def busy_cpu_s() -> tuple[float, float]:
+    """(CPU-seconds the whole machine spent not idle so far, every process and core; of them, stolen by
+    the hypervisor for other guests): the second says when the host, not this machine, was busy."""
     t = psutil.cpu_times()
-    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0), getattr(t, "steal", 0.0)
 
 
 def paired_tpot(vllm: dict, records: list[dict]) -> dict:
@@ -235,9 +236,11 @@ def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict
                     m, run_dir, records = run_testbed_client(port, prompts, out, args)
                     ours_runs.append(m)
                     ours_arrival_ttft.append(m.get("ttft_ms_p50"))
+                busy1 = busy_cpu_s()
                 passes.append({"round": rnd, "client": client, "wall_s": round(time.perf_counter() - t0, 2),
                                "server_cpu_s": round(tree_cpu_s(proc.pid) - cpu0, 2),
-                               "machine_busy_cpu_s": round(busy_cpu_s() - busy0, 2)})
+                               "machine_busy_cpu_s": round(busy1[0] - busy0[0], 2),
+                               "steal_cpu_s": round(busy1[1] - busy0[1], 2)})
             gaps.append(schedule_gap_ms(vllm_runs[-1], records))
             pairs.append(paired_tpot(vllm_runs[-1], records))
     finally:
