@@ -1,11 +1,15 @@
 """How much the `openai` engine's HTTP client adds to each request, at 1 to 256+ concurrent streams.
 
     python scripts/bench_client.py --streams 1 64 256 --tokens 16 --gap-ms 20
+    python scripts/bench_client.py --streams 256 --tokens 32 --gap-ms 50 --spread 3   # 256 in flight, steady
 
 Regime: a stub OpenAI server in a second process on loopback streams `--tokens` chunks per
 request, `--gap-ms` apart, timing (CLOCK_MONOTONIC, shared by both processes) when each request
 arrived and when it wrote its first and last chunk. The engine runs N requests all at once with
-concurrency N through the runner's drive loop. Added per-request overhead =
+concurrency N through the runner's drive loop: a burst, so the last of N waits behind N - 1
+sends. With `--spread K`, K*N requests arrive evenly at N per stream duration instead, so about
+N streams stay open in a steady state (the peak the server saw is reported): the per-request cost
+at that concurrency, without the burst's serialisation. Added per-request overhead =
 (client latency from arrival to last chunk) - (server time from request received to last chunk
 written): the drive loop's admission, the client queue, connect/send, SSE parsing and the event
 loop's scheduling, i.e. everything the client adds to E2EL. Also reported: the same for the first
@@ -75,17 +79,27 @@ def stub_server(sock: socket.socket, gap_s: float) -> None:
     asyncio.run(main())
 
 
-def run_level(lm, url: str, n: int, tokens: int) -> dict:
+def peak_open(spans: list) -> int:
+    """Most streams open at once at the server: (received, last chunk written) intervals."""
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    return int(np.max(np.cumsum([d for _, d in edges]))) if edges else 0
+
+
+def run_level(lm, url: str, n: int, tokens: int, spread: int = 0, stream_s: float = 0.0) -> dict:
     from testbed.drive import drive
     from testbed.engines.openai import OpenAIEngine, OpenAIOptions
     from testbed.request import Request
-    engine = OpenAIEngine(lm, OpenAIOptions(base_url=url, concurrency=n, model="stub", max_retries=0))
+    # spread: no slot limit that binds, so a stream the stub serves late does not hold back the next arrival
+    engine = OpenAIEngine(lm, OpenAIOptions(base_url=url, concurrency=4096 if spread else n,
+                                            served_model_name="stub", max_retries=0))
     done: list = []
     tag = f"n{n}-{time.perf_counter_ns()}"
     make = lambda i, arrival: Request(id=f"{tag}-{i}", prompt_ids=[1], prompt_text=f"{tag}-{i}",  # noqa: E731
                                       max_new_tokens=tokens, arrival_time=arrival)
+    count = n * spread if spread else n
+    offsets = [i * stream_s / n for i in range(count)] if spread else [0.0] * n
     c0 = time.process_time()
-    drive(engine, list(range(n)), make, [0.0] * n, None, done.append)
+    drive(engine, list(range(count)), make, offsets, None, done.append)
     cpu = time.process_time() - c0
     engine.close()
     with urllib.request.urlopen(url.removesuffix("/v1") + "/times", timeout=30) as resp:
@@ -95,11 +109,12 @@ def run_level(lm, url: str, n: int, tokens: int) -> dict:
     first = [(r.chunk_times[0] - r.arrival_time) - (server[r.prompt_text][1] - server[r.prompt_text][0]) for r in ok]
     queue = [r.send_time - r.arrival_time for r in ok]
     ms = lambda xs, q: float(np.percentile(np.asarray(xs) * 1e3, q))  # noqa: E731
-    return {"streams": n, "ok": len(ok), "failed": len(done) - len(ok),
+    spans = [(server[r.prompt_text][0], server[r.prompt_text][2]) for r in ok]
+    return {"streams": n, "requests": count, "peak_open_streams": peak_open(spans), "ok": len(ok), "failed": len(done) - len(ok),
             "added_e2el_ms_mean": float(np.mean(e2e) * 1e3), "added_e2el_ms_p50": ms(e2e, 50),
             "added_e2el_ms_p99": ms(e2e, 99), "added_ttft_ms_p50": ms(first, 50), "added_ttft_ms_p99": ms(first, 99),
             "client_queue_ms_p99": ms(queue, 99), "client_cpu_s": cpu,
-            "client_cpu_ms_per_request": cpu / n * 1e3}
+            "client_cpu_ms_per_request": cpu / count * 1e3}
 
 
 def main() -> None:
@@ -107,6 +122,8 @@ def main() -> None:
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 64, 256])
     ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--gap-ms", type=float, default=20.0)
+    ap.add_argument("--spread", type=int, default=0,
+                    help="K: send K*N requests evenly, N per stream duration (steady N open), not N at once")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4096)), hard))
@@ -121,19 +138,21 @@ def main() -> None:
     try:
         run_level(lm, url, 4, 2)                                    # warm: imports, first connections
         for n in args.streams:
-            rows.append(run_level(lm, url, n, args.tokens))
+            rows.append(run_level(lm, url, n, args.tokens, args.spread, args.tokens * args.gap_ms / 1e3))
     finally:
         proc.terminate()
-    print(f"stub server on loopback: {args.tokens} chunks per request, {args.gap_ms:g} ms apart; "
+    how = f"{args.spread} x N requests, N per stream duration" if args.spread else "N requests at once"
+    print(f"stub server on loopback: {args.tokens} chunks per request, {args.gap_ms:g} ms apart; {how}; "
           f"{os.cpu_count()} CPUs")
-    print(f"{'streams':>8} {'ok':>5} {'fail':>5} {'added E2EL p50/p99 ms':>22} {'added TTFT p50/p99 ms':>22} "
+    print(f"{'streams':>8} {'peak':>5} {'ok':>5} {'fail':>5} {'added E2EL p50/p99 ms':>22} {'added TTFT p50/p99 ms':>22} "
           f"{'queue p99 ms':>12} {'client CPU ms/req':>17}")
     for r in rows:
-        print(f"{r['streams']:>8} {r['ok']:>5} {r['failed']:>5} "
+        print(f"{r['streams']:>8} {r['peak_open_streams']:>5} {r['ok']:>5} {r['failed']:>5} "
               f"{r['added_e2el_ms_p50']:>10.3f}/{r['added_e2el_ms_p99']:<11.3f} "
               f"{r['added_ttft_ms_p50']:>10.3f}/{r['added_ttft_ms_p99']:<11.3f} "
               f"{r['client_queue_ms_p99']:>12.3f} {r['client_cpu_ms_per_request']:>17.3f}")
-    print(json.dumps({"bench": "client", "tokens": args.tokens, "gap_ms": args.gap_ms, "levels": rows}))
+    print(json.dumps({"bench": "client", "tokens": args.tokens, "gap_ms": args.gap_ms, "spread": args.spread,
+                      "levels": rows}))
 
 
 if __name__ == "__main__":

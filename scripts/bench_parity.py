@@ -16,6 +16,10 @@ p99) and request/output throughput side by side with the relative difference (te
 compared like for like: vLLM's TTFT and E2EL start at send, so testbed's `ttft_from_send_ms` and
 `e2el_from_send_ms` stand against them, and its per-chunk ITL against vLLM's ITL (docs/metrics.md).
 The schedules are compared too (vLLM's start - queue times against testbed's arrivals).
+Why two clients' numbers differ is shown per pass and per request: the server's CPU-seconds and
+the machine's busy CPU-seconds during each pass (psutil), and TPOT paired request by request
+(the same prompt, the same arrival slot) with testbed's TPOT also taken to the last chunk, vLLM's
+end point, so a difference of definition and a difference of server speed can be told apart.
 Everything lands in results/parity-<UTC>/; the last stdout line is JSON.
 """
 import argparse
@@ -30,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -99,6 +104,46 @@ def start_server(kind: str, out: Path, model_dir: str, args) -> tuple[subprocess
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     wait_ready(ready, proc)
     return proc, port
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU-seconds of a process and its descendants (vLLM's engine core is a child)."""
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    total = 0.0
+    for p in procs:
+        try:
+            total += sum(p.cpu_times()[:2])
+        except psutil.Error:          # a child that ended meanwhile
+            continue
+    return total
+
+
+def busy_cpu_s() -> tuple[float, float]:
+    """(CPU-seconds the whole machine spent not idle so far, every process and core; of them, stolen by
+    the hypervisor for other guests): the second says when the host, not this machine, was busy."""
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0), getattr(t, "steal", 0.0)
+
+
+def paired_tpot(vllm: dict, records: list[dict]) -> dict:
+    """Per request (prompt i against prompt i): testbed TPOT / vLLM TPOT - 1, and testbed's TPOT
+    ended at its last chunk (vLLM's latency end) rather than its last token."""
+    ours = {int(r["item_id"].split("-")[1]): r for r in records if r["status"] == "ok"}
+    rel, to_chunk = [], []
+    for i, (n, itl) in enumerate(zip(vllm.get("output_lens", []), vllm.get("itls", []))):
+        r = ours.get(i)
+        if r is None or n < 2 or r["output_tokens"] < 2 or not itl:
+            continue
+        theirs = sum(itl) / (n - 1)
+        mine = (r["token_times_s"][-1] - r["first_token_s"]) / (r["output_tokens"] - 1)
+        last = (r.get("chunk_times_s") or r["token_times_s"])[-1]
+        rel.append(mine / theirs - 1)
+        to_chunk.append((last - r["first_token_s"]) / (r["output_tokens"] - 1) / mine - 1)
+    if not rel:
+        return {}
+    return {"pairs": len(rel), "tpot_rel_p50": float(np.median(rel)), "testbed_higher": int(np.sum(np.array(rel) > 0)),
+            "to_last_chunk_rel_p50": float(np.median(to_chunk))}
 
 
 def run_vllm_client(port: int, prompts: Path, model_dir: str, out: Path, name: str, args) -> dict:
@@ -173,25 +218,33 @@ def print_table(server: str, rows: list[dict], extra: dict) -> None:
         d = "-" if r["rel"] is None else f"{r['rel'] * 100:+.1f}%"
         rounds = " ".join(f(x) for x in r["vllm_rounds"]) + " | " + " ".join(f(x) for x in r["testbed_rounds"])
         print(f"{r['metric']:<26} {f(r['vllm']):>12} {f(r['testbed']):>12} {d:>8}   {rounds}")
-    print("  " + ", ".join(f"{k}: {v}" for k, v in extra.items()))
+    for k, v in extra.items():
+        print(f"  {k}: {v}")
 
 
 def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict:
     proc, port = start_server(server, out, model_dir, args)
-    vllm_runs, ours_runs, gaps, ours_arrival_ttft = [], [], [], []
+    vllm_runs, ours_runs, gaps, ours_arrival_ttft, passes, pairs = [], [], [], [], [], []
     try:
         if args.warmup:                   # an untimed pass: the server meets every prompt length once
             run_testbed_client(port, prompts, out / "warmup", args)
         for rnd in range(args.rounds):
             order = ("vllm", "testbed") if rnd % 2 == 0 else ("testbed", "vllm")
             for client in order:
+                cpu0, busy0, t0 = tree_cpu_s(proc.pid), busy_cpu_s(), time.perf_counter()
                 if client == "vllm":
                     vllm_runs.append(run_vllm_client(port, prompts, model_dir, out, f"vllm-{server}-r{rnd}", args))
                 else:
                     m, run_dir, records = run_testbed_client(port, prompts, out, args)
                     ours_runs.append(m)
                     ours_arrival_ttft.append(m.get("ttft_ms_p50"))
+                busy1 = busy_cpu_s()
+                passes.append({"round": rnd, "client": client, "wall_s": round(time.perf_counter() - t0, 2),
+                               "server_cpu_s": round(tree_cpu_s(proc.pid) - cpu0, 2),
+                               "machine_busy_cpu_s": round(busy1[0] - busy0[0], 2),
+                               "steal_cpu_s": round(busy1[1] - busy0[1], 2)})
             gaps.append(schedule_gap_ms(vllm_runs[-1], records))
+            pairs.append(paired_tpot(vllm_runs[-1], records))
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -200,7 +253,8 @@ def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict
              "testbed arrival-based TTFT p50 ms": [round(x, 2) for x in ours_arrival_ttft if x is not None],
              "failed vllm/testbed": [[r.get("failed") for r in vllm_runs], [r.get("n_failed") for r in ours_runs]],
              "client CPU s vllm/testbed": [[round(r["_client_cpu_s"], 2) for r in vllm_runs],
-                                           [round(r["_client_cpu_s"], 2) for r in ours_runs]]}
+                                           [round(r["_client_cpu_s"], 2) for r in ours_runs]],
+             "per-request TPOT testbed/vLLM - 1 (paired)": pairs, "passes": passes}
     print_table(server, rows, extra)
     return {"server": server, "rows": rows, **extra}
 

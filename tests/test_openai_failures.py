@@ -59,7 +59,7 @@ def bad_server():
 
 
 def run_one(lm, url, **opts):
-    engine = OpenAIEngine(lm, OpenAIOptions(base_url=url, backoff_s=0.01, model="m", **opts))
+    engine = OpenAIEngine(lm, OpenAIOptions(base_url=url, backoff_s=0.01, served_model_name="m", **opts))
     req = Request(id="r", prompt_ids=[1], prompt_text="x", max_new_tokens=4, arrival_time=time.perf_counter())
     t = time.perf_counter()
     engine.add_request(req)
@@ -92,7 +92,7 @@ def test_unreachable_host_fails_fast(tiny_lm):
 def test_an_open_loop_schedule_is_sent_on_time_by_the_event_loop(tiny_lm, bad_server):
     from testbed.drive import drive
     Bad.mode = "ok"
-    engine = OpenAIEngine(tiny_lm, OpenAIOptions(base_url=bad_server, model="m", max_retries=0))
+    engine = OpenAIEngine(tiny_lm, OpenAIOptions(base_url=bad_server, served_model_name="m", max_retries=0))
     done = []
     make = lambda i, arrival: Request(id=str(i), prompt_ids=[1], prompt_text="x", max_new_tokens=4,  # noqa: E731
                                       arrival_time=arrival)

@@ -115,7 +115,7 @@ def flaky():
 def run_against(flaky, lm, status, fails, retries):
     Flaky.plan = {"calls": 0, "fails": fails, "status": status}
     url = f"http://127.0.0.1:{flaky.server_address[1]}/v1"
-    engine = OpenAIEngine(lm, OpenAIOptions(base_url=url, max_retries=retries, backoff_s=0.01, model="m"))
+    engine = OpenAIEngine(lm, OpenAIOptions(base_url=url, max_retries=retries, backoff_s=0.01, served_model_name="m"))
     req = Request(id="r", prompt_ids=[1], prompt_text="x", max_new_tokens=2, arrival_time=time.perf_counter())
     engine.add_request(req)
     deadline = time.monotonic() + 30
@@ -152,3 +152,22 @@ def test_connection_refused_is_retried_and_recorded(tiny_lm):
         engine.step()
     assert req.status == "failed" and req.stats["openai"]["attempts"] == 3
     assert all("connection refused or server unreachable" in e for e in req.stats["openai"]["errors"])
+
+
+def test_an_openai_arm_names_the_served_model(tiny_lm):
+    """The arm's `model` is its local spec; `served_model_name` is what goes in the request's `model` field."""
+    cfg = validate({"name": "t", "model": {"id": "random:tiny-llama"}, "baseline": "local",
+                    "arms": {"local": {"engine": "hf"}}, "sampling": {"temperature": 0}})
+    with BackgroundServer(build_state(cfg, "local", served_name="alias-x", warmup=False)) as srv:
+        outcome = {}
+        for name in ("alias-x", "not-served"):
+            arms = {"remote": {"engine": "openai", "base_url": srv.base_url, "served_model_name": name,
+                               "max_retries": 0}}
+            arm = validate({"name": "c", "model": {"id": "random:tiny-llama"}, "baseline": "remote",
+                            "arms": arms}).arms["remote"]
+            engine = OpenAIEngine(tiny_lm, arm.options)
+            done = run_one_at_a_time(engine, requests_for(tiny_lm, max_new=2)[:1], tiny_lm)
+            engine.close()
+            outcome[name] = next(iter(done.values()))
+    assert outcome["alias-x"].status == "finished"
+    assert outcome["not-served"].status == "failed" and "not-served" in outcome["not-served"].error

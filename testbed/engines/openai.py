@@ -3,7 +3,7 @@ llama.cpp, a hosted API, or `testbed serve`) as a streaming HTTP call.
 
     arms:
       remote: {engine: openai, base_url: "http://127.0.0.1:8000/v1", concurrency: 64,
-               extra_body: {return_token_ids: true}}
+               served_model_name: llama-8b, extra_body: {return_token_ids: true}}
 
 The runner's drive loop owns arrival: add_request() hands the request to one asyncio event loop
 (a background thread) with one pooled, kept-alive aiohttp session, and returns at once; step()
@@ -46,7 +46,10 @@ class OpenAIOptions(EngineOptions):
     base_url: str = Field("http://127.0.0.1:8000/v1", description="the server's OpenAI base URL, ending in /v1")
     api_key: str | None = Field(None, description="sent as a Bearer token; prefer api_key_env")
     api_key_env: str | None = Field(None, description="environment variable holding the API key")
-    model: str | None = Field(None, description="served model name; default: the arm's model id")
+    # not `model`: an arm's `model` is its local model spec (tokenizer, prompt template), so an engine
+    # option of that name would never be reached
+    served_model_name: str | None = Field(None, description="the model name the server serves (vLLM's "
+                                          "--served-model-name); default: the arm's model id")
     endpoint: Literal["completions", "chat"] = "completions"
     timeout_s: float = Field(120.0, gt=0, description="longest wait for the next bytes (a stalled stream fails)")
     request_timeout_s: float = Field(3600.0, gt=0, description="longest one request may take, retries included")
@@ -82,7 +85,7 @@ class OpenAIEngine(Engine):
         super().__init__(model, options, sections)   # honours no engine-level section: refused at config load
         self.endpoint = Endpoint.parse(options.base_url)
         self.headers = auth_headers(options)
-        self.served_model = options.model or model.spec_id
+        self.served_model = options.served_model_name or model.spec_id
         self.finished: queue.SimpleQueue = queue.SimpleQueue()
         self.tasks: dict[str, tuple[Request, Any]] = {}
         self.lock = threading.Lock()
