@@ -153,8 +153,10 @@ def test_real_2x_difference_is_still_measured_as_2x(tmp_path, monkeypatch, tag_a
     assert [e for n, e in built if n == "b"][-1].batches == 16  # one engine ran the pass's 8 blocks: stats cover it
     assert not exp._live                    # each engine is let go after its last pass
     b = summary["arms"]["b"]
-    assert 0.44 < b["output_throughput_vs_baseline"] < 0.56
-    assert 0.44 < b["output_throughput_block_ratio"] < 0.56
+    # about 0.5; the band allows for the forward itself taking longer in b's steps on a busy or idle machine (a fresh
+    # CI clone measured 0.42), while a 1x or 4x reading still fails
+    assert 0.35 < b["output_throughput_vs_baseline"] < 0.65
+    assert 0.35 < b["output_throughput_block_ratio"] < 0.65
     assert b["output_throughput_block_ratio_ci_high"] < 0.8      # clearly not 1, under a shared machine's noise
 
 
