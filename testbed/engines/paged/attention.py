@@ -51,7 +51,7 @@ def build_meta(items: list[tuple[int, int, list[int]]], block_size: int, device)
 def _by_length(decodes: list, block_size: int) -> list[list]:
     """Longest first; a group grows while padding to its longest member wastes at most PAD_SLACK."""
     groups: list[list] = []
-    used = 0
+    width = used = 0      # the current group's longest member and its blocks in use
     for d in sorted(decodes, key=lambda d: -d[1]):
         blocks = -(-d[1] // block_size)
         if groups and (len(groups[-1]) + 1) * width <= PAD_SLACK * (used + blocks):
