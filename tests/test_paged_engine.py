@@ -162,6 +162,19 @@ def test_the_packed_copy_is_shared_while_engines_hold_it_and_freed_after(tiny_lm
     assert Linears(tiny_lm).packed                  # and packs again when a paged engine needs it
 
 
+def test_a_self_speculative_draft_reuses_its_targets_packed_copy(tiny_lm):
+    from types import SimpleNamespace
+    from testbed.engines.paged.linear import Linears
+    from testbed.speculative.self_speculative import truncated_model
+    view = truncated_model(tiny_lm.model, 1)
+    target = Linears(tiny_lm)
+    draft = Linears(SimpleNamespace(model=view, dtype=tiny_lm.dtype, device=tiny_lm.device))
+    assert draft.packed is target.packed            # the first-N-layers view packs nothing of its own
+    layer = view.model.layers[0]
+    x = torch.randn(2, tiny_lm.model.config.hidden_size)
+    assert torch.allclose(draft(layer.mlp.up_proj, x), target(layer.mlp.up_proj, x))
+
+
 def test_decodes_of_mixed_lengths_attend_in_groups_equal_to_one_padded_call():
     import torch.nn.functional as F
     from testbed.engines.paged.attention import PAD_SLACK, build_meta, gather, paged_attention

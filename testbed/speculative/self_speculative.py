@@ -7,6 +7,7 @@ target step; whether it pays depends on how often the shallow exit agrees with t
     speculative: {method: self_speculative, layers: 12, num_draft_tokens: 3}   # or layers: 0.4 (of the depth)
 """
 import copy
+import weakref
 
 import torch.nn as nn
 
@@ -37,6 +38,7 @@ def truncated_model(model: nn.Module, layers: int) -> nn.Module:
     draft.model = _shallow(model.model)
     draft.model.config = config
     draft.model.layers = nn.ModuleList(model.model.layers[:layers])
+    draft.weights_of = weakref.ref(model)     # the paged runner packs the shared weights once (paged/linear.py)
     return draft
 
 

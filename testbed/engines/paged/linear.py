@@ -30,7 +30,15 @@ def _supported(lm) -> bool:
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
 
 
+def weights_owner(model: torch.nn.Module) -> torch.nn.Module:
+    """The model whose weights `model` runs: itself, or for a view that shares them (self-speculative's
+    first-N-layers draft) the full model, so the view reuses its packed copy instead of packing again."""
+    owner = getattr(model, "weights_of", None)
+    return owner() if owner is not None and owner() is not None else model
+
+
 def _packed(model: torch.nn.Module) -> Packed:
+    model = weights_owner(model)
     ref = _PACKED.get(model)
     packed = ref() if ref is not None else None
     if packed is None:
