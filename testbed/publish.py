@@ -91,7 +91,9 @@ def publish_configs(configs: list[str], out: str = "results") -> list[Path]:
     """Run each config (CPU fallback where there is no CUDA) and return the run directories."""
     from testbed.config import load_config
     from testbed.env import git_sha
+    from testbed.plugins import load_plugins
     from testbed.runner import Experiment
+    load_plugins()      # engines and sections registered before load_config validates the arms
     if str(git_sha() or "").endswith("-dirty"):
         print("[testbed] publish: the tree has uncommitted changes; the references will say so", file=sys.stderr)
     return [Experiment(load_config(c), progress=True).run(out) for c in configs]

@@ -2,6 +2,8 @@
 indexes every reference; a dirty tree and an unknown sha are marked."""
 import gzip
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -62,3 +64,16 @@ def test_incomplete_runs_and_missing_paths_are_refused(tmp_path, capsys):
         pub.collect(run, tmp_path / "reference")
     assert main(["publish", "--collect", str(tmp_path / "nowhere"), "--index", str(tmp_path / "i.md")]) == 2
     assert "--collect" in capsys.readouterr().err and not (tmp_path / "i.md").exists()
+
+
+def test_publish_runs_a_config_with_every_engine_registered(tmp_path):
+    """In a fresh process (the registries empty): a paged arm validates, the run is collected and indexed."""
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("name: tinypub\nmodel: {id: random:tiny-llama}\n"
+                   "workload: {dataset: golden, limit: 2, max_new_tokens: 4}\nbaseline: a\n"
+                   "arms: {a: {engine: hf}, b: {engine: paged, kv_budget_tokens: 2048}}\n")
+    res = subprocess.run([sys.executable, "-m", "testbed", "publish", str(cfg), "--dest", "ref", "--index", "index.md"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "ref" / "tinypub" / "summary.json").is_file()
+    assert "## tinypub" in (tmp_path / "index.md").read_text()
