@@ -9,6 +9,13 @@
 # Random weights (no weights travel), so quality is meaningless here; speed, memory and
 # token-for-token agreement are not.
 #   STEPS="routing" bash scripts/gpu_checks.sh   # only some steps: paged, spec, routing, context (default: all)
+# Real weights travel in parts over consecutive warm calls (scripts/stage_weights.py's docstring):
+#   python scripts/stage_weights.py split smollm2-135m; pip download --no-deps -d .whl gguf   # here
+#   run carry=[.stage/smollm2-135m/manifest.json, .stage/smollm2-135m/part01]   # exit 2: part02 missing
+#     python3 scripts/stage_weights.py join .stage/smollm2-135m
+#   run carry=[.stage/smollm2-135m/part02, .whl]
+#     python3 scripts/stage_weights.py join .stage/smollm2-135m && ...
+#   -> .stage/smollm2-135m/smollm2-135m.gguf, a GGUF model.id (--set model.id=...); the steps below don't use it yet
 set -uo pipefail
 OUT=${OUT:-gpu-results}; mkdir -p "$OUT"
 STEPS=${STEPS:-paged spec routing context}

