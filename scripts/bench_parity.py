@@ -20,6 +20,10 @@ Why two clients' numbers differ is shown per pass and per request: the server's 
 the machine's busy CPU-seconds during each pass (psutil), and TPOT paired request by request
 (the same prompt, the same arrival slot) with testbed's TPOT also taken to the last chunk, vLLM's
 end point, so a difference of definition and a difference of server speed can be told apart.
+TTFT is paired the same way (testbed's from send minus vLLM's, per prompt), and each pass records
+the server's own mean TTFT (its /metrics TTFT sum and count, read before and after the pass): when
+the server's TTFT moves between passes by as much as the clients' do, the server changed, not the
+clients' reading of it.
 Everything lands in results/parity-<UTC>/; the last stdout line is JSON.
 """
 import argparse
@@ -126,6 +130,29 @@ def busy_cpu_s() -> tuple[float, float]:
     return sum(t) - t.idle - getattr(t, "iowait", 0.0), getattr(t, "steal", 0.0)
 
 
+def server_ttft(port: int) -> tuple[float, float]:
+    """(sum of seconds, count) of the server's own TTFT so far, from its /metrics: testbed serve's
+    `testbed_time_to_first_token_seconds_*`, vLLM's `vllm:time_to_first_token_seconds_*` histogram."""
+    from testbed.serve.metrics import scrape
+    series = scrape(f"http://127.0.0.1:{port}/metrics")
+    total = lambda end: sum(v for k, v in series.items() if k.split("{")[0].endswith(end))  # noqa: E731
+    return total("time_to_first_token_seconds_sum"), total("time_to_first_token_seconds_count")
+
+
+def paired_ttft(vllm: dict, records: list[dict]) -> dict:
+    """Per request (prompt i against prompt i): testbed's TTFT from send minus vLLM's TTFT, in ms.
+    A request's TTFT swings by up to one decode step with where its arrival falls in the server's
+    step, so the p50 of 32 requests moves by milliseconds between passes of the same client; the
+    paired median says whether one client reads systematically more or less."""
+    ours = {int(r["item_id"].split("-")[1]): r for r in records if r["status"] == "ok"}
+    diff = [(ours[i]["first_token_s"] - ours[i]["send_s"]) * 1e3 - t * 1e3
+            for i, t in enumerate(vllm.get("ttfts", [])) if i in ours and t and ours[i].get("send_s") is not None]
+    if not diff:
+        return {}
+    return {"pairs": len(diff), "ttft_diff_ms_p50": round(float(np.median(diff)), 2),
+            "testbed_higher": int(np.sum(np.array(diff) > 0))}
+
+
 def paired_tpot(vllm: dict, records: list[dict]) -> dict:
     """Per request (prompt i against prompt i): testbed TPOT / vLLM TPOT - 1, and testbed's TPOT
     ended at its last chunk (vLLM's latency end) rather than its last token."""
@@ -167,6 +194,7 @@ def run_vllm_client(port: int, prompts: Path, model_dir: str, out: Path, name: s
 
 def run_testbed_client(port: int, prompts: Path, out: Path, args) -> tuple[dict, Path, list[dict]]:
     from testbed.config import validate
+    from testbed.plugins import load_plugins
     from testbed.runner import Experiment
     load_plugins()      # engines and sections registered before the config is validated
     cfg = validate({"name": "parity-client", "model": {"id": args.model}, "device": "cpu", "threads": 1,
@@ -224,27 +252,30 @@ def print_table(server: str, rows: list[dict], extra: dict) -> None:
 
 def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict:
     proc, port = start_server(server, out, model_dir, args)
-    vllm_runs, ours_runs, gaps, ours_arrival_ttft, passes, pairs = [], [], [], [], [], []
+    vllm_runs, ours_runs, gaps, ours_arrival_ttft, passes, pairs, ttft_pairs = [], [], [], [], [], [], []
     try:
         if args.warmup:                   # an untimed pass: the server meets every prompt length once
             run_testbed_client(port, prompts, out / "warmup", args)
         for rnd in range(args.rounds):
             order = ("vllm", "testbed") if rnd % 2 == 0 else ("testbed", "vllm")
             for client in order:
-                cpu0, busy0, t0 = tree_cpu_s(proc.pid), busy_cpu_s(), time.perf_counter()
+                cpu0, busy0, t0, srv0 = tree_cpu_s(proc.pid), busy_cpu_s(), time.perf_counter(), server_ttft(port)
                 if client == "vllm":
                     vllm_runs.append(run_vllm_client(port, prompts, model_dir, out, f"vllm-{server}-r{rnd}", args))
                 else:
                     m, run_dir, records = run_testbed_client(port, prompts, out, args)
                     ours_runs.append(m)
                     ours_arrival_ttft.append(m.get("ttft_ms_p50"))
-                busy1 = busy_cpu_s()
+                busy1, srv1 = busy_cpu_s(), server_ttft(port)
+                n_srv = srv1[1] - srv0[1]
                 passes.append({"round": rnd, "client": client, "wall_s": round(time.perf_counter() - t0, 2),
+                               "server_ttft_ms_mean": round((srv1[0] - srv0[0]) / n_srv * 1e3, 2) if n_srv else None,
                                "server_cpu_s": round(tree_cpu_s(proc.pid) - cpu0, 2),
                                "machine_busy_cpu_s": round(busy1[0] - busy0[0], 2),
                                "steal_cpu_s": round(busy1[1] - busy0[1], 2)})
             gaps.append(schedule_gap_ms(vllm_runs[-1], records))
             pairs.append(paired_tpot(vllm_runs[-1], records))
+            ttft_pairs.append(paired_ttft(vllm_runs[-1], records))
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -254,7 +285,8 @@ def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict
              "failed vllm/testbed": [[r.get("failed") for r in vllm_runs], [r.get("n_failed") for r in ours_runs]],
              "client CPU s vllm/testbed": [[round(r["_client_cpu_s"], 2) for r in vllm_runs],
                                            [round(r["_client_cpu_s"], 2) for r in ours_runs]],
-             "per-request TPOT testbed/vLLM - 1 (paired)": pairs, "passes": passes}
+             "per-request TPOT testbed/vLLM - 1 (paired)": pairs,
+             "per-request TTFT testbed - vLLM ms (paired, same round)": ttft_pairs, "passes": passes}
     print_table(server, rows, extra)
     return {"server": server, "rows": rows, **extra}
 

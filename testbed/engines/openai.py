@@ -16,8 +16,9 @@ to /v1/completions, which makes the server see exactly the in-process prompt (fo
 that add no BOS; else add `extra_body: {add_special_tokens: false}` for vLLM). endpoint: chat
 sends that text as one user message, so the server templates it again: only for chat-only APIs.
 
-What is measured: each streamed event that carries choices is timestamped as it is parsed
-(`req.chunk_times`, vLLM's per-chunk ITL); its tokens take that time. Tokens are the server's
+What is measured: each streamed event that carries choices is timestamped when the network read
+that brought it arrived (`req.chunk_times`, vLLM's per-chunk ITL; events that came in one read
+share its time); its tokens take that time. Tokens are the server's
 ids where it returns them (`token_ids`, vLLM's and testbed serve's `return_token_ids`); else the
 local tokenizer splits the streamed text, each token timed by the chunk that completed it.
 req.stats["openai"]["token_count_source"] says which: server_token_ids | server_usage (local
@@ -96,7 +97,7 @@ class OpenAIEngine(Engine):
         self.client, self.slots = self._call(self._open())
 
     async def _open(self):      # aiohttp objects belong to the loop they are made in
-        return new_client(self.options.concurrency, self.options.timeout_s), asyncio.Semaphore(self.options.concurrency)
+        return new_client(self.options.concurrency), asyncio.Semaphore(self.options.concurrency)
 
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
@@ -198,20 +199,21 @@ class OpenAIEngine(Engine):
         reason, usage = None, None
         req.send_time = time.perf_counter()
         try:
-            async for event in stream_sse(self.client, self.endpoint, "/" + self._route(), self.payload(req),
-                                          self.headers):
-                now = time.perf_counter()
-                if "error" in event:
-                    raise RuntimeError(f"server error mid-stream: {event['error']}")
-                usage = event.get("usage") or usage
-                choices = event.get("choices") or []
-                if choices:
+            async for now, events in stream_sse(self.client, self.endpoint, "/" + self._route(), self.payload(req),
+                                                self.headers, self.options.timeout_s):
+                for event in events:
+                    if "error" in event:
+                        raise RuntimeError(f"server error mid-stream: {event['error']}")
+                    usage = event.get("usage") or usage
+                    choices = event.get("choices")
+                    if not choices:
+                        continue
                     times.append(now)
-                for choice in choices:
-                    text, ids = chunk_content(choice)
-                    if text or ids:
-                        chunks.append((now, text, ids))
-                    reason = choice.get("finish_reason") or reason
+                    for choice in choices:
+                        text, ids = chunk_content(choice)
+                        if text or ids:
+                            chunks.append((now, text, ids))
+                        reason = choice.get("finish_reason") or reason
         except HttpStatusError as e:
             if e.retryable and not chunks:
                 raise Retry(str(e), e.retry_after) from None

@@ -197,12 +197,19 @@ def _whole(st: ServeState, req: ServedRequest, shape: Shape) -> Response:
 async def _sse(st: ServeState, req: ServedRequest, stream: TokenStream, shape: Shape, with_usage: bool):
     """The SSE body; if the client goes away before the end, the request leaves the engine."""
     complete = False
+    # the chat role chunk goes out with the first token, as vLLM's server sends it: a client that times
+    # TTFT by the first event with choices (`vllm bench serve --backend openai-chat`) would otherwise
+    # stop its clock at the request's start
+    opening = shape.opening()
     try:
-        for line in shape.opening():
-            yield line
         async for ids, text in stream.deltas(Detokenizer(st.lm.tokenizer)):
+            for line in opening:
+                yield line
+            opening = []
             if text or (shape.ids and ids):
                 yield shape.chunk(text, ids)
+        for line in opening:                         # no token at all: still the shape a client expects
+            yield line
         if req.status == "failed":
             yield sse(json.dumps(ApiError(500, f"generation failed: {req.error}", "server_error").body()))
         else:

@@ -1,0 +1,50 @@
+"""scripts/bench_parity.py's comparisons: TTFT paired prompt by prompt, and the server's own TTFT
+read from either server's /metrics (testbed serve's and vLLM's series names)."""
+import importlib.util
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location("bench_parity", Path(__file__).parents[1] / "scripts/bench_parity.py")
+bench_parity = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench_parity)
+
+METRICS = """# HELP testbed_time_to_first_token_seconds_sum Arrival to first token, summed.
+testbed_time_to_first_token_seconds_sum 1.5
+testbed_time_to_first_token_seconds_count 30
+vllm:time_to_first_token_seconds_sum{engine="0",model_name="m"} 0.25
+vllm:time_to_first_token_seconds_count{engine="0",model_name="m"} 2
+vllm:time_to_first_token_seconds_bucket{engine="0",le="0.1",model_name="m"} 2
+testbed_engine_steps_total 99
+"""
+
+
+class Metrics(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = METRICS.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_server_ttft_sums_every_ttft_series_and_nothing_else():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        assert bench_parity.server_ttft(srv.server_address[1]) == pytest.approx((1.75, 32))
+    finally:
+        srv.shutdown()
+
+
+def test_paired_ttft_compares_prompt_i_with_prompt_i_from_send():
+    vllm = {"ttfts": [0.050, 0.060, 0.070]}
+    records = [{"item_id": f"prompt-{i}", "status": "ok", "send_s": 10.0 + i, "first_token_s": 10.0 + i + t}
+               for i, t in ((2, 0.068), (0, 0.055), (1, 0.059))]     # out of order, as requests finish
+    out = bench_parity.paired_ttft(vllm, records)
+    assert out == {"pairs": 3, "ttft_diff_ms_p50": pytest.approx(-1.0), "testbed_higher": 1}
