@@ -72,12 +72,14 @@ def test_auto_block_fills_whole_batches():
 
 def _cfg(tmp_path, order, limit=16, repeats=1, **extra):
     arms = extra.pop("arms", "{a: {engine: hf, batch_size: 1}, b: {engine: hf, batch_size: 1}}")
+    arrival, slo = extra.pop("arrival", "{kind: offline}"), extra.pop("slo", "{}")
     data = tmp_path / "items.jsonl"      # short questions, no gold chunks: nothing for the diagnosis to probe
     data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + {i}?", "answers": [str(2 * i)]})
                             + "\n" for i in range(limit)))
     text = (f"name: drift\nmodel: {{id: 'random:tiny-llama', dtype: float32}}\nthreads: 1\n"
             f"workload: {{dataset: '{data}', limit: {limit}, max_new_tokens: 4, warmup: 1, order: {order}, "
-            f"block_size: 2, ignore_eos: true}}\nrepeats: {repeats}\nbaseline: a\narms: {arms}\n")
+            f"block_size: 2, ignore_eos: true, arrival: {arrival}}}\nrepeats: {repeats}\nslo: {slo}\n"
+            f"baseline: a\narms: {arms}\n")
     path = tmp_path / f"{order}.yaml"
     path.write_text(text)
     return load_config(path, device="cpu")
@@ -195,6 +197,25 @@ def test_one_block_is_not_reported_as_alternating():
     assert "ran one after the other" in text and "alternate block by block" not in text
     assert "rotated per repeat" in order_info("interleaved", OFFLINE, 24, 24, 2)["text"]
     assert "alternate block by block" in order_info("interleaved", OFFLINE, 8, 24, 1)["text"]
+
+
+@pytest.mark.parametrize("order", ["interleaved", "sequential"])
+def test_slo_search_rotates_arms_per_repeat_and_sequential_holds_one_engine(tmp_path, monkeypatch, order):
+    held = []      # after each measured rate: (arm, repeat, the arms whose engine is loaded)
+    orig = Experiment._run_arm
+
+    def run_arm(self, name, repeat, *args):
+        orig(self, name, repeat, *args)
+        held.append((name, repeat, {a for a, p in self.plans.items() if p._engine is not None}))
+    monkeypatch.setattr(Experiment, "_run_arm", run_arm)
+    _run(tmp_path, order, limit=2, repeats=2, arrival="{kind: slo_search, rates: [2, 50], steps: 1}",
+         slo="{ttft_ms: 60000}")
+    firsts = [next(a for a, r, _ in held if r == rep) for rep in (0, 1)]
+    assert firsts == (["a", "b"] if order == "interleaved" else ["a", "a"])
+    if order == "sequential":
+        assert all(engines == {arm} for arm, _, engines in held)
+    else:       # interleaved keeps every engine it has started, as offline blocks do
+        assert any(len(engines) == 2 for _, _, engines in held)
 
 
 # counters an engine derives from its own requests alone: any state shared between arms would move them with the order
