@@ -120,7 +120,7 @@ def overhead(args, out: str) -> dict:
     walls: dict[str, list[float]] = {k: [] for k in variants}
     cpus: dict[str, list[float]] = {k: [] for k in variants}
     peaks: dict[str, list[dict]] = {k: [] for k in variants}
-    outputs, scores = set(), set()
+    outputs, scores, blocks = set(), set(), {}
     for r in range(args.rounds):
         # ABBA across rounds: the process's first run (page faults, lazy kernel set-up) and any slow drift of the
         # machine fall on both orders, not always on the one run first
@@ -130,6 +130,7 @@ def overhead(args, out: str) -> dict:
             exp = LoopTimer(cfg, limit=n, progress=False)
             exp.run(out)
             stop_if_cut(exp)
+            blocks[name] = exp.order["n_blocks"]
             walls[name].append(exp.loop_s)
             cpus[name].append(exp.loop_cpu_s)
             print(f"{name:<12} wall {exp.loop_s:.2f} s  cpu {exp.loop_cpu_s:.2f} s", flush=True)   # kept if cut short
@@ -138,7 +139,7 @@ def overhead(args, out: str) -> dict:
             scores.add(json.dumps({a: {k: v for k, v in row.items() if k.startswith("quality_")}
                                    for a, row in exp.summary["arms"].items()}, sort_keys=True))
     best = {k: min(v) for k, v in walls.items()}
-    return {"config": args.overhead, "items": n, "blocks": exp.order["n_blocks"], "walls_s": walls, "cpu_s": cpus,
+    return {"config": args.overhead, "items": n, "blocks": blocks["interleaved"], "walls_s": walls, "cpu_s": cpus,
             "best_s": best, "interleaved_vs_one_block": best["interleaved"] / best["one_block"],
             "wall_ratio": paired_ratio(walls), "cpu_ratio": paired_ratio(cpus),
             "peak_memory_mb": peaks, "same_outputs": len(outputs) == 1, "same_scores": len(scores) == 1}
