@@ -231,7 +231,11 @@ def test_outputs_scores_and_engine_state_do_not_depend_on_the_order(tmp_path):
     for o in ("sequential", "interleaved"):
         (tmp_path / o).mkdir()
         runs[o] = _run(tmp_path / o, o, arms=arms)
-    (seq, seq_recs, _, _), (inter, inter_recs, _, _) = runs["sequential"], runs["interleaved"]
+    (seq, seq_recs, seq_dir, _), (inter, inter_recs, inter_dir, _) = runs["sequential"], runs["interleaved"]
+    for name in ("report.md", "report.html"):      # how each arm's peak memory was taken, in this run's order
+        text = (inter_dir / name).read_text()     # (the HTML escapes apostrophes)
+        assert "alternated (interleaved)" in text and "highest of up to 8 passes" in text
+        assert "passes (8 at most) ran back to back" in (seq_dir / name).read_text()
     assert inter["order"]["n_blocks"] == 8 and "alternate block by block" in inter["order"]["text"]
     outputs = lambda recs: {(r["arm"], r["request_id"]): r["output_ids"] for r in recs}   # noqa: E731
     assert outputs(seq_recs) == outputs(inter_recs) and len(outputs(seq_recs)) == 48
