@@ -11,7 +11,8 @@ and once `interleaved` (blocks alternate ABBA: it lands on both). Identical arms
 
 With `--overhead CONFIG` it instead measures what cutting a config into interleaved blocks costs: the
 same config (tiny model unless --model) run as one block per arm (the old order) and interleaved with
-the default blocks, wall time of the passes each (up to the summary), alternating `--rounds` times.
+the default blocks, wall and CPU time of the passes each (up to the summary), `--rounds` rounds in ABBA
+order; the ratio interleaved / one block pooled and per round.
 
 Prints a card, then one line of JSON. Goal: interleaved ratio within 1.00 +- 0.05, its CI holding 1.0.
 """
@@ -101,6 +102,13 @@ def drift_run(args, order: str, out: str) -> dict:
             "busy_after_passes": f"{exp.busy_started_at}/{len(exp.passes)}"}
 
 
+def paired_ratio(times: dict[str, list[float]]) -> dict:
+    """Interleaved over one block per arm: the two sums' ratio, and each round's own ratio (its spread)."""
+    rounds = [i / o for i, o in zip(times["interleaved"], times["one_block"])]
+    return {"pooled": sum(times["interleaved"]) / sum(times["one_block"]), "per_round": rounds,
+            "min": min(rounds), "max": max(rounds)}
+
+
 def overhead(args, out: str) -> dict:
     """Wall time of CONFIG's passes as one block per arm (sequential) vs interleaved default blocks."""
     model = [f"model.id={args.model}"] if args.model else ["model.id=random:tiny-llama"]
@@ -112,13 +120,17 @@ def overhead(args, out: str) -> dict:
     walls: dict[str, list[float]] = {k: [] for k in variants}
     cpus: dict[str, list[float]] = {k: [] for k in variants}
     peaks: dict[str, list[dict]] = {k: [] for k in variants}
-    outputs, scores = set(), set()
-    for _ in range(args.rounds):
-        for name, extra in variants.items():
+    outputs, scores, blocks = set(), set(), {}
+    for r in range(args.rounds):
+        # ABBA across rounds: the process's first run (page faults, lazy kernel set-up) and any slow drift of the
+        # machine fall on both orders, not always on the one run first
+        for name in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+            extra = variants[name]
             cfg = load_config(args.overhead, overrides=model + ["workload.warmup=1"] + extra, device="cpu")
             exp = LoopTimer(cfg, limit=n, progress=False)
             exp.run(out)
             stop_if_cut(exp)
+            blocks[name] = exp.order["n_blocks"]
             walls[name].append(exp.loop_s)
             cpus[name].append(exp.loop_cpu_s)
             print(f"{name:<12} wall {exp.loop_s:.2f} s  cpu {exp.loop_cpu_s:.2f} s", flush=True)   # kept if cut short
@@ -127,8 +139,9 @@ def overhead(args, out: str) -> dict:
             scores.add(json.dumps({a: {k: v for k, v in row.items() if k.startswith("quality_")}
                                    for a, row in exp.summary["arms"].items()}, sort_keys=True))
     best = {k: min(v) for k, v in walls.items()}
-    return {"config": args.overhead, "items": n, "blocks": exp.order["n_blocks"], "walls_s": walls, "cpu_s": cpus,
+    return {"config": args.overhead, "items": n, "blocks": blocks["interleaved"], "walls_s": walls, "cpu_s": cpus,
             "best_s": best, "interleaved_vs_one_block": best["interleaved"] / best["one_block"],
+            "wall_ratio": paired_ratio(walls), "cpu_ratio": paired_ratio(cpus),
             "peak_memory_mb": peaks, "same_outputs": len(outputs) == 1, "same_scores": len(scores) == 1}
 
 
@@ -153,6 +166,10 @@ def main() -> None:
             for name, walls in res["walls_s"].items():
                 print(f"{name:<12} walls {', '.join(f'{w:.2f}' for w in walls)} s  "
                       f"cpu {', '.join(f'{c:.2f}' for c in res['cpu_s'][name])} s")
+            for what in ("wall", "cpu"):
+                r = res[f"{what}_ratio"]
+                print(f"interleaved / one block, {what}: x{r['pooled']:.3f} pooled, per round "
+                      f"{', '.join(f'x{x:.3f}' for x in r['per_round'])}")
             print(f"peak memory MiB per arm: {res['peak_memory_mb']}")
             print(f"greedy outputs identical in every run: {res['same_outputs']}; scores: {res['same_scores']}")
             print(f"{res['config']} ({res['items']} items, {res['blocks']} blocks interleaved): one block per arm {res['best_s']['one_block']:.2f} s, "

@@ -44,7 +44,7 @@ from testbed.models import load_cached, pick_device
 from testbed.plugins import load_plugins
 from testbed.report.writer import RunWriter, create_run_dir
 from testbed.request import Request
-from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_passes
+from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_passes, rotated
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
 from testbed.workloads.sweep import arrival_schedule, rate_label, sweep_summary
@@ -188,7 +188,10 @@ class Experiment:
     def _search(self, repeat: int) -> None:
         """Per arm, bisect the offered rate for the highest that meets the SLOs (testbed.capacity)."""
         a = self.cfg.workload.arrival
-        for name in self.arm_names:
+        # a bisection adapts to its own results, so it cannot be cut into blocks: interleaved rotates the arm
+        # order per repeat (AB, BA, ...), as for the other arrival-driven workloads
+        sequential = self.cfg.workload.order == "sequential"
+        for name in self.arm_names if sequential else rotated(self.arm_names, repeat):
             def measure(rate: float) -> float:
                 arrival = {"kind": "poisson", "rate": rate, "burstiness": a.burstiness,
                            "max_concurrency": a.max_concurrency}
@@ -197,6 +200,8 @@ class Experiment:
             low, high = (float(r) for r in a.rates)
             found, points = bisect_rate(measure, low, high, a.steps, a.target)
             self.capacity.setdefault(name, []).append(capacity_entry(found, points, a.target, low, high))
+            if sequential:      # one arm's KV at a time, as _run_passes promises
+                self.plans[name].close()
 
     def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict, p: Pass) -> None:
         plan = self.plans[name]

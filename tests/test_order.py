@@ -72,12 +72,14 @@ def test_auto_block_fills_whole_batches():
 
 def _cfg(tmp_path, order, limit=16, repeats=1, **extra):
     arms = extra.pop("arms", "{a: {engine: hf, batch_size: 1}, b: {engine: hf, batch_size: 1}}")
+    arrival, slo = extra.pop("arrival", "{kind: offline}"), extra.pop("slo", "{}")
     data = tmp_path / "items.jsonl"      # short questions, no gold chunks: nothing for the diagnosis to probe
     data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + {i}?", "answers": [str(2 * i)]})
                             + "\n" for i in range(limit)))
     text = (f"name: drift\nmodel: {{id: 'random:tiny-llama', dtype: float32}}\nthreads: 1\n"
             f"workload: {{dataset: '{data}', limit: {limit}, max_new_tokens: 4, warmup: 1, order: {order}, "
-            f"block_size: 2, ignore_eos: true}}\nrepeats: {repeats}\nbaseline: a\narms: {arms}\n")
+            f"block_size: 2, ignore_eos: true, arrival: {arrival}}}\nrepeats: {repeats}\nslo: {slo}\n"
+            f"baseline: a\narms: {arms}\n")
     path = tmp_path / f"{order}.yaml"
     path.write_text(text)
     return load_config(path, device="cpu")
@@ -197,6 +199,25 @@ def test_one_block_is_not_reported_as_alternating():
     assert "alternate block by block" in order_info("interleaved", OFFLINE, 8, 24, 1)["text"]
 
 
+@pytest.mark.parametrize("order", ["interleaved", "sequential"])
+def test_slo_search_rotates_arms_per_repeat_and_sequential_holds_one_engine(tmp_path, monkeypatch, order):
+    held = []      # after each measured rate: (arm, repeat, the arms whose engine is loaded)
+    orig = Experiment._run_arm
+
+    def run_arm(self, name, repeat, *args):
+        orig(self, name, repeat, *args)
+        held.append((name, repeat, {a for a, p in self.plans.items() if p._engine is not None}))
+    monkeypatch.setattr(Experiment, "_run_arm", run_arm)
+    _run(tmp_path, order, limit=2, repeats=2, arrival="{kind: slo_search, rates: [2, 50], steps: 1}",
+         slo="{ttft_ms: 60000}")
+    firsts = [next(a for a, r, _ in held if r == rep) for rep in (0, 1)]
+    assert firsts == (["a", "b"] if order == "interleaved" else ["a", "a"])
+    if order == "sequential":
+        assert all(engines == {arm} for arm, _, engines in held)
+    else:       # interleaved keeps every engine it has started, as offline blocks do
+        assert any(len(engines) == 2 for _, _, engines in held)
+
+
 # counters an engine derives from its own requests alone: any state shared between arms would move them with the order
 STATE_KEYS = ("prefix_cache_hit_rate", "kv_peak_blocks", "preemptions", "spec_acceptance_rate",
               "spec_mean_accepted_tokens", "quality_exact_match", "quality_token_f1", "n_ok")
@@ -210,7 +231,11 @@ def test_outputs_scores_and_engine_state_do_not_depend_on_the_order(tmp_path):
     for o in ("sequential", "interleaved"):
         (tmp_path / o).mkdir()
         runs[o] = _run(tmp_path / o, o, arms=arms)
-    (seq, seq_recs, _, _), (inter, inter_recs, _, _) = runs["sequential"], runs["interleaved"]
+    (seq, seq_recs, seq_dir, _), (inter, inter_recs, inter_dir, _) = runs["sequential"], runs["interleaved"]
+    for name in ("report.md", "report.html"):      # how each arm's peak memory was taken, in this run's order
+        text = (inter_dir / name).read_text()     # (the HTML escapes apostrophes)
+        assert "alternated (interleaved)" in text and "highest of up to 8 passes" in text
+        assert "passes (8 at most) ran back to back" in (seq_dir / name).read_text()
     assert inter["order"]["n_blocks"] == 8 and "alternate block by block" in inter["order"]["text"]
     outputs = lambda recs: {(r["arm"], r["request_id"]): r["output_ids"] for r in recs}   # noqa: E731
     assert outputs(seq_recs) == outputs(inter_recs) and len(outputs(seq_recs)) == 48

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from testbed.config import SloConfig
-from testbed.metrics.ratio_ci import add_ratio_cis, distinguishable
+from testbed.metrics.ratio_ci import add_ratio_cis, distinguishable, paired_quality, quality_cis
 from testbed.metrics.summary import add_ratios, summarize_arm
 
 
@@ -79,6 +79,16 @@ def test_quality_loss_beyond_the_interval_and_per_arm_quality_intervals():
     assert w["quality_accuracy_ci_low"] < 0.5 < w["quality_accuracy_ci_high"]
     assert arms["base"]["quality_accuracy_ci_low"] == arms["base"]["quality_accuracy_ci_high"] == 1.0
     assert w["match_rate_vs_baseline_ci_low"] == 1.0
+
+
+def test_quality_intervals_do_not_depend_on_the_order_requests_finished_in():
+    # interleaved blocks change the order a continuous-batching arm finishes its requests in; the item's
+    # place in the bootstrap draw must not follow it
+    recs = [_rec(f"q{i}", 0.1, 4, 0.01, correct=i % 3 != 0, match=i % 4 != 0) for i in range(12)]
+    base = [_rec(f"q{i}", 0.1, 4, 0.01, correct=i % 2 == 0) for i in range(12)]
+    shuffled = [recs[i] for i in np.random.default_rng(0).permutation(12)]
+    assert quality_cis(shuffled) == quality_cis(recs)
+    assert paired_quality(shuffled, base) == paired_quality(recs, base)
 
 
 def test_one_block_gives_no_throughput_interval():

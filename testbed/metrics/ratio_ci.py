@@ -83,7 +83,9 @@ def by_item(records: list[dict]) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         groups[str(r.get("item_id") or r.get("request_id"))].append(r)
-    return groups
+    # by id, not by finish order: the order (interleaved or not) changes which request finishes first, and
+    # a bootstrap draw over positions would then give other intervals for the same values
+    return dict(sorted(groups.items()))
 
 
 def _latency_values(name: str) -> Callable[[dict], list[float]]:

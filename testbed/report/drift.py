@@ -3,6 +3,8 @@ ratio with its interval, the baseline's own drift over the run, and how peak mem
 
     lines = drift_section(summary)     # [] for a summary without an order (older runs)
 """
+from collections import Counter
+
 from testbed.metrics.drift import PREFIX
 from testbed.report.tables import fmt_number
 
@@ -50,6 +52,19 @@ def _drift_line(summary: dict) -> str | None:
     return f"**Warning**: {line} That is more than the comparison's interval (±{d['ci_half_width']:.1%}): {why}."
 
 
+def _memory_line(summary: dict) -> str | None:
+    """How this run's peak memory figures were taken, from the order it used and its passes per arm."""
+    passes = Counter(r["arm"] for r in summary.get("runs") or [])
+    if not passes:
+        return None
+    n, order = max(passes.values()), (summary.get("order") or {}).get("order")
+    if order == "interleaved" and n > 1:
+        return (f"In this run the arms alternated ({order}), so each arm's peak memory is its highest of up to {n} "
+                f"passes, taken while the engines of the arms already started stayed loaded beside it.")
+    return (f"In this run each arm's passes ({n} at most) ran back to back and an arm's engine was closed before "
+            f"the next arm's started, so each peak holds one arm's KV beside every loaded model's weights.")
+
+
 def drift_section(summary: dict) -> list[str]:
     order = summary.get("order")
     if not order:
@@ -63,4 +78,5 @@ def drift_section(summary: dict) -> list[str]:
         out += ["", *lines]
     if drift:
         out += ["", drift]
-    return out + ["", DRIFT_NOTE, "", MEMORY_NOTE]
+    memory = _memory_line(summary)
+    return out + ["", DRIFT_NOTE, "", MEMORY_NOTE + (" " + memory if memory else "")]
