@@ -3,11 +3,13 @@
     workload: {arrival: {kind: slo_search, rates: [0.25, 8], steps: 6, target: 0.9}}
     slo: {ttft_ms: 3000, tpot_ms: 300}
 
-Each probe is a full Poisson run of the arm at one rate (the runner's `_run_arm`). The bracket's
-ends are probed first: if the arm meets the SLOs at the high end, that end is the answer (the
-capacity lies beyond the bracket); if it misses at the low end there is none in it. Then `steps`
-bisections halve the interval [highest rate that met, lowest rate that missed] in log space (rates
-span orders of magnitude); the bisection's answer is the highest rate measured to meet. Attainment
+Each probe is a full Poisson run of the arm at one rate (the runner's `_run_arm`). The high end is
+probed first: if the arm meets the SLOs there, that end is the answer (the capacity lies beyond the
+bracket). Then `steps` bisections halve the interval [highest rate that met, lowest rate that
+missed] in log space (rates span orders of magnitude), starting from [low, high]; the bisection's
+answer is the highest rate measured to meet. The low end is probed last and only when no other
+probe met (if it misses too there is no capacity in the bracket): it is the slowest probe (n/low
+seconds) and, when a higher probe met, says nothing the answer needs. Attainment
 counts every request sent: a failed request misses.
 
 Beside it, `rate_at_target` reads the answer from every probe rather than from one pass/fail: the
@@ -47,15 +49,15 @@ def bisect_rate(measure: Callable[[float], float], low: float, high: float, step
 
     if probe(high):
         return high, points
-    if not probe(low):
-        return None, points
-    good, bad = low, high
+    good, bad, met = low, high, False
     for _ in range(steps):
         mid = math.sqrt(good * bad)
         if probe(mid):
-            good = mid
+            good, met = mid, True
         else:
             bad = mid
+    if not met and not probe(low):
+        return None, points
     return good, points
 
 

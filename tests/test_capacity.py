@@ -20,12 +20,16 @@ def test_bisection_finds_the_knee_within_one_step():
         calls.append(rate)
         return 1.0 if rate <= 3.0 else 0.5
     found, points = bisect_rate(measure, 0.25, 16, steps=8, target=0.9)
-    assert 3.0 / 1.03 <= found <= 3.0 and len(points) == 10 and calls[:2] == [16, 0.25]
+    assert 3.0 / 1.03 <= found <= 3.0 and len(points) == 9 and calls[:2] == [16, 2.0]
+    assert 0.25 not in calls                  # a probe above it met: the slow low end is never run
 
 
 def test_bisection_reports_the_bracket_ends():
     assert bisect_rate(lambda r: 1.0, 1, 8, 5, 0.9) == (8, [(8, 1.0)])
-    assert bisect_rate(lambda r: 0.0, 1, 8, 5, 0.9)[0] is None
+    found, points = bisect_rate(lambda r: 0.0, 1, 8, 5, 0.9)
+    assert found is None and len(points) == 7 and points[-1][0] == 1      # the low end, last
+    found, points = bisect_rate(lambda r: 1.0 if r <= 1 else 0.0, 1, 8, 3, 0.9)
+    assert found == 1 and [r for r, _ in points][-1] == 1
 
 
 def test_crossing_interpolates_in_log_rate_between_the_bracketing_probes():
@@ -112,13 +116,13 @@ def test_slo_search_end_to_end(tmp_path):
     run_dir, summary = run_experiment(tiny({"kind": "slo_search", "rates": [2, 500], "steps": 2},
                                            slo={"ttft_ms": 0.001}), out_dir=tmp_path, progress=False)
     cap = summary["capacity"]["hf"]
-    assert cap["max_rate_per_repeat"] == [None] and len(cap["searches"][0]["points"]) == 2
+    assert cap["max_rate_per_repeat"] == [None] and len(cap["searches"][0]["points"]) == 4
     assert cap["rate_at_target_per_repeat"] == [None]
     assert "lower rates[0]" in cap["searches"][0]["note"]
     assert (run_dir / "plots" / "capacity_hf.png").read_bytes()[:4] == b"\x89PNG"
     report = (run_dir / "report.md").read_text()
     assert "## SLO search" in report and "| not bracketed | none in bracket |" in report
-    assert summary["sweep"]["rates"] == ["2", "500"]                     # each probe is a point of the curve
+    assert summary["sweep"]["rates"] == ["2", "7.95271", "31.6228", "500"]    # each probe is a point of the curve
 
 
 def test_slo_search_needs_an_slo():
