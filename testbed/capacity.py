@@ -3,12 +3,23 @@
     workload: {arrival: {kind: slo_search, rates: [0.25, 8], steps: 6, target: 0.9}}
     slo: {ttft_ms: 3000, tpot_ms: 300}
 
-Each probe is a full Poisson run of the arm at one rate (the runner's `_run_arm`). The bracket's
-ends are probed first: if the arm meets the SLOs at the high end, that end is the answer (the
-capacity lies beyond the bracket); if it misses at the low end there is none in it. Then `steps`
-bisections halve the interval [highest rate that met, lowest rate that missed] in log space (rates
-span orders of magnitude); the answer is the highest rate measured to meet. Attainment counts
-every request sent: a failed request misses. Every probe's runs stay in the run (records carry
+Each probe is a full Poisson run of the arm at one rate (the runner's `_run_arm`). The high end is
+probed first: if the arm meets the SLOs there, that end is the answer (the capacity lies beyond the
+bracket). Then `steps` bisections halve the interval [highest rate that met, lowest rate that
+missed] in log space (rates span orders of magnitude), starting from [low, high]; the bisection's
+answer is the highest rate measured to meet. The low end is probed last and only when no other
+probe met (if it misses too there is no capacity in the bracket): it is the slowest probe (n/low
+seconds) and, when a higher probe met, says nothing the answer needs. Attainment
+counts every request sent: a failed request misses.
+
+Beside it, `rate_at_target` reads the answer from every probe rather than from one pass/fail: the
+probes' attainments are fitted with a non-increasing (isotonic) curve in the rate, and the rate is
+where that fit crosses the target, interpolated linearly in log rate between the two fitted points
+that bracket it. Why: attainment falls with the offered rate (the same arrival schedule, compressed,
+queues at least as long), so a rise between probes is noise; the isotonic fit is the least-squares
+curve under that one assumption and no assumed shape; the log scale is the bisection's own. The last
+probe that met is quantised to the bisection's grid and flips with one probe's noise on the target
+line; the crossing moves only as far as that noise moves the fit. Every probe's runs stay in the run (records carry
 `rate`), so the sweep table and throughput-vs-latency plot show each arm's curve too; this
 module adds summary["capacity"] and plots/capacity_<arm>.png (attainment vs rate, the target
 line and the rate found).
@@ -16,6 +27,8 @@ line and the rate found).
 import math
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from testbed.metrics.latency import meets_slo
 
@@ -36,22 +49,44 @@ def bisect_rate(measure: Callable[[float], float], low: float, high: float, step
 
     if probe(high):
         return high, points
-    if not probe(low):
-        return None, points
-    good, bad = low, high
+    good, bad, met = low, high, False
     for _ in range(steps):
         mid = math.sqrt(good * bad)
         if probe(mid):
-            good = mid
+            good, met = mid, True
         else:
             bad = mid
+    if not met and not probe(low):
+        return None, points
     return good, points
+
+
+def monotone_fit(points: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(rates ascending, attainment fitted non-increasing in the rate) for (rate, attainment) probes."""
+    from sklearn.isotonic import IsotonicRegression
+    pts = sorted(points)
+    rates = np.array([r for r, _ in pts], dtype=float)
+    fit = IsotonicRegression(increasing=False).fit_transform(rates, [a for _, a in pts])
+    return rates, fit
+
+
+def crossing_rate(points: list[tuple[float, float]], target: float) -> float | None:
+    """The rate where the monotone fit of the probes crosses `target` (log-rate interpolation), or None
+    when the fit stays on one side of it: met at every probe, or missed at every probe."""
+    if not points:
+        return None
+    rates, fit = monotone_fit(points)
+    if fit[0] < target or fit[-1] >= target:
+        return None
+    i = int(np.nonzero(fit >= target)[0][-1])          # last fitted point meeting; fit[i+1] < target <= fit[i]
+    share = (fit[i] - target) / (fit[i] - fit[i + 1])
+    return float(math.exp(math.log(rates[i]) + share * (math.log(rates[i + 1]) - math.log(rates[i]))))
 
 
 def capacity_entry(found: float | None, points: list[tuple[float, float]], target: float, low: float,
                    high: float) -> dict:
-    entry = {"max_rate": found, "target": target, "bracket": [low, high],
-             "points": [{"rate": r, "attainment": a} for r, a in points]}
+    entry = {"max_rate": found, "rate_at_target": crossing_rate(points, target), "target": target,
+             "bracket": [low, high], "points": [{"rate": r, "attainment": a} for r, a in points]}
     if found == high:
         entry["note"] = "met the SLOs at the top of the bracket: the capacity is at least this; raise rates[1]"
     elif found is None:
@@ -61,8 +96,9 @@ def capacity_entry(found: float | None, points: list[tuple[float, float]], targe
 
 def capacity_summary(searches: dict[str, list[dict]]) -> dict:
     """summary["capacity"]: per arm, the rate found per repeat and each search's probes."""
-    return {arm: {"max_rate_per_repeat": [s["max_rate"] for s in runs], "target": runs[0]["target"],
-                  "searches": runs} for arm, runs in searches.items()}
+    return {arm: {"max_rate_per_repeat": [s["max_rate"] for s in runs],
+                  "rate_at_target_per_repeat": [s.get("rate_at_target") for s in runs],
+                  "target": runs[0]["target"], "searches": runs} for arm, runs in searches.items()}
 
 
 def capacity_plot(arm: str, entry: dict, path: Path) -> Path:
@@ -71,10 +107,15 @@ def capacity_plot(arm: str, entry: dict, path: Path) -> Path:
     from testbed.report.plots import _save as save_figure     # the report's one way to write a PNG
     pts = sorted((p["rate"], p["attainment"]) for p in entry["points"])
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ax.plot([r for r, _ in pts], [a for _, a in pts], "o-", label="share meeting every SLO")
+    ax.plot([r for r, _ in pts], [a for _, a in pts], "o", label="share meeting every SLO, per probe")
+    rates, fit = monotone_fit(pts)
+    ax.plot(rates, fit, "-", color="C0", alpha=0.6, label="monotone fit")
     ax.axhline(entry["target"], color="grey", ls="--", label=f"target {entry['target']:.0%}")
     if entry["max_rate"] is not None:
-        ax.axvline(entry["max_rate"], color="C2", ls=":", label=f"max rate {entry['max_rate']:.3g} req/s")
+        ax.axvline(entry["max_rate"], color="C2", ls=":", label=f"last probe met {entry['max_rate']:.3g} req/s")
+    if entry.get("rate_at_target") is not None:
+        ax.axvline(entry["rate_at_target"], color="C3", ls="-.",
+                   label=f"fit crosses target {entry['rate_at_target']:.3g} req/s")
     ax.set(xscale="log", xlabel="offered rate (requests/s)", ylabel="SLO attainment", ylim=(-0.02, 1.02),
            title=f"{arm}: SLO search")
     ax.grid(alpha=0.3)

@@ -126,18 +126,26 @@ def context_audit_markdown(summary: dict) -> list[str]:
     return lines
 
 
+CAPACITY_NOTE = ("The crossing reads every probe: a non-increasing (isotonic) fit of attainment vs rate, "
+                 "interpolated in log rate where it crosses the target; 'not bracketed' when the fit meets at "
+                 "every probe or misses at every probe. The last probe that met is the bisection's answer, "
+                 "quantised to its grid (testbed/capacity.py).")
+
+
 def capacity_lines(summary: dict) -> list[str]:
     """The SLO search's answer per arm (summary["capacity"]), with its plot."""
     cap = summary.get("capacity") or {}
     if not cap:
         return []
-    lines = ["", "## SLO search", "", "| arm | max rate meeting the SLOs (req/s), per repeat | target | probes |",
-             "| --- | --- | --- | --- |"]
+    lines = ["", "## SLO search", "", "| arm | rate where the fitted attainment crosses the target (req/s), per repeat "
+             "| last probe that met (req/s), per repeat | target | probes |", "| --- | --- | --- | --- | --- |"]
     for arm, c in cap.items():
         rates = ", ".join("none in bracket" if r is None else f"{r:.3g}" for r in c["max_rate_per_repeat"])
+        crossings = ", ".join("not bracketed" if r is None else f"{r:.3g}"
+                              for r in c.get("rate_at_target_per_repeat", []))
         probes = sum(len(s["points"]) for s in c["searches"])
-        lines.append(f"| {arm} | {rates} | {c['target']:.0%} | {probes} |")
-    lines += [""] + [f"![{arm}](plots/capacity_{arm}.png)" for arm in cap]
+        lines.append(f"| {arm} | {crossings} | {rates} | {c['target']:.0%} | {probes} |")
+    lines += ["", CAPACITY_NOTE, ""] + [f"![{arm}](plots/capacity_{arm}.png)" for arm in cap]
     return lines
 
 
