@@ -1,4 +1,4 @@
-"""scripts/bench_paged.py runs on the testbed runner and ends with one JSON line."""
+"""scripts/bench_paged.py and scripts/bench_spec.py run on the testbed runner and end with one JSON line."""
 import json
 import subprocess
 import sys
@@ -22,3 +22,15 @@ def test_bench_paged_runs_both_arms_on_the_same_requests():
     assert c["paged_kv_waste_pct"] < c["hf_kv_waste_pct"]
     assert c["hf_output_tok_s"] > 0 and c["paged_output_tok_s"] > 0
 
+
+def test_bench_spec_reports_each_method_against_the_baseline():
+    out = last_json("bench_spec.py", "--model", "random:tiny-llama", "--limit", "2", "--max-new-tokens", "6",
+                    "--methods", "ours_pl,paged_pl,hf_pl", "--batch-methods", "paged_pl", "--batch", "2")
+    rows = out["methods"]
+    assert set(rows) == {"base", "paged_base", "ours_pl", "paged_pl", "hf_pl"} and out["prompts"] == 2
+    assert all(r["match"] == 1.0 for r in rows.values())       # greedy float32: lossless, transformers' too
+    assert rows["base"]["speedup"] == 1.0 and "alpha" not in rows["base"]
+    pl = rows["ours_pl"]
+    assert 0 <= pl["alpha"] <= 1 and pl["c"] > 0 and 1 <= pl["k_mean"] <= 10 and pl["bound"] > 0
+    assert set(out["batch"]["methods"]) == {"paged_base", "paged_pl"}
+    assert out["batch"]["methods"]["paged_pl"]["match"] == 1.0
