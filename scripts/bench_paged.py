@@ -15,38 +15,31 @@ t=0; greedy. Both engines get the same KV budget in tokens:
 Prints a card (output tok/s each and the ratio, kv_waste_pct each, peak concurrent sequences
 at the budget and the ratio, greedy token match rate) and, last, one line of JSON.
 
-Arms run paged, hf, hf, paged (--rounds 2) so load drift on a shared machine hits both;
-throughput is reported per wall second and per process CPU second (steadier under contention).
+It runs on the testbed runner (`Experiment`), the same measurement path as `testbed run`: the
+requests are written as raw prompts (vLLM's custom JSONL) and both arms run them as one block,
+warmed up by one untimed request per pass. Arms run hf, paged, paged, hf (--rounds 2: two repeats,
+the order rotated) so load drift on a shared machine hits both; throughput is reported per wall
+second and per process CPU second (steadier under contention).
 
     python scripts/bench_paged.py                                  # 16 requests, 4096-token budget
     python scripts/bench_paged.py --requests 8 --model random:small-llama   # a quick smoke run
 """
 import argparse
-import dataclasses
 import json
 import random
-import time
+import tempfile
+from pathlib import Path
 
 import torch
 
-from testbed.config import ModelSpec
-from testbed.drive import run_all
-from testbed.engines.hf import HFEngine, HFOptions
-from testbed.engines.paged.engine import PagedEngine, PagedOptions
-from testbed.models import LoadedModel, load_model
-from testbed.request import Request
+from testbed.config import validate
+from testbed.models import resolve_local, tiny_tokenizer
+from testbed.plugins import load_plugins
+from testbed.runner import Experiment
 
 WORDS = ("contract party shall notice clause term payment invoice delivery schedule warranty liability "
          "supplier customer agreement effective date renewal termination breach remedy audit record "
          "confidential data report quarter revenue margin region team launch product review risk").split()
-
-
-class IgnoreEos(LoadedModel):
-    """The same model with no stop tokens, so every request decodes its whole output budget (vLLM's --ignore-eos)."""
-
-    @property
-    def eos_token_ids(self) -> tuple[int, ...]:
-        return ()
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,96 +59,79 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--dist", choices=("loguniform", "uniform"), default="loguniform")
     ap.add_argument("--stop-at-eos", action="store_true", help="stop at EOS (outputs then fall short of 16-128)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads; 1 avoids OpenMP spin on a shared CPU")
-    ap.add_argument("--rounds", type=int, choices=(1, 2), default=2, help="2: paged, hf, hf, paged")
+    ap.add_argument("--rounds", type=int, choices=(1, 2), default=2, help="2: hf, paged, paged, hf")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args()
 
 
-def prompt_ids(tok, n_tokens: int, rng: random.Random) -> list[int]:
-    """A chat prompt of exactly n_tokens: notes of synthetic sentences, cut to length."""
+def tokenizer(model_id: str):
+    """The model's tokenizer alone: the workload file is written before the experiment loads the model."""
+    if model_id.startswith("random:"):
+        return tiny_tokenizer()
+    from transformers import AutoTokenizer
+    path = resolve_local(model_id)
+    return AutoTokenizer.from_pretrained(str(path) if path else model_id)
+
+
+def prompt_text(tok, n_tokens: int, rng: random.Random) -> str:
+    """A chat prompt of about n_tokens: notes of synthetic sentences, cut to length, as text sent as it is."""
     words = " ".join(rng.choice(WORDS) for _ in range(n_tokens * 2))
     body = tok(f"Summarise these notes:\n{words}", add_special_tokens=False)["input_ids"]
     head = tok.apply_chat_template([{"role": "user", "content": ""}], add_generation_prompt=True, tokenize=False)
     wrap = tok(head, add_special_tokens=False)["input_ids"]
-    return body[:max(1, n_tokens - len(wrap))] + wrap[-5:]
+    return tok.decode(body[:max(1, n_tokens - len(wrap))] + wrap[-5:])
 
 
-def workload(lm, args) -> list[tuple[list[int], int]]:
+def write_workload(tok, args, path: Path) -> None:
+    """The requests as vLLM's custom JSONL (a raw prompt and its output budget per line)."""
     rng = random.Random(args.seed)
     lo, hi = args.prompt_range
-    out = []
-    for _ in range(args.requests):
-        u = rng.random()
-        n = int(lo * (hi / lo) ** u) if args.dist == "loguniform" else int(lo + (hi - lo) * u)
-        out.append((prompt_ids(lm.tokenizer, n, rng), rng.randint(*args.output_range)))
-    return out
+    with path.open("w") as f:
+        for _ in range(args.requests):
+            u = rng.random()
+            n = int(lo * (hi / lo) ** u) if args.dist == "loguniform" else int(lo + (hi - lo) * u)
+            text = prompt_text(tok, n, rng)
+            f.write(json.dumps({"prompt": text, "output_tokens": rng.randint(*args.output_range)}) + "\n")
 
 
-def requests(lm, work) -> list[Request]:
-    now = time.perf_counter()
-    return [Request(id=f"r{i}", prompt_ids=ids, max_new_tokens=m, arrival_time=now, eos_token_ids=lm.eos_token_ids)
-            for i, (ids, m) in enumerate(work)]
+def config(args, dataset: Path, hf_batch: int) -> dict:
+    """hf first (the baseline), then paged; one block of every request, so paged sees the whole batch at once;
+    `rounds` repeats rotate the arm order: hf, paged, paged, hf."""
+    paged = {"engine": "paged", "block_size": args.block_size, "kv_budget_tokens": args.kv_budget,
+             "max_num_batched_tokens": args.max_batched_tokens, "max_num_seqs": 256, "watermark": args.watermark}
+    return {"name": "bench_paged", "model": {"id": args.model, "dtype": args.dtype}, "device": args.device,
+            "threads": args.threads or None, "repeats": args.rounds,
+            "workload": {"dataset": str(dataset), "max_new_tokens": args.output_range[1], "warmup": 1,
+                         "ignore_eos": not args.stop_at_eos, "order": "interleaved", "block_size": args.requests},
+            "baseline": "hf", "arms": {"hf": {"engine": "hf", "batch_size": hf_batch}, "paged": paged}}
 
 
-def run_once(engine, lm, work) -> dict:
-    """One timed pass of the workload through a fresh engine: wall and process CPU seconds."""
-    reqs = requests(lm, work)
-    t0, c0 = time.perf_counter(), time.process_time()
-    run_all(engine, reqs)
-    return {"reqs": reqs, "wall": time.perf_counter() - t0, "cpu": time.process_time() - c0, "stats": engine.stats()}
-
-
-def make_engine(kind: str, lm, args, hf_batch: int):
-    if kind == "hf":
-        return HFEngine(lm, HFOptions(batch_size=hf_batch))
-    return PagedEngine(lm, PagedOptions(block_size=args.block_size, kv_budget_tokens=args.kv_budget,
-                                        max_num_batched_tokens=args.max_batched_tokens, max_num_seqs=256,
-                                        watermark=args.watermark))
-
-
-def run_abba(lm, work, args, hf_batch: int) -> dict[str, list[dict]]:
-    """paged, hf, hf, paged: a load drift on a shared machine hits both arms alike."""
-    for kind in ("paged", "hf"):
-        run_all(make_engine(kind, lm, args, hf_batch), requests(lm, work[:1]))      # warm-up
-    runs: dict[str, list[dict]] = {"hf": [], "paged": []}
-    for kind in ("paged", "hf", "hf", "paged")[:2 * args.rounds]:
-        runs[kind].append(run_once(make_engine(kind, lm, args, hf_batch), lm, work))
-        print(f"[bench] {kind}: {runs[kind][-1]['wall']:.1f} s wall", flush=True)
-    return runs
-
-
-def card(model: str, args, runs: dict[str, list[dict]], hf_batch: int) -> dict:
-    hf, pg = runs["hf"], runs["paged"]
-    tokens = lambda rs: sum(r.num_output_tokens for run in rs for r in run["reqs"])   # noqa: E731
-    wall = lambda rs: sum(run["wall"] for run in rs)                                    # noqa: E731
-    cpu = lambda rs: sum(run["cpu"] for run in rs)                                      # noqa: E731
-    h_tps, p_tps = tokens(hf) / wall(hf), tokens(pg) / wall(pg)
-    pairs = [(a, b) for h, p in zip(hf, pg) for a, b in zip(h["reqs"], p["reqs"])]
-    hst, pst = hf[-1]["stats"], pg[-1]["stats"]
-    peak = max(run["stats"]["max_concurrent_seqs"] for run in pg)
-    return {"model": model, "dtype": args.dtype, "device": device_name(args.device), "threads": torch.get_num_threads(), "requests": len(work_of(hf)),
+def card(args, exp: Experiment, hf_batch: int) -> dict:
+    """The card from the run's own summary; per-pass engine counters from its runs."""
+    hf, pg = exp.summary["arms"]["hf"], exp.summary["arms"]["paged"]
+    tokens = lambda arm: sum(r["output_tokens"] for r in exp.records if r["arm"] == arm)   # noqa: E731
+    per_cpu = lambda arm: tokens(arm) / exp.summary["arms"][arm]["cpu_seconds"]             # noqa: E731
+    peak = max(run.engine_stats["max_concurrent_seqs"] for run in exp.runs["paged"])
+    wall = lambda arm: sum(run.wall_s for run in exp.runs[arm])                            # noqa: E731
+    return {"model": args.model, "dtype": args.dtype, "device": device_name(args.device),
+            "threads": torch.get_num_threads(), "requests": len(exp.items),
             "kv_budget_tokens": args.kv_budget, "block_size": args.block_size, "watermark": args.watermark,
-            "prompt_dist": args.dist, "ignore_eos": not args.stop_at_eos,
-            "passes_per_arm": len(hf),
-            "prompt_tokens_mean": sum(r.num_prompt_tokens for r in work_of(hf)) / len(work_of(hf)),
-            "output_tokens_per_pass": tokens(hf) // len(hf), "hf_batch_size": hf_batch,
-            "hf_output_tok_s": h_tps, "paged_output_tok_s": p_tps, "throughput_ratio": p_tps / h_tps,
-            "hf_output_tok_per_cpu_s": tokens(hf) / cpu(hf), "paged_output_tok_per_cpu_s": tokens(pg) / cpu(pg),
-            "cpu_throughput_ratio": (tokens(pg) / cpu(pg)) / (tokens(hf) / cpu(hf)),
-            "hf_kv_waste_pct": hst.get("kv_waste_pct"), "paged_kv_waste_pct": pst.get("kv_waste_pct"),
+            "prompt_dist": args.dist, "ignore_eos": not args.stop_at_eos, "passes_per_arm": args.rounds,
+            "prompt_tokens_mean": hf["prompt_tokens_mean"],
+            "output_tokens_per_pass": tokens("hf") // args.rounds, "hf_batch_size": hf_batch,
+            "hf_output_tok_s": hf["output_throughput"], "paged_output_tok_s": pg["output_throughput"],
+            "throughput_ratio": pg["output_throughput"] / hf["output_throughput"],
+            "hf_output_tok_per_cpu_s": per_cpu("hf"), "paged_output_tok_per_cpu_s": per_cpu("paged"),
+            "cpu_throughput_ratio": per_cpu("paged") / per_cpu("hf"),
+            "hf_kv_waste_pct": hf.get("kv_waste_pct"), "paged_kv_waste_pct": pg.get("kv_waste_pct"),
             "hf_max_concurrent_seqs": hf_batch, "paged_max_concurrent_seqs": peak,
-            "concurrency_ratio": peak / hf_batch, "paged_preemptions": pst["preemptions"],
-            "match_rate": sum(a.output_ids == b.output_ids for a, b in pairs) / len(pairs),
-            "hf_wall_s": wall(hf), "paged_wall_s": wall(pg)}
+            "concurrency_ratio": peak / hf_batch, "paged_preemptions": pg["preemptions"],
+            "match_rate": pg["match_rate_vs_baseline"], "hf_wall_s": wall("hf"), "paged_wall_s": wall("paged")}
 
 
 def device_name(device: str) -> str:
     """The card by name on a GPU (numbers without the card are not comparable), else the device string."""
     return torch.cuda.get_device_name(device) if device.startswith("cuda") else device
-
-
-def work_of(runs: list[dict]) -> list[Request]:
-    return runs[0]["reqs"]
 
 
 def print_card(c: dict) -> None:
@@ -175,14 +151,16 @@ def print_card(c: dict) -> None:
 
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    lm = load_model(ModelSpec(id=args.model, dtype=args.dtype), args.device)
-    if not args.stop_at_eos:
-        lm = IgnoreEos(**{f.name: getattr(lm, f.name) for f in dataclasses.fields(lm)})
-    work = workload(lm, args)
+    load_plugins()      # engines registered before the config is validated
     hf_batch = max(1, args.kv_budget // (args.prompt_range[1] + args.output_range[1]))
-    c = card(args.model, args, run_abba(lm, work, args, hf_batch), hf_batch)
+    with tempfile.TemporaryDirectory() as tmp:
+        dataset = Path(tmp) / "workload.jsonl"
+        write_workload(tokenizer(args.model), args, dataset)
+        exp = Experiment(validate(config(args, dataset, hf_batch)), progress=False)
+        exp.run(Path(tmp) / "runs")
+    for arm, run in sorted(((arm, run) for arm, runs in exp.runs.items() for run in runs), key=lambda x: x[1].started):
+        print(f"[bench] {arm}: {run.wall_s:.1f} s wall", flush=True)
+    c = card(args, exp, hf_batch)
     print_card(c)
     print(json.dumps(c))
 

@@ -2,12 +2,18 @@
 
 Regime: batch 1, greedy, offline, the target in float32 on the CPU (SmolLM2-135M-Instruct by default;
 Qwen2.5-Coder-1.5B with the 0.5B as its draft for issue 20), on the golden set's extraction and
-input-grounded categories, whose answers copy the prompt. Every method runs every prompt, round
-robin (prompt 1 through all methods, then prompt 2, ...), so load drift on a shared machine hits all
-of them alike. Speed is output tokens per wall second and per process CPU second (steadier under
-contention with one thread). Then the batch phase: the prompts in groups of --batch, all at once on
-the paged engine, with and without speculation (the draft model drafts for the whole batch in one
-forward per position).
+input-grounded categories, whose answers copy the prompt. Our methods are arms of one testbed
+experiment (`Experiment`, the measurement path of `testbed run`): interleaved in blocks of one
+prompt (prompt 1 through every arm, the arm order rotated, then prompt 2, ...), so load drift on a
+shared machine hits all of them alike, each arm warmed up by one untimed request; speed, match and
+the speculative counters come from the run's summary. Speed is output tokens per wall second and per
+process CPU second (steadier under contention with one thread). Then the batch phase, a second
+experiment: the prompts in blocks of --batch, all at once on the paged engine, with and without
+speculation (the draft model drafts for the whole batch in one forward per position).
+Transformers' assisted generation is not a testbed engine: it runs after the experiment on the same
+prompts, round robin, warmed up and timed the same way (wall and CPU seconds around each answer);
+its "x base" is against the experiment's base arm, measured just before. Every prompt gets
+--max-new-tokens as its budget (the golden grounded_output items' own longer budgets are replaced).
 
 Ours: prompt lookup (fixed k: with transformers' n-gram sizes 3..1, and without single-token
 matches, which are rarely accepted and make a step cost a k+1-token verify for ~1 token; adaptive;
@@ -32,23 +38,22 @@ equal the baseline's. The last stdout line is one JSON object.
 import argparse
 import copy
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from testbed.config import ModelSpec
-from testbed.drive import run_all
-from testbed.engines.hf import HFEngine, HFOptions
-from testbed.engines.paged.engine import PagedEngine, PagedOptions
+from testbed.config import ModelSpec, validate
+from testbed.metrics.cpu import cpu_seconds
 from testbed.models import load_model
-from testbed.request import Request
-from testbed.speculative.config import SpeculativeConfig
-from testbed.speculative.draft_model import DraftModel
+from testbed.plugins import load_plugins
+from testbed.runner import WARMUP_NEW_TOKENS, Experiment
 from testbed.speculative.self_speculative import draft_depth, truncated_model
-from testbed.workloads.datasets import load_dataset
-from testbed.workloads.prompts import build_messages, render_prompt
+from testbed.workloads.datasets import GOLDEN_DIR, load_dataset
 
 CATEGORIES = ["lookup", "clause_extraction", "json_extraction", "grounded_output"]
+PEERS = ("hf_pl", "hf_self", "hf_draft")      # transformers' generate; every other method is a testbed arm
 
 
 def parse() -> argparse.Namespace:
@@ -58,7 +63,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--draft-dtype", default="auto", help="the draft's dtype (bfloat16: cheaper; the target verifies)")
     ap.add_argument("--categories", default=",".join(CATEGORIES), help="golden categories, interleaved")
     ap.add_argument("--limit", type=int, default=8, help="prompts (interleaved across the categories)")
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=64, help="every prompt's budget")
     ap.add_argument("--k", type=int, default=10, help="draft tokens for prompt lookup")
     ap.add_argument("--ngram-min", type=int, default=2, help="shortest n-gram the tuned prompt lookup arms match")
     ap.add_argument("--self-layers", type=float, default=0.6, help="self-speculative depth: share of layers")
@@ -74,55 +79,52 @@ def parse() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def prompts(lm, limit: int, categories: list[str]) -> list[tuple[str, list[int]]]:
-    items = load_dataset("golden", categories, None)
-    by_cat = {c: [it for it in items if it.category == c] for c in categories}
-    mixed = [it for group in zip(*by_cat.values()) for it in group][:limit]
-    return [(it.id, render_prompt(lm.tokenizer, build_messages(it, list(it.chunks)))[1]) for it in mixed]
+def arms(a) -> dict[str, dict]:
+    """Our methods as testbed arms: hf at batch 1 or paged, with or without a speculative section."""
+    hf = lambda spec=None: {"engine": "hf", "batch_size": 1, **({"speculative": spec} if spec else {})}  # noqa: E731
+    paged = lambda spec=None: {"engine": "paged", "block_size": 16, "kv_budget_tokens": 4096,          # noqa: E731
+                               **({"speculative": spec} if spec else {})}
+    draft = {"method": "draft_model", "num_draft_tokens": a.draft_k,   # without --draft the target drafts itself
+             "draft": {"id": a.draft or a.model, "dtype": a.draft_dtype if a.draft else a.dtype}}
+    adaptive = {**draft, "adaptive": {"min": 2, "max": 10}}
+    lookup = {**adaptive, "lookup": True, "ngram": 3, "ngram_min": a.ngram_min}
+    pl = {"method": "prompt_lookup", "ngram": 3, "num_draft_tokens": a.k}
+    tuned = {**pl, "ngram_min": a.ngram_min}
+    selfs = {"method": "self_speculative", "layers": a.self_layers, "num_draft_tokens": a.self_k}
+    return {
+        "base": hf(), "paged_base": paged(),               # each engine's own baseline
+        "ours_pl": hf(pl),                                 # transformers' proposer: n-grams 3..1
+        "ours_pl_min": hf(tuned),                          # no single-token matches
+        "ours_pl_adaptive": hf({**tuned, "num_draft_tokens": 4, "adaptive": {"max": 24}}),
+        "paged_pl": paged(pl), "paged_pl_min": paged(tuned),
+        "ours_self": hf(selfs), "ours_self_adaptive": hf({**selfs, "adaptive": {"max": 8}}),
+        "ours_draft": hf(draft),                           # fixed k: hf_draft's k
+        "ours_draft_adaptive": hf(adaptive),               # k from measured α and c
+        "paged_draft": paged(adaptive),
+        "ours_draft_lookup": hf(lookup),                   # the draft checks lookup's guess
+        "paged_draft_lookup": paged(lookup),
+    }
 
 
-class OurMethod:
-    """A runner: prompt ids -> (output ids, request); its engine's stats accumulate over calls."""
-
-    def __init__(self, lm, section: dict | None, paged: bool = False, draft_lm=None):
-        self.lm = lm
-        self.sections = {"speculative": SpeculativeConfig(**section)} if section else {}
-        if draft_lm is not None:       # one loaded draft for every method (each would load its own)
-            cfg = self.sections["speculative"]
-            cfg._proposers[id(lm)] = DraftModel(cfg, lm, draft_lm=draft_lm)
-        self.paged = paged
-        self.reset()
-
-    def reset(self) -> None:
-        self.engine = None          # built at first use: only the methods that run allocate KV caches
-
-    def new_engine(self):
-        if self.paged:
-            return PagedEngine(self.lm, PagedOptions(block_size=16, kv_budget_tokens=4096), self.sections)
-        return HFEngine(self.lm, HFOptions(batch_size=1), self.sections)
-
-    def __call__(self, ids: list[int], max_new: int):
-        return self.batch([ids], max_new)[0]
-
-    def batch(self, prompts: list[list[int]], max_new: int) -> list[tuple[list[int], Request]]:
-        """All prompts at once (the paged engine batches them; hf runs batch_size 1)."""
-        self.engine = self.engine or self.new_engine()
-        now = time.perf_counter()
-        reqs = [Request(id=f"b{i}", prompt_ids=ids, max_new_tokens=max_new, arrival_time=now,
-                        eos_token_ids=self.lm.eos_token_ids) for i, ids in enumerate(prompts)]
-        run_all(self.engine, reqs)
-        return [(r.output_ids, r) for r in reqs]
+def write_prompts(a, path: Path) -> None:
+    """The golden items this bench runs, as a JSONL dataset, each with --max-new-tokens as its budget
+    (grounded_output items carry longer budgets of their own, which the runner would honour)."""
+    cats = a.categories.split(",")
+    raw = {r["id"]: r for c in cats for r in map(json.loads, (GOLDEN_DIR / f"{c}.jsonl").read_text().splitlines())}
+    items = load_dataset("golden", cats, a.limit)        # interleaved across the categories
+    path.write_text("".join(json.dumps({**raw[it.id], "max_new_tokens": a.max_new_tokens}) + "\n" for it in items))
 
 
-def hf_method(lm, **kwargs):
-    def go(ids, max_new):
-        x = torch.tensor([ids], device=lm.model.device)
-        with torch.inference_mode():
-            out = lm.model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new, do_sample=False,
-                                    temperature=None, top_p=None, top_k=None, eos_token_id=list(lm.eos_token_ids),
-                                    pad_token_id=lm.pad_token_id, **kwargs)
-        return out[0, len(ids):].tolist(), None
-    return go
+def experiment(a, prompts: Path, arm_set: dict[str, dict], baseline: str, block: int) -> Experiment:
+    """Run the arms on the prompts, interleaved in blocks of `block` prompts; the run dir is thrown away."""
+    cfg = {"name": "bench_spec", "model": {"id": a.model, "dtype": a.dtype}, "device": a.device, "threads": a.threads,
+           "workload": {"dataset": str(prompts), "max_new_tokens": a.max_new_tokens, "warmup": 1,
+                        "order": "interleaved", "block_size": block},
+           "baseline": baseline, "arms": arm_set}
+    exp = Experiment(validate(cfg), progress=False)
+    with tempfile.TemporaryDirectory() as out:
+        exp.run(out)
+    return exp
 
 
 def assistant(model, k: int):
@@ -134,54 +136,49 @@ def assistant(model, k: int):
     return model
 
 
-def methods(lm, draft_lm, a) -> dict:
-    depth = draft_depth(a.self_layers, lm.model.config.num_hidden_layers)
-    self_draft = assistant(truncated_model(lm.model, depth), a.self_k)
-    hf_draft = assistant(copy.copy(draft_lm.model), a.draft_k)  # copy: its own generation config, shared weights
-    draft = {"draft": {"id": draft_lm.spec_id, "dtype": a.draft_dtype}, "num_draft_tokens": a.draft_k}
-    adaptive = {**draft, "adaptive": {"min": 2, "max": 10}}
-    lookup = {**adaptive, "lookup": True, "ngram": 3, "ngram_min": a.ngram_min}
-    pl = {"method": "prompt_lookup", "ngram": 3, "num_draft_tokens": a.k}
-    tuned = {**pl, "ngram_min": a.ngram_min}
-    return {
-        "base": OurMethod(lm, None),
-        "ours_pl": OurMethod(lm, pl),                                      # transformers' proposer: n-grams 3..1
-        "ours_pl_min": OurMethod(lm, tuned),                               # no single-token matches
-        "ours_pl_adaptive": OurMethod(lm, {**tuned, "num_draft_tokens": 4, "adaptive": {"max": 24}}),
-        "paged_base": OurMethod(lm, None, paged=True),                     # the paged engine's own baseline
-        "paged_pl": OurMethod(lm, pl, paged=True),
-        "paged_pl_min": OurMethod(lm, tuned, paged=True),
-        "hf_pl": hf_method(lm, prompt_lookup_num_tokens=a.k, max_matching_ngram_size=3),
-        "ours_self": OurMethod(lm, {"method": "self_speculative", "layers": depth, "num_draft_tokens": a.self_k}),
-        "ours_self_adaptive": OurMethod(lm, {"method": "self_speculative", "layers": depth,
-                                              "num_draft_tokens": a.self_k, "adaptive": {"max": 8}}),
-        "hf_self": hf_method(lm, assistant_model=self_draft, num_assistant_tokens=a.self_k,
-                             num_assistant_tokens_schedule="constant", assistant_confidence_threshold=0.0),
-        "ours_draft": OurMethod(lm, draft, draft_lm=draft_lm),                   # fixed k: hf_draft's k
-        "ours_draft_adaptive": OurMethod(lm, adaptive, draft_lm=draft_lm),       # k from measured α and c
-        "paged_draft": OurMethod(lm, adaptive, paged=True, draft_lm=draft_lm),
-        "ours_draft_lookup": OurMethod(lm, lookup, draft_lm=draft_lm),           # the draft checks lookup's guess
-        "paged_draft_lookup": OurMethod(lm, lookup, paged=True, draft_lm=draft_lm),
-        "hf_draft": hf_method(lm, assistant_model=hf_draft, num_assistant_tokens=a.draft_k,
-                              num_assistant_tokens_schedule="constant", assistant_confidence_threshold=0.0),
-    }
+def peers(lm, a, names: set[str]) -> dict[str, dict]:
+    """Transformers' own methods with our proposers' settings, as generate kwargs: prompt lookup, the same
+    self-speculative depth, the same draft model and k. Only the chosen ones are built (a draft loads)."""
+    fixed = {"num_assistant_tokens_schedule": "constant", "assistant_confidence_threshold": 0.0}
+    out = {}
+    if "hf_pl" in names:
+        out["hf_pl"] = {"prompt_lookup_num_tokens": a.k, "max_matching_ngram_size": 3}
+    if "hf_self" in names:
+        depth = draft_depth(a.self_layers, lm.model.config.num_hidden_layers)
+        out["hf_self"] = {"assistant_model": assistant(truncated_model(lm.model, depth), a.self_k),
+                          "num_assistant_tokens": a.self_k, **fixed}
+    if "hf_draft" in names:      # without --draft the target drafts itself (a copy: its own generation config)
+        draft = load_model(ModelSpec(id=a.draft, dtype=a.draft_dtype), a.device).model if a.draft \
+            else copy.copy(lm.model)
+        out["hf_draft"] = {"assistant_model": assistant(draft, a.draft_k), "num_assistant_tokens": a.draft_k, **fixed}
+    return out
 
 
-def run(fns: dict, work: list, max_new: int, batch: int = 1) -> dict:
-    """Every method on every group of `batch` prompts (round robin): wall, CPU, tokens, outputs, TPOTs."""
-    res = {n: {"wall": 0.0, "cpu": 0.0, "tokens": 0, "outputs": {}, "tpot": []} for n in fns}
-    for start in range(0, len(work), batch):
-        group = work[start:start + batch]
-        for name, fn in fns.items():
-            w, c = time.perf_counter(), time.process_time()
-            outs = fn.batch([ids for _, ids in group], max_new) if batch > 1 else [fn(group[0][1], max_new)]
+def generate(lm, ids: list[int], max_new: int, kwargs: dict) -> list[int]:
+    """Greedy transformers generate at batch 1: the new tokens."""
+    x = torch.tensor([ids], device=lm.model.device)
+    with torch.inference_mode():
+        out = lm.model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new, do_sample=False,
+                                temperature=None, top_p=None, top_k=None, eos_token_id=list(lm.eos_token_ids),
+                                pad_token_id=lm.pad_token_id, **kwargs)
+    return out[0, len(ids):].tolist()
+
+
+def run_peers(exp: Experiment, fns: dict) -> dict:
+    """Each peer on the experiment's requests, round robin, after one untimed answer each: raw figures per peer."""
+    plan = exp.plans["base"]
+    reqs = {it.id: plan.make_request(it, 0.0) for it in exp.items}
+    for kw in fns.values():
+        generate(plan.lm, next(iter(reqs.values())).prompt_ids, WARMUP_NEW_TOKENS, kw)
+    res = {n: {"wall": 0.0, "cpu": 0.0, "tokens": 0, "outputs": {}} for n in fns}
+    for pid, req in reqs.items():
+        for name, kw in fns.items():
+            w, c = time.perf_counter(), cpu_seconds()
+            out = generate(plan.lm, req.prompt_ids, req.max_new_tokens, kw)
             res[name]["wall"] += time.perf_counter() - w
-            res[name]["cpu"] += time.process_time() - c
-            for (pid, _), (out, req) in zip(group, outs):
-                res[name]["tokens"] += len(out)
-                res[name]["outputs"][pid] = out
-                if req is not None and len(req.token_times) > 1:
-                    res[name]["tpot"].append((req.token_times[-1] - req.token_times[0]) / (len(req.token_times) - 1))
+            res[name]["cpu"] += cpu_seconds() - c
+            res[name]["tokens"] += len(out)
+            res[name]["outputs"][pid] = out
     return res
 
 
@@ -195,30 +192,42 @@ def own_base(name: str) -> str:
     return "paged_base" if name.startswith("paged") else "base"
 
 
-def card(fns: dict, res: dict, base_name: str = "base") -> dict:
-    base = res[base_name]
-    base_tpot = sum(base["tpot"]) / len(base["tpot"]) if base["tpot"] else None
+def card(exp: Experiment, base_name: str) -> dict:
+    """One row per arm from the run's summary: speed against the baseline and the arm's own engine, match, α, c."""
+    arms = exp.summary["arms"]
+    base = arms[base_name]
+    rows = {}
+    for name, m in arms.items():
+        own = arms.get(own_base(name), base)         # speculation alone: against the same engine without it
+        row = {"tok_s": m["output_throughput"], "tok_per_cpu_s": 1 / m["cpu_s_per_output_token"],
+               "match": m.get("match_rate_vs_baseline", 1.0)}
+        row["speedup"] = row["tok_s"] / base["output_throughput"]
+        row["speedup_own"] = row["tok_s"] / own["output_throughput"]
+        if m.get("tpot_ms_mean") and own.get("tpot_ms_mean"):     # decode only (prefill left out): TPOT ratio
+            row["tpot_speedup"] = own["tpot_ms_mean"] / m["tpot_ms_mean"]
+        row["speedup_cpu"] = base["cpu_s_per_output_token"] / m["cpu_s_per_output_token"]
+        if m.get("spec_num_draft_tokens") and base.get("tpot_ms_mean"):
+            alpha, k = m["spec_acceptance_rate"], m["spec_num_draft_tokens"] / m["spec_num_drafts"]
+            # c: one draft position over one plain step; at batch > 1 over one verify step of the batch
+            c = (m["spec_draft_time_s"] / m["spec_num_draft_tokens"]) / (base["tpot_ms_mean"] / 1000) \
+                if base_name == "base" else m["spec_draft_cost_ratio"]
+            row.update(alpha=alpha, c=c, k_mean=k, bound=bound(alpha, c, k),
+                       mean_accepted_tokens=m["spec_mean_accepted_tokens"])
+        rows[name] = row
+    return rows
+
+
+def peer_rows(res: dict, exp: Experiment) -> dict:
+    """Transformers' rows against the experiment's base arm (tokens per wall and CPU second, match)."""
+    base = exp.summary["arms"]["base"]
+    base_out = {r["item_id"]: r["output_ids"] for r in exp.records if r["arm"] == "base"}
     rows = {}
     for name, r in res.items():
-        row = {"tok_s": r["tokens"] / r["wall"], "tok_per_cpu_s": r["tokens"] / r["cpu"],
-               "match": sum(r["outputs"][p] == base["outputs"][p] for p in base["outputs"]) / len(base["outputs"])}
-        row["speedup"] = row["tok_s"] / (base["tokens"] / base["wall"])
-        own = res.get(own_base(name), base)        # speculation alone: against the same engine without it
-        row["speedup_own"] = row["tok_s"] / (own["tokens"] / own["wall"])
-        if r["tpot"] and own["tpot"]:              # decode only (prefill left out): TPOT ratio
-            row["tpot_speedup"] = (sum(own["tpot"]) / len(own["tpot"])) / (sum(r["tpot"]) / len(r["tpot"]))
-        row["speedup_cpu"] = row["tok_per_cpu_s"] / (base["tokens"] / base["cpu"])
-        engine = getattr(fns[name], "engine", None)
-        st = engine.stats() if engine is not None and name != base_name else {}
-        if st.get("spec_num_draft_tokens") and base_tpot:
-            alpha = st["spec_acceptance_rate"]
-            k = st["spec_num_draft_tokens"] / st["spec_num_drafts"]
-            # c: one draft position over one plain step; at batch > 1 over one verify step of the batch
-            c = (st["spec_draft_time_s"] / st["spec_num_draft_tokens"]) / base_tpot if base_name == "base" \
-                else st["spec_draft_cost_ratio"]
-            row.update(alpha=alpha, c=c, k_mean=k, bound=bound(alpha, c, k),
-                       mean_accepted_tokens=st["spec_mean_accepted_tokens"])
-        rows[name] = row
+        tok_s, per_cpu = r["tokens"] / r["wall"], r["tokens"] / r["cpu"]
+        rows[name] = {"tok_s": tok_s, "tok_per_cpu_s": per_cpu,
+                      "match": sum(r["outputs"][p] == o for p, o in base_out.items()) / len(base_out),
+                      "speedup": tok_s / base["output_throughput"], "speedup_own": tok_s / base["output_throughput"],
+                      "speedup_cpu": per_cpu * base["cpu_s_per_output_token"]}
     return rows
 
 
@@ -235,41 +244,42 @@ def show(rows: dict, title: str) -> None:
               f"{opt('alpha'):>7}{opt('c'):>7}{opt('k_mean', '{:.1f}'):>6}{opt('bound'):>7}")
 
 
-def pick(fns: dict, names: str, always: set) -> dict:
-    keep = always | set(filter(None, names.split(",")))
-    keep |= {own_base(n) for n in keep}
-    return {n: f for n, f in fns.items() if n in keep}
+def pick(names: str, known: list[str], always: set) -> list[str]:
+    keep = always | set(filter(None, names.split(","))) if names else set(known)
+    keep |= {own_base(n) for n in keep if n not in PEERS}
+    return [n for n in known if n in keep]
 
 
-def measure(fns: dict, work: list, max_new: int, batch: int = 1) -> dict:
-    run(fns, work[:1], 8, batch)                            # warm-up: every method once on one prompt, not timed
-    for fn in fns.values():
-        if isinstance(fn, OurMethod):
-            fn.reset()
-    return run(fns, work, max_new, batch)
+def bench(a, tmp: Path) -> dict:
+    """Batch 1 (our arms, then transformers' peers) and, with --batch-methods, the batch phase: the JSON result."""
+    ours = arms(a)
+    chosen = pick(a.methods, list(ours) + list(PEERS), {"base"})
+    prompts = tmp / "prompts.jsonl"
+    write_prompts(a, prompts)
+    exp = experiment(a, prompts, {n: ours[n] for n in chosen if n in ours}, "base", 1)
+    lm = exp.plans["base"].lm
+    rows = {**card(exp, "base"), **peer_rows(run_peers(exp, peers(lm, a, set(chosen))), exp)}
+    where = torch.cuda.get_device_name(a.device) if a.device.startswith("cuda") else f"{a.threads} thread(s), CPU"
+    model = f"{lm.model.config.num_hidden_layers}-layer {a.model} ({a.dtype})" + \
+        (f", draft {a.draft} ({a.draft_dtype})" if a.draft else "")
+    show(rows, f"speculative decoding, batch 1, greedy, {len(exp.items)} golden prompts ({a.categories}), {model}, "
+               f"{where}")
+    rounded = lambda rs: {n: {k: round(v, 4) for k, v in r.items()} for n, r in rs.items()}   # noqa: E731
+    out = {"model": a.model, "draft": a.draft, "draft_dtype": a.draft_dtype, "prompts": len(exp.items),
+           "max_new_tokens": a.max_new_tokens, "threads": a.threads, "methods": rounded(rows)}
+    if a.batch_methods:
+        batched = [n for n in pick(a.batch_methods, list(ours), {"paged_base"}) if n.startswith("paged")]
+        brows = card(experiment(a, prompts, {n: ours[n] for n in batched}, "paged_base", a.batch), "paged_base")
+        show(brows, f"batch {a.batch} on the paged engine, the same prompts in groups of {a.batch}, {model}, {where}")
+        out["batch"] = {"size": a.batch, "methods": rounded(brows)}
+    return out
 
 
 def main() -> None:
     a = parse()
-    torch.set_num_threads(a.threads)
-    lm = load_model(ModelSpec(id=a.model, dtype=a.dtype), a.device)
-    draft_lm = load_model(ModelSpec(id=a.draft, dtype=a.draft_dtype), a.device) if a.draft else lm
-    work = prompts(lm, a.limit, a.categories.split(","))
-    fns = methods(lm, draft_lm, a)
-    solo = pick(fns, a.methods, {"base"}) if a.methods else fns
-    rows = card(solo, measure(solo, work, a.max_new_tokens))
-    where = torch.cuda.get_device_name(a.device) if a.device.startswith("cuda") else f"{a.threads} thread(s), CPU"
-    model = f"{lm.model.config.num_hidden_layers}-layer {a.model} ({a.dtype})" + \
-        (f", draft {a.draft} ({a.draft_dtype})" if a.draft else "")
-    show(rows, f"speculative decoding, batch 1, greedy, {len(work)} golden prompts ({a.categories}), {model}, {where}")
-    out = {"model": a.model, "draft": a.draft, "draft_dtype": a.draft_dtype, "prompts": len(work),
-           "max_new_tokens": a.max_new_tokens, "threads": a.threads,
-           "methods": {n: {k: round(v, 4) for k, v in r.items()} for n, r in rows.items()}}
-    if a.batch_methods:
-        batched = {n: f for n, f in pick(fns, a.batch_methods, {"paged_base"}).items() if isinstance(f, OurMethod)}
-        brows = card(batched, measure(batched, work, a.max_new_tokens, a.batch), base_name="paged_base")
-        show(brows, f"batch {a.batch} on the paged engine, the same prompts in groups of {a.batch}, {model}, {where}")
-        out["batch"] = {"size": a.batch, "methods": {n: {k: round(v, 4) for k, v in r.items()} for n, r in brows.items()}}
+    load_plugins()      # engines and sections registered before the configs are validated
+    with tempfile.TemporaryDirectory() as tmp:
+        out = bench(a, Path(tmp))
     print(json.dumps(out))
 
 

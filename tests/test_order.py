@@ -287,6 +287,6 @@ def test_two_in_process_vllm_arms_cannot_be_interleaved(tiny_lm):
 def test_private_weight_copies_count_once_per_copy(tiny_lm):
     plans = {"p1": _plan("paged", tiny_lm), "p2": _plan("paged", tiny_lm), "v": _plan("vllm", tiny_lm),
              "hf": _plan("hf", tiny_lm), "p3": _plan("paged", tiny_lm, prepacked_linear=False)}
-    own = footprint.own_memory(plans)
+    own = footprint.own_memory(plans, "cpu")
     linear = sum(m.weight.numel() * 4 for m in tiny_lm.model.modules() if isinstance(m, torch.nn.Linear))
     assert own == {"p1": linear, "p2": 0, "v": tiny_lm.weight_bytes, "hf": 0, "p3": 0}   # the packed copy is shared

@@ -236,3 +236,17 @@ def test_a_draft_larger_than_the_target_warns_with_the_measured_cost(capsys):
 def test_a_draft_smaller_than_the_target_does_not_warn(capsys):
     check_arm(plan({"draft": {"id": "random:tiny-llama"}}, target="random:small-llama"))
     assert "warning" not in capsys.readouterr().err
+
+
+def test_arms_drafting_with_one_model_share_its_loaded_weights():
+    from testbed.plugins import load_plugins
+    from testbed.runner import Experiment
+    load_plugins()
+    draft = {"draft": {"id": "random:tiny-llama", "dtype": "float32"}, "num_draft_tokens": 2}
+    cfg = validate({"name": "shared_draft", "model": {"id": "random:small-llama", "dtype": "float32"}, "device": "cpu",
+                    "workload": {"dataset": "golden", "limit": 1, "max_new_tokens": 4}, "baseline": "a",
+                    "arms": {"a": {"engine": "hf", "speculative": draft},
+                             "b": {"engine": "paged", "kv_budget_tokens": 2048, "speculative": draft}}})
+    exp = Experiment(cfg, progress=False)
+    drafts = [p.arm.sections["speculative"].proposer(p.lm).draft_lm for p in exp.plans.values()]
+    assert drafts[0] is drafts[1] and drafts[0] is not exp.plans["a"].lm     # loaded once, beside the target

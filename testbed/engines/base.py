@@ -110,20 +110,16 @@ class Engine(ABC):
         return False
 
     @classmethod
-    def own_memory(cls, lm: Any, options: EngineOptions, sections: dict[str, Any]) -> dict[Any, int]:
-        """Bytes this engine holds beyond the experiment's loaded model and its KV cache (a private copy of
-        the weights), keyed so that a copy shared by several engines counts once."""
-        return {}
-
-    @classmethod
     def name(cls) -> str:
         return next((n for n in ENGINES.names() if ENGINES.get(n) is cls), cls.__name__)
 
     @classmethod
-    def held_bytes(cls, lm: Any, options: EngineOptions, device: Any) -> int:
-        """Memory the engine keeps for as long as it is loaded (a fixed KV pool), beyond the weights the run
-        loads once; 0 when its cache lives only while a batch runs. Interleaved arms hold every one at once."""
-        return 0
+    def held_memory(cls, lm: Any, options: EngineOptions, sections: dict[str, Any], device: Any) -> dict[tuple, int]:
+        """Bytes the engine keeps for as long as it is loaded, beyond the weights the run loads once, keyed by
+        what they are: ("kv", ...) for a KV pool allocated at start (interleaved arms hold every one at once),
+        other keys for private copies of the weights, keyed so that a copy several engines share counts once.
+        No "kv" key: the engine's cache lives only while a batch runs (testbed/metrics/footprint.py sizes it)."""
+        return {}
 
     @classmethod
     def check_arm(cls, lm: Any, options: EngineOptions, sections: dict[str, Any], requests: list[Request],

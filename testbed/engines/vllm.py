@@ -78,13 +78,6 @@ class VLLMEngine(Engine):
         """In process, vLLM's parallel groups are process-wide: a second live engine breaks the first."""
         return not options.multiprocessing
 
-    @classmethod
-    def own_memory(cls, lm, options: VLLMOptions, sections) -> dict:
-        """vLLM loads its own copy of the weights, and of a draft model's (on CUDA its held share covers them)."""
-        if lm.device.type != "cpu":
-            return {}
-        return {("vllm", id(options)): lm.weight_bytes + draft_bytes(lm, sections.get("speculative"))}
-
     def __init__(self, model, options: VLLMOptions, sections=None):
         super().__init__(model, options, sections)
         self.vllm = import_vllm()
@@ -121,14 +114,16 @@ class VLLMEngine(Engine):
         check_speculative(sections.get("speculative"), f"{where}.speculative")
 
     @classmethod
-    def held_bytes(cls, lm, options: VLLMOptions, device) -> int:
-        """CUDA: vLLM takes its share of the device (its weights, KV, activations) at start; CPU: its KV space,
-        capped by the block override when kv_budget_tokens is set."""
+    def held_memory(cls, lm, options: VLLMOptions, sections, device) -> dict:
+        """CUDA: vLLM takes its share of the device (its weights, KV, activations) at start. CPU: its KV space,
+        capped by the block override when kv_budget_tokens is set, and its own copy of the weights and of a
+        draft model's."""
+        kv = ("kv", id(options))
         if str(device).startswith("cuda"):
-            return int(options.gpu_memory_utilization * torch.cuda.get_device_properties(device).total_memory)
-        if options.kv_budget_tokens:
-            return options.kv_budget_tokens * kv_bytes_per_token(lm)
-        return kv_space_gib(lm, options) * 2**30
+            return {kv: int(options.gpu_memory_utilization * torch.cuda.get_device_properties(device).total_memory)}
+        space = options.kv_budget_tokens * kv_bytes_per_token(lm) if options.kv_budget_tokens \
+            else kv_space_gib(lm, options) * 2**30
+        return {kv: space, ("vllm", id(options)): lm.weight_bytes + draft_bytes(lm, sections.get("speculative"))}
 
     @classmethod
     def check_arm(cls, lm, options: VLLMOptions, sections, requests, items=None) -> None:

@@ -49,6 +49,7 @@ class SpeculativeConfig(Section):
                          "(ngram, ngram_min) in one draft forward before drafting token by token")
     adaptive: bool | AdaptiveConfig = Field(False, description="adapt num_draft_tokens to the running acceptance")
     _proposers: dict[int, Proposer] = PrivateAttr(default_factory=dict)
+    _models: dict | None = PrivateAttr(None)      # the experiment's loaded models: arms share one copy of a draft
 
     @field_validator("method")
     @classmethod
@@ -96,6 +97,7 @@ class SpeculativeConfig(Section):
     def bind(self, plan: Any, items: list, where: str) -> None:
         """Section hook: the draft loads and shares the target's tokenizer, and the arm's
         sampling is one the verifier honours, before any run directory exists."""
+        self._models = plan.shared["models"]
         check_arm(plan)
 
     def build(self, lm: Any) -> SpeculativeDecoder:

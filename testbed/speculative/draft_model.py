@@ -19,7 +19,7 @@ from testbed.engines.hf_cache import forward, new_cache, rollback
 from testbed.engines.paged.model_runner import check_architecture
 from testbed.engines.sampling import draw, logits_to_probs
 from testbed.errors import UserError
-from testbed.models import load_model
+from testbed.models import load_cached, load_model
 from testbed.speculative.base import PROPOSERS, BatchProposer, Draft, PerSequence, Proposer
 from testbed.speculative.paged_draft import PagedDrafter, agreed, common_prefix
 from testbed.speculative.prompt_lookup import find_continuation
@@ -97,6 +97,9 @@ class DraftModel(ModelDrafter):
     def __init__(self, cfg, lm, draft_lm: Any | None = None):
         super().__init__(cfg, lm)
         same = cfg.draft.id == lm.spec_id and cfg.draft.dtype in ("auto", str(lm.dtype).removeprefix("torch."))
-        self.draft_lm = draft_lm or (lm if same else load_model(cfg.draft, lm.device))
+        if draft_lm is None and not same:      # once per experiment when bound to one (arms share its weights)
+            draft_lm = load_model(cfg.draft, lm.device) if cfg._models is None else \
+                load_cached(cfg._models, cfg.draft, lm.device)
+        self.draft_lm = draft_lm or lm
         check_same_tokenizer(lm, self.draft_lm)
         self.model = self.draft_lm.model

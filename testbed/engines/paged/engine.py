@@ -83,10 +83,12 @@ class PagedEngine(Engine):
             BatchSpeculator(spec, model, options.block_size, n, options.max_num_seqs)
 
     @classmethod
-    def own_memory(cls, lm, options: PagedOptions, sections) -> dict:
-        """The packed copy of the weights (engines/paged/linear.py), one per model for all its paged arms."""
+    def held_memory(cls, lm, options: PagedOptions, sections, device) -> dict:
+        """The KV pool (allocated at start) and the packed copy of the weights (engines/paged/linear.py),
+        one per model for all its paged arms."""
+        held = {("kv", id(options)): cache_bytes_for(lm, options.blocks(), options.block_size)}
         size = packed_bytes(lm, options.prepacked_linear)
-        return {("packed", id(lm.model)): size} if size else {}
+        return {**held, ("packed", id(lm.model)): size} if size else held
 
     @property
     def capacity_tokens(self) -> int:
@@ -126,10 +128,6 @@ class PagedEngine(Engine):
             raise UserError(f"engine paged: a KV cache of {options.blocks() * options.block_size} tokens needs "
                             f"{need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB free on {lm.device}",
                             f"lower kv_budget_tokens to at most {free // (need // options.blocks()) * options.block_size}")
-
-    @classmethod
-    def held_bytes(cls, lm, options: PagedOptions, device) -> int:
-        return cache_bytes_for(lm, options.blocks(), options.block_size)     # the pool, allocated at start
 
     @classmethod
     def check_arm(cls, lm, options: PagedOptions, sections, requests, items=None) -> None:
