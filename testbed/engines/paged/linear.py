@@ -33,8 +33,9 @@ def _supported(lm) -> bool:
 def weights_owner(model: torch.nn.Module) -> torch.nn.Module:
     """The model whose weights `model` runs: itself, or for a view that shares them (self-speculative's
     first-N-layers draft) the full model, so the view reuses its packed copy instead of packing again."""
-    owner = getattr(model, "weights_of", None)
-    return owner() if owner is not None and owner() is not None else model
+    ref = getattr(model, "weights_of", None)
+    owner = ref() if ref is not None else None
+    return model if owner is None else owner
 
 
 def _packed(model: torch.nn.Module) -> Packed:
