@@ -46,7 +46,7 @@ import torch
 
 from testbed.config import ModelSpec, validate
 from testbed.metrics.cpu import cpu_seconds
-from testbed.models import load_model
+from testbed.models import load_cached
 from testbed.plugins import load_plugins
 from testbed.runner import WARMUP_NEW_TOKENS, Experiment
 from testbed.speculative.self_speculative import draft_depth, truncated_model
@@ -136,9 +136,10 @@ def assistant(model, k: int):
     return model
 
 
-def peers(lm, a, names: set[str]) -> dict[str, dict]:
+def peers(lm, models: dict, a, names: set[str]) -> dict[str, dict]:
     """Transformers' own methods with our proposers' settings, as generate kwargs: prompt lookup, the same
-    self-speculative depth, the same draft model and k. Only the chosen ones are built (a draft loads)."""
+    self-speculative depth, the same draft model and k. Only the chosen ones are built; the draft is the
+    experiment's loaded copy (`models`, the runner's cache) where an arm already loaded it."""
     fixed = {"num_assistant_tokens_schedule": "constant", "assistant_confidence_threshold": 0.0}
     out = {}
     if "hf_pl" in names:
@@ -147,9 +148,10 @@ def peers(lm, a, names: set[str]) -> dict[str, dict]:
         depth = draft_depth(a.self_layers, lm.model.config.num_hidden_layers)
         out["hf_self"] = {"assistant_model": assistant(truncated_model(lm.model, depth), a.self_k),
                           "num_assistant_tokens": a.self_k, **fixed}
-    if "hf_draft" in names:      # without --draft the target drafts itself (a copy: its own generation config)
-        draft = load_model(ModelSpec(id=a.draft, dtype=a.draft_dtype), a.device).model if a.draft \
-            else copy.copy(lm.model)
+    if "hf_draft" in names:      # a shallow copy: its own generation config, the shared weights; without --draft,
+        # the target drafts itself
+        draft = load_cached(models, ModelSpec(id=a.draft, dtype=a.draft_dtype), lm.device) if a.draft else lm
+        draft = copy.copy(draft.model)
         out["hf_draft"] = {"assistant_model": assistant(draft, a.draft_k), "num_assistant_tokens": a.draft_k, **fixed}
     return out
 
@@ -258,7 +260,8 @@ def bench(a, tmp: Path) -> dict:
     write_prompts(a, prompts)
     exp = experiment(a, prompts, {n: ours[n] for n in chosen if n in ours}, "base", 1)
     lm = exp.plans["base"].lm
-    rows = {**card(exp, "base"), **peer_rows(run_peers(exp, peers(lm, a, set(chosen))), exp)}
+    models = exp.plans["base"].shared["models"]
+    rows = {**card(exp, "base"), **peer_rows(run_peers(exp, peers(lm, models, a, set(chosen))), exp)}
     where = torch.cuda.get_device_name(a.device) if a.device.startswith("cuda") else f"{a.threads} thread(s), CPU"
     model = f"{lm.model.config.num_hidden_layers}-layer {a.model} ({a.dtype})" + \
         (f", draft {a.draft} ({a.draft_dtype})" if a.draft else "")
