@@ -39,7 +39,7 @@ from testbed.metrics.footprint import check_coexist
 from testbed.metrics.match import compare, rematch
 from testbed.metrics.memory import MemoryTracker
 from testbed.metrics.quality import score_output
-from testbed.metrics.summary import add_ratios, by_category, summarize_arm
+from testbed.metrics.summary import add_ratios, by_category, ratios_on_shared_passes, summarize_arm
 from testbed.models import load_cached, pick_device
 from testbed.plugins import load_plugins
 from testbed.report.writer import RunWriter, create_run_dir
@@ -343,7 +343,8 @@ class Experiment:
         if a.kind == "slo_search":
             notes.append(f"SLO search: per arm, the highest offered rate in [{a.rates[0]}, {a.rates[1]}] req/s at "
                          f"which {a.target:.0%} of requests meet every SLO ({a.steps} bisections, log scale); "
-                         "comparison rows pool every probe; the capacity section gives each arm's rate.")
+                         "comparison rows pool every probe, their ratios to the baseline only the probes both "
+                         "arms ran (same rate and repeat); the capacity section gives each arm's rate.")
         if self._trusted():
             notes.append(f"trust_remote_code: the Python code shipped with {', '.join(self._trusted())} was run.")
         return notes + [self.order["text"]]
@@ -357,6 +358,7 @@ class Experiment:
         arms = {a: self._arm_summary(a) for a in self.arm_names if a in self.runs}
         if self.cfg.baseline in arms:
             arms = add_ratios(arms, self.cfg.baseline)
+            ratios_on_shared_passes(arms, self.runs, self.cfg.baseline, self._pooled)
         drift = add_block_ratios(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline)
         add_ratio_cis(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline, self.cfg.slo)
         cats = {a: self._category_summary(a) for a in arms}

@@ -109,3 +109,33 @@ def test_nan_percentile_matches_numpy():
             warnings.simplefilter("ignore")
             want = np.nanpercentile(x, q, axis=-1)
         np.testing.assert_allclose(nan_percentile(x, q), want, equal_nan=True)
+
+
+def _at(runs, rate):
+    for run in runs:
+        run.rate = rate
+    return runs
+
+
+def test_an_arm_searched_at_other_rates_is_compared_only_where_both_ran():
+    """An SLO search probes different rates per arm: the baseline here also ran a slow low-rate pass the arm did
+    not, which pooled would make the arm look ~2x better than where both ran; the ratio and its interval both
+    read the shared passes, so the point lies in its own interval."""
+    from testbed.metrics.summary import ratios_on_shared_passes
+    rng = np.random.default_rng(3)
+    runs = {"base": _at(_runs(1.0, rng), 4.0) + _at(_runs(3.0, rng), 1.0), "fast": _at(_runs(0.5, rng), 4.0)}
+
+    def pool(rs):
+        return summarize_arm([r for run in rs for r in run.records], sum(run.wall_s for run in rs),
+                             memory={"peak_memory_mb": max(run.memory["peak_memory_mb"] for run in rs)})
+    arms = {a: pool(rs) for a, rs in runs.items()}
+    add_ratios(arms, "base")
+    pooled = arms["fast"]["output_throughput_vs_baseline"]
+    ratios_on_shared_passes(arms, runs, "base", pool)
+    add_ratio_cis(arms, runs, "base")
+    fast = arms["fast"]
+    key = "output_throughput_vs_baseline"
+    assert pooled > 3.0 and 1.7 < fast[key] < 2.3 and fast["ratio_passes"] == 6
+    assert fast[key + "_ci_low"] <= fast[key] <= fast[key + "_ci_high"]
+    assert fast["ttft_ms_p50_vs_baseline_ci_low"] <= fast["ttft_ms_p50_vs_baseline"] <= fast["ttft_ms_p50_vs_baseline_ci_high"]
+    assert "ratio_passes" not in arms["base"]

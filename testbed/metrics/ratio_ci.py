@@ -6,6 +6,8 @@
 What is resampled; the arm and the baseline always get the same draw (paired):
 - latency means and percentiles (TTFT, TPOT, ITL, E2EL): items. An item's requests over repeats and
   rates are drawn together, so the interval covers repeats as well as items.
+- only the passes (repeat, rate) both arms ran: an SLO search probes different rates per arm, and a
+  ratio across rates compares loads, not arms (`shared_passes`; the runner's point estimates read the same).
 - throughputs and goodput: blocks, the (repeat, rate, block) passes both arms ran. Time is measured per
   block (a batch shares its seconds), so a block's items go together; each draw's figure is
   sum(tokens) / sum(seconds) over the drawn blocks, as the pooled one is. One block gives no interval.
@@ -22,7 +24,7 @@ import numpy as np
 from scipy.stats import bootstrap
 
 from testbed.metrics import latency
-from testbed.metrics.summary import STAT_KEYS, quality_values
+from testbed.metrics.summary import STAT_KEYS, quality_values, shared_passes
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 2000
@@ -188,18 +190,23 @@ def _put_ci(out: dict, key: str, lo: float | None, hi: float | None) -> None:
         out[key + LOW], out[key + HIGH] = lo, hi
 
 
+def _records(runs: list) -> list[dict]:
+    return [r for run in runs for r in run.records]
+
+
 def add_ratio_cis(arms: dict[str, dict], runs: dict[str, list], baseline: str, slo=None) -> None:
     """Every arm's intervals into its summary row (in place); runs: {arm: [ArmRun]} as the runner keeps them."""
-    recs = {a: [r for run in rs for r in run.records] for a, rs in runs.items()}
     for name, row in arms.items():
         if name not in runs:
             continue
-        row.update(quality_cis(recs[name]))
+        row.update(quality_cis(_records(runs[name])))
         if name == baseline or baseline not in runs:
             continue
-        row.update(latency_cis(row, arms[baseline], recs[name], recs[baseline]))
-        row.update(throughput_cis(row, runs[name], runs[baseline], slo))
-        row.update(paired_quality(recs[name], recs[baseline]))
+        a_runs, b_runs = shared_passes(runs[name], runs[baseline])
+        a_recs, b_recs = _records(a_runs), _records(b_runs)
+        row.update(latency_cis(row, arms[baseline], a_recs, b_recs))
+        row.update(throughput_cis(row, a_runs, b_runs, slo))
+        row.update(paired_quality(a_recs, b_recs))
 
 
 def distinguishable(row: dict, key: str, null: float | None = None) -> bool | None:

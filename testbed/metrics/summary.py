@@ -10,6 +10,7 @@ the arm's wall time, as `vllm bench serve` does.
 """
 import math
 from collections import defaultdict
+from typing import Callable
 
 import numpy as np
 
@@ -141,6 +142,30 @@ def add_ratios(arms: dict[str, dict], baseline: str) -> dict[str, dict]:
             if key in metrics and base.get(key):
                 metrics[f"{key}_vs_baseline"] = metrics[key] / base[key]
     return arms
+
+
+def shared_passes(a_runs: list, b_runs: list) -> tuple[list, list]:
+    """The runs of each side whose (repeat, rate) the other side also ran."""
+    keys = {(r.repeat, r.rate) for r in a_runs} & {(r.repeat, r.rate) for r in b_runs}
+    return [r for r in a_runs if (r.repeat, r.rate) in keys], [r for r in b_runs if (r.repeat, r.rate) in keys]
+
+
+def ratios_on_shared_passes(arms: dict[str, dict], runs: dict[str, list], baseline: str,
+                            pool: Callable[[list], dict]) -> None:
+    """Re-take, in place, the ratios of an arm that ran passes the baseline did not (or the reverse) from the
+    passes both ran, pooled by `pool`: an SLO search probes its own rates per arm, and a ratio of rows pooled
+    over different rates compares loads, not arms. Their intervals read the same passes (ratio_ci)."""
+    for arm, row in arms.items():
+        mine, theirs = shared_passes(runs[arm], runs[baseline])
+        if len(mine) == len(runs[arm]) and len(theirs) == len(runs[baseline]):
+            continue
+        stale = [k for k in row if k.endswith("_vs_baseline") and k != "match_rate_vs_baseline"]
+        for key in stale:
+            del row[key]
+        row["ratio_passes"] = len(mine)
+        if mine:
+            pair = add_ratios({arm: pool(mine), baseline: pool(theirs)}, baseline)
+            row.update({k: pair[arm][k] for k in stale if k in pair[arm]})
 
 
 def _category_row(recs: list[dict], total_tokens: int) -> dict:
