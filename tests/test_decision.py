@@ -59,3 +59,17 @@ def test_a_run_without_finished_arms_still_states_a_decision():
     d = decide({"baseline": "base", "arms": {}})
     assert d["deploy"] is None and d["deploy_reason"] == "no arm finished"
     assert "**Deploy: none** — no arm finished." in "\n".join(decision_lines({"decision": d}))
+
+
+def test_after_an_slo_search_deploys_the_arm_with_the_highest_capacity():
+    """Pooled over every probe, both arms' shares fall under 90% (overloaded probes count); the search's
+    rates decide instead: median over repeats of the fitted crossing, the last met probe where it did not cross."""
+    arms = {"static": _arm(0.4, 17, 1.0, goodput_share=0.5),
+            "paged": _arm(0.4, 49, 0.3, (1.9, 1.7, 2.2), (0.0, 0.0, 0.0), goodput_share=0.6),
+            "slow": _arm(0.4, 5, 3.0, (0.3, 0.2, 0.4), (0.0, 0.0, 0.0), goodput_share=0.1)}
+    capacity = {"static": {"rate_at_target_per_repeat": [0.334, 0.604], "max_rate_per_repeat": [0.31, 0.595]},
+                "paged": {"rate_at_target_per_repeat": [None, 2.29], "max_rate_per_repeat": [2.18, 2.18]},
+                "slow": {"rate_at_target_per_repeat": [None], "max_rate_per_repeat": [None]}}
+    d = decide({"baseline": "static", "arms": arms, "capacity": capacity})
+    assert d["deploy"] == "paged" and "2.24 req/s" in d["deploy_reason"] and "static 0.469" in d["deploy_reason"]
+    assert d["slo_misses"] == ["slow"]

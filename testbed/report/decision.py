@@ -7,6 +7,8 @@
 
 The rule, in order:
 1. SLOs: with SLOs configured, an arm whose share of requests meeting every SLO is under SLO_TARGET misses them.
+   After an SLO search (summary["capacity"]) the pooled share mixes overloaded probes in, so an arm misses
+   the SLOs only when its search found no rate meeting them; see `capacity_rates`.
 2. Quality losers: arms whose accuracy difference to the baseline has a 95% interval wholly below 0.
 3. Pareto front over quality (accuracy, higher), throughput (output tok/s, higher) and cost ($ per correct
    answer, else $/M output tokens; lower), among arms that meet the SLOs (all arms when none does).
@@ -34,6 +36,27 @@ def slo_share(row: dict) -> float | None:
     if row.get("goodput") is None or not row.get("n_requests"):
         return None
     return row["goodput"] * row.get("duration_s", 0.0) / row["n_requests"]
+
+
+def capacity_rates(summary: dict) -> dict[str, float | None]:
+    """Per searched arm, the median over repeats of the rate where its fitted attainment crosses the target
+    (the bisection's last met probe where the fit did not cross); None when no repeat found one."""
+    out = {}
+    for arm, cap in (summary.get("capacity") or {}).items():
+        fits, probes = cap.get("rate_at_target_per_repeat") or [], cap.get("max_rate_per_repeat") or []
+        rates = sorted(f if f is not None else p for f, p in zip(fits, probes) if (f if f is not None else p))
+        out[arm] = (rates[(len(rates) - 1) // 2] + rates[len(rates) // 2]) / 2 if rates else None
+    return out
+
+
+def _capacity_pick(rates: dict[str, float | None], eligible: list[str]) -> tuple[str | None, str]:
+    found = {a: r for a, r in rates.items() if r is not None and a in eligible}
+    if not found:
+        return None, "no arm's SLO search found a rate meeting the SLOs"
+    best = max(found, key=found.get)
+    others = ", ".join(f"{a} {r:.3g}" for a, r in sorted(rates.items()) if a != best and r is not None)
+    return best, (f"the highest rate meeting the SLOs in its search: {found[best]:.3g} req/s (median over repeats)"
+                  + (f"; {others}" if others else ""))
 
 
 def _axes(arms: dict[str, dict]) -> list[tuple[str, int]]:
@@ -97,11 +120,14 @@ def decide(summary: dict) -> dict:
                 "quality_losers": [], "slo_misses": [], "slo_target": SLO_TARGET, "slo_share": {}, "verdict": None,
                 "verdict_sentence": "No failure diagnosis: no arm finished."}
     shares = {a: slo_share(row) for a, row in arms.items()}
-    misses = [a for a, s in shares.items() if s is not None and s < SLO_TARGET]
+    capacity = capacity_rates(summary)
+    misses = ([a for a in arms if a in capacity and capacity[a] is None] if capacity else
+              [a for a, s in shares.items() if s is not None and s < SLO_TARGET])
     meets = [a for a in arms if a not in misses]
     losers = [a for a in arms if a != baseline and distinguishable(arms[a], QUALITY_DIFF) and arms[a][QUALITY_DIFF] < 0]
     front = pareto_front({a: arms[a] for a in (meets or arms)})
-    deploy, why = _pick(arms, baseline, [a for a in meets if a not in losers], front)
+    eligible = [a for a in meets if a not in losers]
+    deploy, why = _capacity_pick(capacity, eligible) if capacity else _pick(arms, baseline, eligible, front)
     key, sentence = verdict(summary.get("diagnosis"), deploy or baseline)
     return {"pareto_front": front, "pareto_axes": [k for k, _ in _axes(arms)], "deploy": deploy, "deploy_reason": why,
             "quality_losers": losers, "slo_misses": misses, "slo_target": SLO_TARGET,
