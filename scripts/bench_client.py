@@ -26,6 +26,7 @@ lag (a chunk written late) is not in "added": its write times are what the clien
 against. Also reported: CPU-milliseconds per request of the client process (and of its event-loop
 thread alone; the rest is the drive loop) and of the stub. On the shared 2-core box the stub and
 the client compete for the cores, so the CPU per request is what says whether the client keeps up.
+The timed section runs inside testbed.drive.frozen_gc(), as the runner's timed arms do.
 The stub is a raw asyncio HTTP/1.1 server (chunked transfer, keep-alive) writing pre-encoded
 chunks, so that its own cost stays small.
 Ends with one JSON line.
@@ -119,7 +120,7 @@ def added_parts(ok: list, server: dict) -> dict[str, list[float]]:
 
 
 def run_level(lm, url: str, stub_pid: int, n: int, tokens: int, spread: int = 0, stream_s: float = 0.0) -> dict:
-    from testbed.drive import drive
+    from testbed.drive import drive, frozen_gc
     from testbed.engines.openai import OpenAIEngine, OpenAIOptions
     from testbed.request import Request
     # spread: no slot limit that binds, so a stream the stub serves late does not hold back the next arrival
@@ -132,9 +133,11 @@ def run_level(lm, url: str, stub_pid: int, n: int, tokens: int, spread: int = 0,
     count = n * spread if spread else n
     offsets = [i * stream_s / n for i in range(count)] if spread else [0.0] * n
     stub, tid = psutil.Process(stub_pid), engine.thread.native_id
-    c0, loop0, stub0 = time.process_time(), thread_cpu_s(tid), sum(stub.cpu_times()[:2])
-    drive(engine, list(range(count)), make, offsets, None, done.append)
-    cpu, loop_cpu, stub_cpu = time.process_time() - c0, thread_cpu_s(tid) - loop0, sum(stub.cpu_times()[:2]) - stub0
+    with frozen_gc():                          # as the runner times an arm: no full-heap GC pause inside
+        c0, loop0, stub0 = time.process_time(), thread_cpu_s(tid), sum(stub.cpu_times()[:2])
+        drive(engine, list(range(count)), make, offsets, None, done.append)
+        cpu, loop_cpu = time.process_time() - c0, thread_cpu_s(tid) - loop0
+        stub_cpu = sum(stub.cpu_times()[:2]) - stub0
     engine.close()
     with urllib.request.urlopen(url.removesuffix("/v1") + "/times", timeout=30) as resp:
         server = json.load(resp)
@@ -149,7 +152,8 @@ def run_level(lm, url: str, stub_pid: int, n: int, tokens: int, spread: int = 0,
             "added_e2el_ms_mean": float(np.mean(e2e) * 1e3), "added_e2el_ms_p50": ms(e2e, 50),
             "added_e2el_ms_p99": ms(e2e, 99), "added_ttft_ms_p50": ms(first, 50), "added_ttft_ms_p99": ms(first, 99),
             **{f"{k}_ms_p{q}": ms(v, q) for k, v in parts.items() for q in (50, 99)},
-            "client_queue_ms_p99": ms(parts["queue"], 99), "client_cpu_s": cpu,
+            "client_queue_ms_p99": ms(parts["queue"], 99), "queue_ms_max": ms(parts["queue"], 100),
+            "late_sends_10ms": sum(q > 0.01 for q in parts["queue"]), "client_cpu_s": cpu,
             "client_cpu_ms_per_request": cpu / count * 1e3, "event_loop_cpu_ms_per_request": loop_cpu / count * 1e3,
             "stub_cpu_ms_per_request": stub_cpu / count * 1e3}
 

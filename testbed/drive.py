@@ -3,9 +3,11 @@
 The driver owns the clock. A request's arrival time is its scheduled send time (open loop),
 or the moment a slot frees up (closed loop, fixed concurrency), so TTFT counts queueing.
 """
+import gc
 import time
 from collections import deque
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
 
 from testbed.engines.base import Engine
 from testbed.request import Request
@@ -49,6 +51,27 @@ def drive(engine: Engine, items: list, make_request: Callable[[object, float], R
         elif pending:
             time.sleep(max(0.0, min(t0 + pending[0][0] - time.perf_counter(), 0.05)))
     return sent
+
+
+@contextmanager
+def frozen_gc() -> Iterator[None]:
+    """Collect once, then keep the collector off everything that exists now, for a timed section.
+
+    With torch and transformers loaded the heap holds ~450k tracked objects, and a full
+    (generation 2) collection walks them all: measured 320 ms on the 2-core box, all of it a
+    pause for whatever thread triggered it. Inside the timed section that pause landed on the
+    first sends of a run (scripts/bench_client.py: queue p99 250-350 ms, docs/client_cpu.md).
+    Frozen objects are skipped by every later collection, so the collector only sees what the run
+    itself allocates. vLLM freezes its engine's heap after start-up for the same reason
+    (vllm.utils.gc_utils.freeze_gc_heap). The collect before is not timed: enter this before
+    starting the clock. Unfrozen on exit so the objects can be collected again.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _admit(offset: float, t0: float, now: float, concurrency: int | None, in_flight: int,

@@ -27,7 +27,7 @@ from testbed.arm import ArmPlan
 from testbed.capacity import attainment, bisect_rate, capacity_entry, capacity_plot, capacity_summary
 from testbed.config import ExperimentConfig
 from testbed.diagnose import diagnose_experiment
-from testbed.drive import drive, run_all
+from testbed.drive import drive, frozen_gc, run_all
 from testbed.engines import ENGINES
 from testbed.env import collect_env
 from testbed.errors import UserError
@@ -229,7 +229,7 @@ class Experiment:
             bar.update(1)
 
         t0_box = [time.perf_counter()]
-        with MemoryTracker(self.device) as mem:
+        with MemoryTracker(self.device) as mem, frozen_gc():      # no full-heap GC pause in the timed run
             try:
                 cpu0 = cpu_seconds()
                 t0_box[0] = time.perf_counter()

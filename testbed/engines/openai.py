@@ -39,6 +39,7 @@ from pydantic import Field, field_validator
 
 from testbed.engines.base import ENGINES, Engine, EngineOptions
 from testbed.engines.openai_http import Endpoint, HttpStatusError, StreamError, new_client, stream_sse
+from testbed.engines.precise_loop import new_precise_loop
 from testbed.errors import UserError
 from testbed.request import Request
 
@@ -91,7 +92,7 @@ class OpenAIEngine(Engine):
         self.tasks: dict[str, tuple[Request, Any]] = {}
         self.lock = threading.Lock()
         self.totals = {"openai_retries": 0, "openai_failed": 0, "openai_requests": 0}
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_precise_loop()             # sends leave at their arrival, not up to 1 ms after
         self.thread = threading.Thread(target=self.loop.run_forever, name="openai-client", daemon=True)
         self.thread.start()
         self.client, self.slots = self._call(self._open())
