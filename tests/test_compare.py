@@ -83,7 +83,7 @@ def test_a_slowed_engine_is_flagged_and_an_unchanged_rerun_passes(tmp_path, step
     assert main(["compare", str(slowed), "--against", str(ref)]) == 0            # reports, does not fail
     assert main(["compare", str(slowed), "--against", str(ref), "--fail-on-regression"]) == 1
     out = capsys.readouterr().out
-    assert "moved beyond its 95% CI: b: output_throughput_vs_baseline" in out and "(worse)" in out
+    assert "moved beyond its 95% CI: b: output_throughput_vs_baseline" in out and "(worse, " in out
 
 
 def test_runs_of_different_configs_or_models_are_an_error_naming_what_differs(tmp_path, steps, capsys):
