@@ -92,12 +92,16 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     """The regression gate: every interval of NEW_RUN against the reference's (testbed/compare.py)."""
     from testbed.compare import compare_dirs
-    found, checked = compare_dirs(args.new_run, args.against)
+    found, checked = compare_dirs(args.new_run, args.against, args.tolerance)
+    gated = [m for m in found if m.gated]
     for m in found:
-        print(f"moved beyond its 95% CI: {m.line()}")
-    print(f"{checked} metrics carry intervals in both runs; {len(found)} moved beyond them")
-    print(json.dumps({"moved": [m.__dict__ | {"worse": m.worse} for m in found], "checked": checked}))
-    return 1 if found and args.fail_on_regression else 0
+        print(m.line())
+    print(f"{checked} metrics carry intervals in both runs; {len(found)} moved beyond them, {len(gated)} beyond "
+          "their tolerance too (docs/gate.md)")
+    as_dict = [m.__dict__ | {"worse": m.worse, "change": m.change} for m in found]
+    print(json.dumps({"moved": [d for d, m in zip(as_dict, found) if m.gated],
+                      "within_noise": [d for d, m in zip(as_dict, found) if not m.gated], "checked": checked}))
+    return 1 if gated and args.fail_on_regression else 0
 
 
 def cmd_publish(args) -> int:
@@ -156,6 +160,16 @@ def cmd_list(args) -> int:
     return 0
 
 
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:              # NaN fails too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0 (a relative change: 0.1 = 10%)")
+    return value
+
+
 def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:       # --limit 0 used to mean "no limit"
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
@@ -206,8 +220,11 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("new_run", metavar="NEW_RUN", help="a run directory, e.g. results/quickstart-<UTC>")
     cmp.add_argument("--against", required=True, metavar="REF_DIR", help="e.g. results/reference/quickstart")
     cmp.add_argument("--fail-on-regression", action="store_true",
-                     help="exit 1 when a metric moved beyond its 95%% interval (either way: a slower baseline "
-                          "raises every ratio)")
+                     help="exit 1 when a metric moved beyond its 95%% interval and its tolerance (either way: "
+                          "a slower baseline raises every ratio)")
+    cmp.add_argument("--tolerance", type=fraction, metavar="FRACTION",
+                     help="relative change a move beyond the CI must exceed to count, for every ratio (0.1 = 10%%; "
+                          "default per family: 0.6 TPOT/ITL, 0.35 the rest, from unchanged reruns: docs/gate.md)")
     cmp.set_defaults(func=cmd_compare)
     pub = sub.add_parser("publish", help="run configs (or collect run dirs) into committed references + docs/results.md")
     pub.add_argument("configs", nargs="*", metavar="CONFIG", help="configs to run (default: every shipped config "
