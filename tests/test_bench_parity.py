@@ -1,11 +1,13 @@
-"""scripts/bench_parity.py's comparisons: TTFT paired prompt by prompt, and the server's own TTFT
-read from either server's /metrics (testbed serve's and vLLM's series names)."""
+"""scripts/bench_parity.py's comparisons (testbed/metrics/parity.py): TTFT paired prompt by
+prompt, and the server's own TTFT read from either server's /metrics (testbed serve's and vLLM's series names)."""
 import importlib.util
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from testbed.metrics.parity import paired_ttft
 
 spec = importlib.util.spec_from_file_location("bench_parity", Path(__file__).parents[1] / "scripts/bench_parity.py")
 bench_parity = importlib.util.module_from_spec(spec)
@@ -46,5 +48,5 @@ def test_paired_ttft_compares_prompt_i_with_prompt_i_from_send():
     vllm = {"ttfts": [0.050, 0.060, 0.070]}
     records = [{"item_id": f"prompt-{i}", "status": "ok", "send_s": 10.0 + i, "first_token_s": 10.0 + i + t}
                for i, t in ((2, 0.068), (0, 0.055), (1, 0.059))]     # out of order, as requests finish
-    out = bench_parity.paired_ttft(vllm, records)
+    out = paired_ttft(vllm, records)
     assert out == {"pairs": 3, "ttft_diff_ms_p50": pytest.approx(-1.0), "testbed_higher": 1}
