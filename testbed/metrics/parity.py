@@ -66,13 +66,18 @@ def rel(ours, theirs) -> float | None:
     return None if ours is None or not theirs else ours / theirs - 1
 
 
+def _mean(values: list) -> float | None:
+    known = [x for x in values if x is not None]
+    return float(np.mean(known)) if known else None
+
+
 def compare(vllm_runs: list[dict], ours_runs: list[dict]) -> list[dict]:
-    """Per row: each client's mean over rounds and the relative difference."""
+    """Per row: each client's mean over rounds and the relative difference. The per-round lists
+    keep a None where a pass lacks the metric, so index k is round k for both clients."""
     rows = []
     for label, vkey, tkey in ROWS:
-        v = [r.get(vkey) for r in vllm_runs if r.get(vkey) is not None]
-        t = [r.get(tkey) for r in ours_runs if r.get(tkey) is not None]
-        vm, tm = (float(np.mean(v)) if v else None), (float(np.mean(t)) if t else None)
+        v, t = [r.get(vkey) for r in vllm_runs], [r.get(tkey) for r in ours_runs]
+        vm, tm = _mean(v), _mean(t)
         rows.append({"metric": label, "vllm": vm, "testbed": tm, "rel": rel(tm, vm),
                      "vllm_rounds": v, "testbed_rounds": t})
     return rows
