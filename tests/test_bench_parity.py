@@ -5,6 +5,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from testbed.metrics.parity import paired_ttft
@@ -50,3 +51,16 @@ def test_paired_ttft_compares_prompt_i_with_prompt_i_from_send():
                for i, t in ((2, 0.068), (0, 0.055), (1, 0.059))]     # out of order, as requests finish
     out = paired_ttft(vllm, records)
     assert out == {"pairs": 3, "ttft_diff_ms_p50": pytest.approx(-1.0), "testbed_higher": 1}
+
+
+def test_ttft_tail_names_the_slowest_prompts_with_the_other_clients_time():
+    spec = importlib.util.spec_from_file_location("parity_pairs", Path(__file__).parents[1] / "scripts/parity_pairs.py")
+    pairs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pairs)
+    x = np.arange(1.0, 33.0)
+    x[5] = np.nan                                  # a failed request: left out, and never among the slowest
+    other = x * 10
+    t = pairs.tail(x, np.nan_to_num(other), np.random.default_rng(0))
+    assert t["slowest"] == [(31, 32.0, 320.0), (30, 31.0, 310.0), (29, 30.0, 300.0)]
+    assert t["p99"] == pytest.approx(np.percentile(np.delete(np.arange(1.0, 33.0), 5), 99))
+    assert t["p99_sd"] > 0                         # resampled over requests, not a fixed value
