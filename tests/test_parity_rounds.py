@@ -47,6 +47,8 @@ def test_t_interval_over_rounds_matches_students_t_by_hand():
 def test_verdict_tells_a_resolved_goal_from_a_mean_inside_a_wide_interval():
     assert verdict({"mean": 0.01, "ci_low": -0.02, "ci_high": 0.04}, 0.05) == "met"
     assert verdict({"mean": 0.01, "ci_low": -0.08, "ci_high": 0.10}, 0.05) == "mean met"
+    assert verdict({"mean": 0.01, "ci_low": -0.08, "ci_high": 0.04}, 0.05) == "mean met"   # low side only
+    assert verdict({"mean": 0.01, "ci_low": -0.02, "ci_high": 0.06}, 0.05) == "mean met"   # high side only
     assert verdict({"mean": -0.06, "ci_low": -0.07, "ci_high": -0.05}, 0.05) == "not met"
     assert verdict({"mean": None, "ci_low": None, "ci_high": None}, 0.05) == "no data"
     assert verdict({"mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}, None) is None
