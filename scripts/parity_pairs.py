@@ -8,6 +8,10 @@ Pairing a client with itself (vLLM round 0 against round 1) gives the pass-to-pa
 a testbed-vs-vLLM difference must exceed before it says anything about the clients.
 Reads vLLM's `--save-detailed` JSONs (`vllm-*-r<k>.json`) and testbed's `*/requests.jsonl` (or
 `testbed-r<k>-requests.jsonl`), in the order they ran; prints one line per pair, then JSON.
+Then, per round, the TTFT tail of the two clients' passes: a p99 of 32 requests is the largest
+value plus 0.69 of the gap to it from the second largest, so it rests on one or two requests;
+printed are p90 and p99 with their bootstrap standard deviation over requests, and each client's
+three slowest prompts with the other client's TTFT for the same prompt.
 """
 import json
 import sys
@@ -31,11 +35,49 @@ def testbed_tpot(path: Path) -> np.ndarray:
     return out
 
 
-def passes(d: Path) -> dict[str, np.ndarray]:
-    found = {f"vllm r{p.stem.rsplit('-r', 1)[1]}": (p.stat().st_mtime, vllm_tpot(p)) for p in d.glob("vllm-*-r*.json")}
+def vllm_ttft(path: Path) -> np.ndarray:
+    return np.array([t * 1e3 if t else np.nan for t in json.loads(path.read_text())["ttfts"]])
+
+
+def testbed_ttft(path: Path) -> np.ndarray:
+    """TTFT from send in ms (vLLM's start), per prompt index."""
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = np.full(len(recs), np.nan)
+    for r in recs:
+        if r["status"] == "ok" and r.get("send_s") is not None:
+            out[int(r["item_id"].split("-")[1])] = (r["first_token_s"] - r["send_s"]) * 1e3
+    return out
+
+
+def passes(d: Path, vllm_of=vllm_tpot, testbed_of=testbed_tpot) -> dict[str, np.ndarray]:
+    found = {f"vllm r{p.stem.rsplit('-r', 1)[1]}": vllm_of(p) for p in d.glob("vllm-*-r*.json")}
     tb = sorted(d.glob("parity-client-*/requests.jsonl")) or sorted(d.glob("testbed-r*-requests.jsonl"))
-    found.update({f"testbed r{i}": (p.stat().st_mtime, testbed_tpot(p)) for i, p in enumerate(tb)})
-    return {k: v for k, (_, v) in sorted(found.items(), key=lambda kv: kv[0])}
+    found.update({f"testbed r{i}": testbed_of(p) for i, p in enumerate(tb)})
+    return dict(sorted(found.items()))
+
+
+def tail(x: np.ndarray, other: np.ndarray, rng) -> dict:
+    """p90, p99 and their bootstrap SD over requests; the three slowest prompts (i, ms, other client's ms)."""
+    ok = x[~np.isnan(x)]                                     # failed requests have no TTFT
+    boot = np.percentile(rng.choice(ok, size=(2000, ok.size)), [90, 99], axis=1)    # [2, n_resamples]
+    top = np.argsort(np.nan_to_num(x, nan=-np.inf))[-3:][::-1]
+    return {"p90": float(np.percentile(ok, 90)), "p99": float(np.percentile(ok, 99)),
+            "p90_sd": float(boot[0].std()), "p99_sd": float(boot[1].std()),
+            "slowest": [(int(i), round(float(x[i]), 1), round(float(other[i]), 1)) for i in top]}
+
+
+def ttft_tails(d: Path) -> list[dict]:
+    ttft, rng, rows = passes(d, vllm_ttft, testbed_ttft), np.random.default_rng(0), []
+    for k in sorted({int(name.split("r")[-1]) for name in ttft}):
+        v, t = ttft.get(f"vllm r{k}"), ttft.get(f"testbed r{k}")
+        if v is None or t is None:
+            continue
+        rows.append({"round": k, "vllm": tail(v, t, rng), "testbed": tail(t, v, rng)})
+        for c in ("vllm", "testbed"):
+            a = rows[-1][c]
+            print(f"r{k} {c:<8} TTFT p90 {a['p90']:6.1f} (sd {a['p90_sd']:4.1f})  p99 {a['p99']:6.1f} "
+                  f"(sd {a['p99_sd']:4.1f})  slowest (prompt, ms, other client's ms) {a['slowest']}")
+    return rows
 
 
 def main() -> None:
@@ -50,7 +92,7 @@ def main() -> None:
         r = rows[-1]
         print(f"{r['pair']:<24} per-request median {r['median_rel'] * 100:+6.1f}%  higher {r['a_higher']:>2}/{r['n']}"
               f"   TPOT p50 {r['a_tpot_p50_ms']:.2f} vs {r['b_tpot_p50_ms']:.2f} ms")
-    print(json.dumps({"dir": str(d), "pairs": rows}))
+    print(json.dumps({"dir": str(d), "pairs": rows, "ttft_tails": ttft_tails(d)}))
 
 
 if __name__ == "__main__":

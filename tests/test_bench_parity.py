@@ -1,11 +1,14 @@
-"""scripts/bench_parity.py's comparisons: TTFT paired prompt by prompt, and the server's own TTFT
-read from either server's /metrics (testbed serve's and vLLM's series names)."""
+"""scripts/bench_parity.py's comparisons (testbed/metrics/parity.py): TTFT paired prompt by
+prompt, and the server's own TTFT read from either server's /metrics (testbed serve's and vLLM's series names)."""
 import importlib.util
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from testbed.metrics.parity import paired_ttft
 
 spec = importlib.util.spec_from_file_location("bench_parity", Path(__file__).parents[1] / "scripts/bench_parity.py")
 bench_parity = importlib.util.module_from_spec(spec)
@@ -46,5 +49,18 @@ def test_paired_ttft_compares_prompt_i_with_prompt_i_from_send():
     vllm = {"ttfts": [0.050, 0.060, 0.070]}
     records = [{"item_id": f"prompt-{i}", "status": "ok", "send_s": 10.0 + i, "first_token_s": 10.0 + i + t}
                for i, t in ((2, 0.068), (0, 0.055), (1, 0.059))]     # out of order, as requests finish
-    out = bench_parity.paired_ttft(vllm, records)
+    out = paired_ttft(vllm, records)
     assert out == {"pairs": 3, "ttft_diff_ms_p50": pytest.approx(-1.0), "testbed_higher": 1}
+
+
+def test_ttft_tail_names_the_slowest_prompts_with_the_other_clients_time():
+    spec = importlib.util.spec_from_file_location("parity_pairs", Path(__file__).parents[1] / "scripts/parity_pairs.py")
+    pairs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pairs)
+    x = np.arange(1.0, 33.0)
+    x[5] = np.nan                                  # a failed request: left out, and never among the slowest
+    other = x * 10
+    t = pairs.tail(x, np.nan_to_num(other), np.random.default_rng(0))
+    assert t["slowest"] == [(31, 32.0, 320.0), (30, 31.0, 310.0), (29, 30.0, 300.0)]
+    assert t["p99"] == pytest.approx(np.percentile(np.delete(np.arange(1.0, 33.0), 5), 99))
+    assert t["p99_sd"] > 0                         # resampled over requests, not a fixed value
