@@ -20,6 +20,7 @@ The rule, in order:
 """
 import html
 import re
+import statistics
 
 from testbed.metrics.ratio_ci import distinguishable
 
@@ -44,8 +45,8 @@ def capacity_rates(summary: dict) -> dict[str, float | None]:
     out = {}
     for arm, cap in (summary.get("capacity") or {}).items():
         fits, probes = cap.get("rate_at_target_per_repeat") or [], cap.get("max_rate_per_repeat") or []
-        rates = sorted(f if f is not None else p for f, p in zip(fits, probes) if (f if f is not None else p))
-        out[arm] = (rates[(len(rates) - 1) // 2] + rates[len(rates) // 2]) / 2 if rates else None
+        rates = [r for r in (f if f is not None else p for f, p in zip(fits, probes)) if r]
+        out[arm] = statistics.median(rates) if rates else None
     return out
 
 
