@@ -3,7 +3,10 @@
     workload: {arrival: {kind: slo_search, rates: [0.25, 8], steps: 6, target: 0.9}}
     slo: {ttft_ms: 3000, tpot_ms: 300}
 
-Each probe is a full Poisson run of the arm at one rate (the runner's `_run_arm`). The high end is
+Each probe is a full Poisson run of the arm at one rate (the runner's `_probe`). `bisection` is the
+search as a generator, so the runner can run every arm's and repeat's search in lockstep (one probe
+each per round): drift in the machine's speed over the run then lands on all of them alike, where
+searches run one after another each met a different machine (docs/capacity_cpu.md). The high end is
 probed first: if the arm meets the SLOs there, that end is the answer (the capacity lies beyond the
 bracket). Then `steps` bisections halve the interval [highest rate that met, lowest rate that
 missed] in log space (rates span orders of magnitude), starting from [low, high]; the bisection's
@@ -26,7 +29,7 @@ line and the rate found).
 """
 import math
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Generator
 
 import numpy as np
 
@@ -38,27 +41,41 @@ def attainment(records: list[dict], slo) -> float:
     return sum(meets_slo(r, slo) for r in records) / len(records) if records else 0.0
 
 
-def bisect_rate(measure: Callable[[float], float], low: float, high: float, steps: int,
-                target: float) -> tuple[float | None, list[tuple[float, float]]]:
-    """(highest rate measured to meet `target`, or None; every (rate, attainment) probed, in order)."""
+def bisection(low: float, high: float, steps: int, target: float
+              ) -> Generator[float, float, tuple[float | None, list[tuple[float, float]]]]:
+    """The search as a generator, so several can run in lockstep: it yields each rate to probe and is
+    sent that probe's attainment; it returns (highest rate measured to meet `target`, or None; every
+    (rate, attainment) probed, in order)."""
     points: list[tuple[float, float]] = []
 
-    def probe(rate: float) -> bool:
-        points.append((rate, measure(rate)))
-        return points[-1][1] >= target
+    def met(rate: float, share: float) -> bool:
+        points.append((rate, share))
+        return share >= target
 
-    if probe(high):
+    if met(high, (yield high)):
         return high, points
-    good, bad, met = low, high, False
+    good, bad, found = low, high, False
     for _ in range(steps):
         mid = math.sqrt(good * bad)
-        if probe(mid):
-            good, met = mid, True
+        if met(mid, (yield mid)):
+            good, found = mid, True
         else:
             bad = mid
-    if not met and not probe(low):
+    if not found and not met(low, (yield low)):
         return None, points
     return good, points
+
+
+def bisect_rate(measure: Callable[[float], float], low: float, high: float, steps: int,
+                target: float) -> tuple[float | None, list[tuple[float, float]]]:
+    """One search driven to its end: `measure(rate)` gives each probe's attainment."""
+    search = bisection(low, high, steps, target)
+    rate = next(search)
+    while True:
+        try:
+            rate = search.send(measure(rate))
+        except StopIteration as done:
+            return done.value
 
 
 def monotone_fit(points: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:

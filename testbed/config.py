@@ -109,9 +109,10 @@ class WorkloadConfig(Strict):
                             "where each new sequence length pays kernel warm-up once "
                             "(docs/gpu/labelling_warmup_h200.txt), else 1")
     order: Literal["interleaved", "sequential"] = Field(
-        "interleaved", description="interleaved: arms alternate in blocks of items (offline) or per repeat and rate "
-                                   "(arrival-driven), so machine drift lands on every arm; sequential: one arm after "
-                                   "another, one engine loaded at a time")
+        "interleaved", description="interleaved: arms alternate in blocks of items (offline), per repeat and rate "
+                                   "(arrival-driven) or probe by probe (slo_search: every search in lockstep), so "
+                                   "machine drift lands on every arm; sequential: one arm after another, one "
+                                   "engine loaded at a time")
     block_size: int | None = Field(None, ge=1, description="items per block of an offline workload (both orders); "
                                                            "default: a multiple of every arm's batch, ~12 blocks")
     system_prompt: str | None = None

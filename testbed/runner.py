@@ -12,8 +12,8 @@ rows pool every rate (tokens over the summed wall time, as repeats do); summary[
 the per-rate curves.
 
 The order of the passes (testbed/schedule.py): `workload.order: interleaved` alternates the arms in
-blocks of items (or per repeat and rate when arrivals drive the load), so the machine's drift lands on
-every arm; summary["drift"] and each arm's paired block ratio show what drift there was.
+blocks of items (per repeat and rate when arrivals drive the load; probe by probe, every search in
+lockstep, for an SLO search), so the machine's drift lands on every arm; summary["drift"] and each arm's paired block ratio show what drift there was.
 """
 import time
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from testbed.arm import ArmPlan
-from testbed.capacity import attainment, bisect_rate, capacity_entry, capacity_plot, capacity_summary
+from testbed.capacity import attainment, bisection, capacity_entry, capacity_plot, capacity_summary
 from testbed.config import ExperimentConfig
 from testbed.diagnose import diagnose_experiment
 from testbed.drive import drive, frozen_gc, run_all
@@ -151,8 +151,7 @@ class Experiment:
         restore_sigterm = sigterm_as_interrupt()      # SIGTERM, like Ctrl-C, keeps what was measured
         try:
             if self.cfg.workload.arrival.kind == "slo_search":
-                for repeat in range(self.cfg.repeats):
-                    self._search(repeat)
+                self._search()
             else:
                 self._run_passes()
         except KeyboardInterrupt:
@@ -185,23 +184,47 @@ class Experiment:
         for plan in self.plans.values():
             plan.close()
 
-    def _search(self, repeat: int) -> None:
-        """Per arm, bisect the offered rate for the highest that meets the SLOs (testbed.capacity)."""
+    def _search(self) -> None:
+        """Per arm and repeat, bisect the offered rate for the highest that meets the SLOs (testbed.capacity).
+        Interleaved runs every (arm, repeat) search in lockstep, one probe each per round in rotated order,
+        so machine drift over the run lands on every search alike (a search adapts to its own results, so
+        it cannot be cut into blocks); sequential runs one search after another, one engine at a time."""
         a = self.cfg.workload.arrival
-        # a bisection adapts to its own results, so it cannot be cut into blocks: interleaved rotates the arm
-        # order per repeat (AB, BA, ...), as for the other arrival-driven workloads
-        sequential = self.cfg.workload.order == "sequential"
-        for name in self.arm_names if sequential else rotated(self.arm_names, repeat):
-            def measure(rate: float) -> float:
-                arrival = {"kind": "poisson", "rate": rate, "burstiness": a.burstiness,
-                           "max_concurrency": a.max_concurrency}
-                self._run_arm(name, repeat, rate, arrival, Pass(name, repeat, rate, arrival, 0, self.items))
-                return attainment(self.runs[name][-1].records, self.cfg.slo)
-            low, high = (float(r) for r in a.rates)
-            found, points = bisect_rate(measure, low, high, a.steps, a.target)
-            self.capacity.setdefault(name, []).append(capacity_entry(found, points, a.target, low, high))
-            if sequential:      # one arm's KV at a time, as _run_passes promises
-                self.plans[name].close()
+        low, high = (float(r) for r in a.rates)
+        keys = [(name, r) for r in range(self.cfg.repeats) for name in self.arm_names]
+        searches = {key: bisection(low, high, a.steps, a.target) for key in keys}
+        pending = {key: next(search) for key, search in searches.items()}      # each search's next rate
+        done: dict[tuple[str, int], tuple] = {}
+
+        def probe(key: tuple[str, int]) -> None:
+            try:
+                pending[key] = searches[key].send(self._probe(*key, pending[key]))
+            except StopIteration as end:
+                done[key] = end.value
+                del pending[key]
+        try:
+            if self.cfg.workload.order == "sequential":
+                for key in keys:
+                    while key in pending:
+                        probe(key)
+                    self.plans[key[0]].close()      # one arm's KV at a time, as _run_passes promises
+            rounds = 0
+            while pending:
+                for key in [(n, r) for r in range(self.cfg.repeats) for n in rotated(self.arm_names, rounds + r)]:
+                    if key in pending:
+                        probe(key)
+                rounds += 1
+        finally:        # searches that finished keep their answer, even when the run stops early
+            for name, r in (key for key in keys if key in done):
+                entry = capacity_entry(*done[(name, r)], a.target, low, high)
+                self.capacity.setdefault(name, []).append({**entry, "repeat": r})
+
+    def _probe(self, name: str, repeat: int, rate: float) -> float:
+        """One Poisson run of the arm at `rate`; the share of its requests that met every SLO."""
+        a = self.cfg.workload.arrival
+        arrival = {"kind": "poisson", "rate": rate, "burstiness": a.burstiness, "max_concurrency": a.max_concurrency}
+        self._run_arm(name, repeat, rate, arrival, Pass(name, repeat, rate, arrival, 0, self.items))
+        return attainment(self.runs[name][-1].records, self.cfg.slo)
 
     def _run_arm(self, name: str, repeat: int, rate: float | None, arrival: dict, p: Pass) -> None:
         plan = self.plans[name]

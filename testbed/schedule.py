@@ -56,6 +56,11 @@ def rotated(arms: list[str], k: int) -> list[str]:
     return arms[k:] + arms[:k]
 
 
+def schedule_kind(schedule: list) -> str | None:
+    """The arrival kind of a single-entry schedule (a sweep has one entry per rate: None)."""
+    return schedule[0][1].get("kind") if len(schedule) == 1 else None
+
+
 def is_blocked(schedule: list[tuple[float | None, dict]]) -> bool:
     """Offline workloads are cut into blocks; arrival-driven ones run whole."""
     return len(schedule) == 1 and schedule[0][0] is None and schedule[0][1].get("kind") == "offline"
@@ -84,11 +89,15 @@ def order_info(order: str, schedule: list, block: int, n_items: int, repeats: in
     blocked = is_blocked(schedule)
     return {"order": order, "blocked": blocked, "block_size": block if blocked else None,
             "n_blocks": math.ceil(n_items / block) if blocked else None,
-            "text": describe(order, blocked, block, n_items, repeats)}
+            "text": describe(order, blocked, block, n_items, repeats, schedule)}
 
 
-def describe(order: str, blocked: bool, block: int, n_items: int, repeats: int) -> str:
+def describe(order: str, blocked: bool, block: int, n_items: int, repeats: int, schedule: list = ()) -> str:
     """The report's line on the order used."""
+    if schedule_kind(schedule) == "slo_search":
+        how = ("every arm's and repeat's search in lockstep, one probe each per round, the order rotated "
+               "per round and repeat" if order == "interleaved" else "each arm's search to its end, one after another")
+        return f"Order: **{order}** (SLO search: {how})."
     if not blocked:
         how = "arm order rotated per repeat and per rate (AB, BA, ...)" if order == "interleaved" \
             else "each arm's whole pass back to back"

@@ -5,6 +5,7 @@ busier): run one after the other, two identical arms differ; interleaved, their 
 holds 1.0. A real 2x difference (a constant delay on one arm) must still read as 2x.
 """
 import json
+import math
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from testbed.errors import UserError
 from testbed.metrics import footprint
 from testbed.models import load_model
 from testbed.report.drift import drift_section
+import testbed.runner as runner_module
 from testbed.runner import Experiment
 from testbed.schedule import auto_block_size, order_info, plan_passes, rotated
 
@@ -208,14 +210,35 @@ def test_slo_search_rotates_arms_per_repeat_and_sequential_holds_one_engine(tmp_
         orig(self, name, repeat, *args)
         held.append((name, repeat, {a for a, p in self.plans.items() if p._engine is not None}))
     monkeypatch.setattr(Experiment, "_run_arm", run_arm)
-    _run(tmp_path, order, limit=2, repeats=2, arrival="{kind: slo_search, rates: [2, 50], steps: 1}",
-         slo="{ttft_ms: 60000}")
+    summary, *_ = _run(tmp_path, order, limit=2, repeats=2, arrival="{kind: slo_search, rates: [2, 50], steps: 1}",
+                       slo="{ttft_ms: 60000}")
+    assert ("lockstep" in summary["order"]["text"]) == (order == "interleaved")
+    assert [s["repeat"] for s in summary["capacity"]["a"]["searches"]] == [0, 1]
     firsts = [next(a for a, r, _ in held if r == rep) for rep in (0, 1)]
     assert firsts == (["a", "b"] if order == "interleaved" else ["a", "a"])
     if order == "sequential":
         assert all(engines == {arm} for arm, _, engines in held)
     else:       # interleaved keeps every engine it has started, as offline blocks do
         assert any(len(engines) == 2 for _, _, engines in held)
+
+
+@pytest.mark.parametrize("order", ["interleaved", "sequential"])
+def test_slo_searches_run_in_lockstep_when_interleaved(tmp_path, monkeypatch, order):
+    probes = []     # (arm, repeat, rate) in the order measured
+
+    def met_below_10(records, slo):      # every search probes 50 and 10 (missed), then 4.47 (met): 3 probes
+        probes.append((records[0]["arm"], records[0]["repeat"], float(records[0]["rate"])))
+        return 1.0 if probes[-1][2] < 10 else 0.0
+    monkeypatch.setattr(runner_module, "attainment", met_below_10)
+    summary, *_ = _run(tmp_path, order, limit=1, repeats=2, arrival="{kind: slo_search, rates: [2, 50], steps: 2}",
+                       slo="{ttft_ms: 60000}")
+    searches = [(a, r) for a, r, _ in probes]
+    if order == "interleaved":      # one probe of each search per round, the order rotated per round and repeat
+        assert searches == [("a", 0), ("b", 0), ("b", 1), ("a", 1), ("b", 0), ("a", 0), ("a", 1), ("b", 1)] + \
+            [("a", 0), ("b", 0), ("b", 1), ("a", 1)]
+    else:                           # one search to its end, then the next
+        assert searches == [("a", 0)] * 3 + [("b", 0)] * 3 + [("a", 1)] * 3 + [("b", 1)] * 3
+    assert summary["capacity"]["b"]["max_rate_per_repeat"] == [pytest.approx(math.sqrt(20))] * 2
 
 
 # counters an engine derives from its own requests alone: any state shared between arms would move them with the order
