@@ -59,15 +59,24 @@ def paired_ratio(arm: dict[tuple, float], base: dict[tuple, float]) -> dict:
 
 
 def baseline_drift(runs: list) -> dict:
-    """The baseline's output throughput over its first and last thirds of blocks, in the order they ran."""
+    """The baseline's output throughput over its first and last thirds of blocks, in the order they ran.
+    Across offered rates (a sweep, an SLO search) throughput follows the rate, so there each block is
+    divided by the mean of the blocks at its own rate, and rates run once are left out: like with like."""
     thr = block_throughputs(runs)
-    series = [thr[_key(r)] for r in sorted(runs, key=lambda r: r.started) if _key(r) in thr]
+    ordered = [r for r in sorted(runs, key=lambda r: r.started) if _key(r) in thr]
+    rates = {r.rate for r in ordered}
+    if len(rates) > 1:
+        by_rate = {rate: [thr[_key(r)] for r in ordered if r.rate == rate] for rate in rates}
+        mean = {rate: float(np.mean(v)) for rate, v in by_rate.items() if len(v) >= 2 and np.mean(v) > 0}
+        series = [thr[_key(r)] / mean[r.rate] for r in ordered if r.rate in mean]
+    else:
+        series = [thr[_key(r)] for r in ordered]
     if len(series) < 2:
         return {}
     k = max(1, math.floor(len(series) / 3))
     first, last = float(np.mean(series[:k])), float(np.mean(series[-k:]))
     return {"baseline_blocks": len(series), "blocks_compared": k, "baseline_first": first, "baseline_last": last,
-            "moved": last / first - 1 if first > 0 else None}
+            "moved": last / first - 1 if first > 0 else None, "per_rate": len(rates) > 1}
 
 
 def drift_summary(runs: dict[str, list], baseline: str) -> tuple[dict[str, dict], dict]:

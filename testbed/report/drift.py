@@ -39,8 +39,13 @@ def _drift_line(summary: dict) -> str | None:
     d = summary.get("drift") or {}
     if d.get("moved") is None:
         return None
-    line = (f"Baseline drift: {fmt_number(d['baseline_first'])} tok/s over its first {d['blocks_compared']} blocks, "
-            f"{fmt_number(d['baseline_last'])} over its last {d['blocks_compared']} ({d['moved']:+.1%}).")
+    k = d["blocks_compared"]
+    if d.get("per_rate"):       # blocks at several offered rates: each over its own rate's mean
+        line = (f"Baseline drift (each block's throughput over the mean at its offered rate): {d['baseline_first']:.2f} "
+                f"over its first {k} blocks, {d['baseline_last']:.2f} over its last {k} ({d['moved']:+.1%}).")
+    else:
+        line = (f"Baseline drift: {fmt_number(d['baseline_first'])} tok/s over its first {k} blocks, "
+                f"{fmt_number(d['baseline_last'])} over its last {k} ({d['moved']:+.1%}).")
     sequential = (summary.get("order") or {}).get("order") == "sequential"
     if not d.get("warning"):
         within = f" Within the comparison's interval (±{d['ci_half_width']:.1%})." if "ci_half_width" in d else ""
