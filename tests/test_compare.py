@@ -13,7 +13,7 @@ import yaml
 
 from testbed.arm import ArmPlan
 from testbed.cli import main
-from testbed.compare import TOLERANCE, compare_dirs, tolerance_for
+from testbed.compare import MACHINE, TOLERANCE, compare_dirs, env_differences, tolerance_for
 from testbed.config import load_config
 from testbed.engines.hf import HFEngine
 from testbed.errors import UserError
@@ -122,13 +122,13 @@ RERUNS = sorted(p for p in (Path(__file__).resolve().parent.parent / "docs" / "g
 
 
 def test_every_pair_of_unchanged_quickstart_reruns_passes_which_the_intervals_alone_do_not():
-    assert len(RERUNS) >= 5
+    assert len(RERUNS) >= 7
     ci_alone = 0
     for ref, new in itertools.combinations(RERUNS, 2):
         found, checked = compare_dirs(new, ref)
         assert checked == 52 and not [m for m in found if m.gated], [m.line() for m in found]
         ci_alone += bool(compare_dirs(new, ref, tolerance=0.0)[0])
-    assert ci_alone >= 5                   # 7 of the 10 pairs moved an interval (docs/gate.md)
+    assert ci_alone >= 10                  # 15 of the 21 pairs moved an interval (docs/gate.md)
 
 
 def _shift(row: dict, key: str, value: float, width: float = 0.03):
@@ -178,3 +178,47 @@ def test_tolerance_families_and_the_override():
     with pytest.raises(SystemExit) as e:
         main(["compare", "x", "--against", "y", "--tolerance", "-0.1"])
     assert e.value.code == 2
+
+
+def _edit(run: Path, name: str, change) -> None:
+    data = json.loads((run / name).read_text())
+    change(data)
+    (run / name).write_text(json.dumps(data))
+
+
+def test_another_machine_is_a_note_speed_moves_pass_and_quality_still_fails(tmp_path, capsys):
+    ref, new = RERUNS[0].parent / "20261202T041049Z-1f898f3", tmp_path / "new"
+    shutil.copytree(ref, new)
+    _edit(new, "summary.json", lambda s: _shift(s["arms"]["paged"], "output_throughput_vs_baseline", 1.9))  # 3.88
+    args = ["compare", str(new), "--against", str(ref), "--fail-on-regression"]
+    assert main(args) == 1                                        # x0.49 on the same machine fails
+    assert "note: " not in capsys.readouterr().out
+
+    _edit(new, "env.json", lambda e: e.update(cpu_model="Intel(R) Xeon(R) Platinum 8480+", cpu_count=16))
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and notes[0].startswith(
+        "note: another machine than the reference's: cpu_model ('Intel(R) Xeon(R) Platinum 8480+' vs 'AMD EPYC'); "
+        "cpu_count (16 vs 2) (new vs reference): speed and memory moves are shown, not gated; quality is.")
+    assert "not gated, another machine (beyond the tolerance): paged: output_throughput_vs_baseline" in out
+    assert json.loads(out.splitlines()[-1])["notes"] == notes
+
+    _edit(new, "summary.json", lambda s: _shift(s["arms"]["paged"], "quality_accuracy_diff_vs_baseline", -0.1))
+    assert main(args) == 1                                        # quality fails on any machine
+    assert "moved beyond its 95% CI: paged: quality_accuracy_diff_vs_baseline" in capsys.readouterr().out
+
+
+def test_other_versions_are_a_note_and_still_gated_an_unrecorded_value_is_no_difference(tmp_path, capsys):
+    ref, new = RERUNS[0].parent / "20261202T041049Z-1f898f3", tmp_path / "new"
+    shutil.copytree(ref, new)
+    _edit(new, "summary.json", lambda s: _shift(s["arms"]["paged"], "output_throughput_vs_baseline", 1.9))
+    _edit(new, "env.json", lambda e: e.update(torch="2.14.0+cpu", cpu_model=None))    # a failed CPU probe
+    assert env_differences(new, ref, MACHINE) == []
+    assert main(["compare", str(new), "--against", str(ref), "--fail-on-regression"]) == 1
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "torch ('2.14.0+cpu' vs '2.13.0+cpu')" in notes[0] and "still gated" in notes[0]
+
+    _edit(new, "env.json", lambda e: e.update(device="cuda"))      # another device is another experiment
+    with pytest.raises(UserError, match=r"device \('cuda' vs 'cpu'\)"):
+        compare_dirs(new, ref)
