@@ -6,8 +6,7 @@ llama.cpp, a hosted API, or `testbed serve`) as a streaming HTTP call.
                served_model_name: llama-8b, extra_body: {return_token_ids: true}}
 
 The runner's drive loop owns arrival: add_request() hands the request to one asyncio event loop
-(a background thread; uvloop where installed, testbed/engines/precise_loop.py) with one pooled,
-kept-alive aiohttp session, and returns at once; step()
+(a background thread) with one pooled, kept-alive aiohttp session, and returns at once; step()
 returns whatever finished, waiting at most `poll_s`. `concurrency` is vLLM's --max-concurrency:
 at most that many calls in flight, the rest wait in the client. `req.send_time` is when a call
 left that queue, so TTFT from arrival = client queue + TTFT from send (both are recorded).
@@ -40,7 +39,7 @@ from pydantic import Field, field_validator
 
 from testbed.engines.base import ENGINES, Engine, EngineOptions
 from testbed.engines.openai_http import Endpoint, HttpStatusError, StreamError, new_client, stream_sse
-from testbed.engines.precise_loop import new_client_loop
+from testbed.engines.precise_loop import new_precise_loop
 from testbed.errors import UserError
 from testbed.request import Request
 
@@ -93,7 +92,7 @@ class OpenAIEngine(Engine):
         self.tasks: dict[str, tuple[Request, Any]] = {}
         self.lock = threading.Lock()
         self.totals = {"openai_retries": 0, "openai_failed": 0, "openai_requests": 0}
-        self.loop = new_client_loop()
+        self.loop = new_precise_loop()             # sends leave at their arrival, not up to 1 ms after
         self.thread = threading.Thread(target=self.loop.run_forever, name="openai-client", daemon=True)
         self.thread.start()
         self.client, self.slots = self._call(self._open())
@@ -156,9 +155,8 @@ class OpenAIEngine(Engine):
         st: dict[str, Any] = {"attempts": 0, "errors": [], "endpoint": self.options.endpoint}
         req.stats["openai"] = st
         try:
-            # handed over ahead of its arrival: wait for it here. Again if woken early: uvloop's timers
-            # round to whole milliseconds, so the last fraction passes in loop turns (I/O still served)
-            while (delay := req.arrival_time - time.perf_counter()) > 0:
+            delay = req.arrival_time - time.perf_counter()
+            if delay > 0:                            # handed over ahead of its arrival: wait for it here
                 await asyncio.sleep(delay)
             async with self.slots:
                 await asyncio.wait_for(self._attempts(req, st), self.options.request_timeout_s)

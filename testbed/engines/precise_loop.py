@@ -39,16 +39,3 @@ class PreciseEpollSelector(selectors.EpollSelector):
 
 def new_precise_loop() -> asyncio.AbstractEventLoop:
     return asyncio.SelectorEventLoop(PreciseEpollSelector())
-
-
-def new_client_loop() -> asyncio.AbstractEventLoop:
-    """The openai engine's loop: uvloop where installed (`pip install testbed[client]`), else the precise loop.
-
-    uvloop's transports and loop are C: at 256 steady streams the client's CPU per request fell ~12%
-    and the added p50 ~0.2-0.3 ms against the precise loop (docs/client_cpu.md). Its timers wait
-    in whole milliseconds, so the engine re-checks a send's time after a wake (never early)."""
-    try:
-        import uvloop
-    except ImportError:
-        return new_precise_loop()
-    return uvloop.new_event_loop()
