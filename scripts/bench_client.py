@@ -12,23 +12,31 @@ N streams stay open in a steady state (the peak the server saw is reported): the
 at that concurrency, without the burst's serialisation.
 
 Added per-request overhead (the figure the < 1 ms goal is about) =
-(client: scheduled arrival -> last chunk read) - (stub: request received -> last chunk written),
-i.e. everything between the two clocks that is not the server generating. It splits exactly into
-three parts, each reported:
-  queue     send - arrival: the drive loop's admission and the client's concurrency queue;
-  request   stub received - send: building and writing the request, connection reuse, the
-            kernel, and the stub's event loop noticing it (the stub's share, which it cannot
-            time itself);
-  delivery  client read of the last chunk - stub's write of it: the kernel and the client's event
-            loop getting to the read (on 2 shared cores, also whatever else held the CPU).
-The same is reported for the first chunk (what the client adds to TTFT). The stub's own pacing
-lag (a chunk written late) is not in "added": its write times are what the client is compared
-against. Also reported: CPU-milliseconds per request of the client process (and of its event-loop
-thread alone; the rest is the drive loop) and of the stub. On the shared 2-core box the stub and
-the client compete for the cores, so the CPU per request is what says whether the client keeps up.
+(client: scheduled arrival -> last chunk read) - (stub: request in its socket -> last chunk written),
+i.e. everything between the two clocks that is not the server's. The stub's span starts when the
+kernel received the request's last byte (SO_TIMESTAMPNS on its socket), not when the stub's event
+loop got to it: that wait is the server's, and reported apart as `stub_notice` (on a real server
+it is the server's too). A write's time is taken just before its send, so the send counts against
+the client. Added splits exactly into three parts, each reported:
+  queue     send - arrival: the client's timer waking for a scheduled send (and its concurrency
+            queue, which no spread level fills);
+  request   kernel at the stub has the request - send: aiohttp building and writing the request,
+            and the loopback;
+  delivery  client read of the last chunk - stub's write of it: the loopback and the client's event
+            loop getting to the read.
+The same is reported for the first chunk (what the client adds to TTFT). vLLM's `bench serve`
+reports no client overhead (its TTFT starts at its own send, after any queue); guidellm keeps the
+scheduler's lag (targeted start -> request start) apart, our `queue`; AIPerf checks itself against
+a mock server's configured latencies, which puts the mock's own lag on the client. Here the stub's
+lag (`stub_notice`, its pacing) is taken out by its own timestamps, and everything between the two
+sockets is put on the client.
+With `--pin` the stub runs on the last CPU and the client on the others, so the stub's CPU is not
+taken from the client (on this 2-CPU box the client then has one core for its event loop and the
+drive thread); without it they share all cores. Also reported: CPU-milliseconds per request of
+the client process (and of its event-loop thread alone; the rest is the drive loop) and of the stub.
 The timed section runs inside testbed.drive.frozen_gc(), as the runner's timed arms do.
-The stub is a raw asyncio HTTP/1.1 server (chunked transfer, keep-alive) writing pre-encoded
-chunks, so that its own cost stays small.
+The stub is asyncio on raw non-blocking sockets (recvmsg for the kernel timestamp), writing
+pre-encoded chunked frames, so that its own cost stays small.
 Ends with one JSON line.
 """
 import argparse
@@ -38,6 +46,7 @@ import multiprocessing as mp
 import os
 import resource
 import socket
+import struct
 import sys
 import time
 import urllib.request
@@ -60,43 +69,105 @@ FRAMES = (_frame(None), _frame("length"))                 # [is the last chunk]
 DONE_FRAME = b"%x\r\n%s\r\n0\r\n\r\n" % (len(b"data: [DONE]\n\n"), b"data: [DONE]\n\n")
 
 
-async def _handle(reader, writer, times, gap_s):
-    """Serve requests on one keep-alive connection; POST streams chunks, GET /times returns the log."""
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)     # Linux; Python 3.11 lacks the name
+
+
+async def _recv(loop, sock: socket.socket) -> tuple[bytes, float]:
+    """One read and when the kernel received its last packet (SO_TIMESTAMPNS, moved onto perf_counter)."""
+    while True:
+        try:
+            data, anc, _, _ = sock.recvmsg(65536, 64)
+        except BlockingIOError:
+            ready = loop.create_future()
+            loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(sock.fileno())
+            continue
+        kernel = next((struct.unpack("qq", d[:16]) for lvl, typ, d in anc
+                       if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS), None)
+        now = time.perf_counter()
+        if kernel is None:
+            return data, now
+        return data, kernel[0] + kernel[1] * 1e-9 - (time.time() - now)   # realtime -> perf_counter
+
+
+async def _read_request(loop, sock, buf: bytes) -> tuple[bytes, bytes, float, bytes] | None:
+    """(head, body, kernel time its last byte arrived, what is left) of the next request; None at EOF."""
+    t = time.perf_counter()
+    while b"\r\n\r\n" not in buf:
+        data, t = await _recv(loop, sock)
+        if not data:
+            return None
+        buf += data
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    fields = (x.partition(b":") for x in head.split(b"\r\n")[1:])
+    length = next((int(v) for k, _, v in fields if k.strip().lower() == b"content-length"), 0)
+    while len(buf) < length:
+        data, t = await _recv(loop, sock)
+        if not data:
+            return None
+        buf += data
+    return head, buf[:length], t, buf[length:]
+
+
+async def _serve(sock: socket.socket, times: dict, gap_s: float) -> None:
+    """Requests on one keep-alive connection: POST streams chunks, GET /times returns the log.
+    Logged per request: [kernel received it, stub began handling it, first chunk written, last written];
+    a write's time is taken just before its send, so the send itself counts as delivery."""
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)     # each frame leaves at once, as asyncio's would
+    buf = b""
     try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            t_recv = time.perf_counter()
-            lines = head.decode().split("\r\n")
-            length = next((int(v) for k, _, v in (x.partition(":") for x in lines[1:]) if k.lower() == "content-length"), 0)
-            body = await reader.readexactly(length) if length else b""
-            if lines[0].startswith("GET"):
+        while (got := await _read_request(loop, sock, buf)) is not None:
+            head, body, t_kernel, buf = got
+            t_seen = time.perf_counter()
+            if head.startswith(b"GET"):
                 data = json.dumps(times).encode()
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
-                await writer.drain()
+                await loop.sock_sendall(sock, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                        b"Content-Length: %d\r\n\r\n" % len(data) + data)
                 continue
             req = json.loads(body)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-            n = req["max_tokens"]
-            sent = []
+            await loop.sock_sendall(sock, b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                    b"Transfer-Encoding: chunked\r\n\r\n")
+            n, sent = req["max_tokens"], []
             for i in range(n):
                 await asyncio.sleep(gap_s)
-                writer.write(FRAMES[i == n - 1])
-                await writer.drain()
                 sent.append(time.perf_counter())
-            writer.write(DONE_FRAME)
-            await writer.drain()
-            times[req["prompt"]] = [t_recv, sent[0], sent[-1]]
-    except (asyncio.IncompleteReadError, ConnectionError):
-        writer.close()
+                await loop.sock_sendall(sock, FRAMES[i == n - 1])
+            await loop.sock_sendall(sock, DONE_FRAME)
+            times[req["prompt"]] = [t_kernel, t_seen, sent[0], sent[-1]]
+    except ConnectionError:
+        pass
+    finally:
+        sock.close()
 
 
 def stub_server(sock: socket.socket, gap_s: float) -> None:
     times: dict = {}
+    tasks: set = set()             # the loop holds tasks weakly
 
     async def main():
-        srv = await asyncio.start_server(lambda r, w: _handle(r, w, times, gap_s), sock=sock, backlog=1024)
-        await srv.serve_forever()
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
+        while True:
+            conn, _ = await loop.sock_accept(sock)
+            task = loop.create_task(_serve(conn, times, gap_s))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
     asyncio.run(main())
+
+
+def pin(stub_pid: int) -> None:
+    """The stub alone on the last CPU; this process (and the threads it starts later) on the rest."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        sys.exit("--pin needs at least 2 CPUs")
+    os.sched_setaffinity(stub_pid, cpus[-1:])
+    os.sched_setaffinity(0, cpus[:-1])
 
 
 def peak_open(spans: list) -> int:
@@ -112,11 +183,12 @@ def thread_cpu_s(tid: int) -> float:
 
 def added_parts(ok: list, server: dict) -> dict[str, list[float]]:
     """Per request, seconds: the three parts of added E2EL (and of added TTFT, with first_delivery)."""
-    srv = [server[r.prompt_text] for r in ok]            # [received, first written, last written]
+    srv = [server[r.prompt_text] for r in ok]            # [kernel received, stub saw, first written, last written]
     return {"queue": [r.send_time - r.arrival_time for r in ok],
             "request": [s[0] - r.send_time for r, s in zip(ok, srv)],
-            "delivery": [r.chunk_times[-1] - s[2] for r, s in zip(ok, srv)],
-            "first_delivery": [r.chunk_times[0] - s[1] for r, s in zip(ok, srv)]}
+            "delivery": [r.chunk_times[-1] - s[3] for r, s in zip(ok, srv)],
+            "first_delivery": [r.chunk_times[0] - s[2] for r, s in zip(ok, srv)],
+            "stub_notice": [s[1] - s[0] for s in srv]}
 
 
 def run_level(lm, url: str, stub_pid: int, n: int, tokens: int, spread: int = 0, stream_s: float = 0.0) -> dict:
@@ -144,30 +216,41 @@ def run_level(lm, url: str, stub_pid: int, n: int, tokens: int, spread: int = 0,
     ok = [r for r in done if r.status == "finished"]
     parts = added_parts(ok, server)
     e2e = [q + a + b for q, a, b in zip(parts["queue"], parts["request"], parts["delivery"])]
+    # after the first stream duration the pool holds ~n kept-alive connections: no connect per request
+    t_first = min((r.arrival_time for r in ok), default=0.0)
+    warm = [x for x, r in zip(e2e, ok) if spread and r.arrival_time - t_first >= stream_s]
     first = [q + a + b for q, a, b in zip(parts["queue"], parts["request"], parts["first_delivery"])]
     ms = lambda xs, q: float(np.percentile(np.asarray(xs) * 1e3, q))  # noqa: E731
-    spans = [(server[r.prompt_text][0], server[r.prompt_text][2]) for r in ok]
+    spans = [(server[r.prompt_text][0], server[r.prompt_text][3]) for r in ok]
     return {"streams": n, "requests": count, "peak_open_streams": peak_open(spans), "ok": len(ok),
             "failed": len(done) - len(ok),
             "added_e2el_ms_mean": float(np.mean(e2e) * 1e3), "added_e2el_ms_p50": ms(e2e, 50),
             "added_e2el_ms_p99": ms(e2e, 99), "added_ttft_ms_p50": ms(first, 50), "added_ttft_ms_p99": ms(first, 99),
             **{f"{k}_ms_p{q}": ms(v, q) for k, v in parts.items() for q in (50, 99)},
             "client_queue_ms_p99": ms(parts["queue"], 99), "queue_ms_max": ms(parts["queue"], 100),
-            "late_sends_10ms": sum(q > 0.01 for q in parts["queue"]), "client_cpu_s": cpu,
+            "late_sends_10ms": sum(q > 0.01 for q in parts["queue"]),
+            "early_sends": sum(q < 0 for q in parts["queue"]), "queue_ms_min": ms(parts["queue"], 0),
+            **({"warm_pool_requests": len(warm), "warm_added_e2el_ms_p50": ms(warm, 50),
+                "warm_added_e2el_ms_p99": ms(warm, 99)} if warm else {}),
+            "client_loop": type(engine.loop).__module__, "client_cpu_s": cpu,
             "client_cpu_ms_per_request": cpu / count * 1e3, "event_loop_cpu_ms_per_request": loop_cpu / count * 1e3,
             "stub_cpu_ms_per_request": stub_cpu / count * 1e3}
 
 
 def print_card(rows: list[dict]) -> None:
     print(f"{'streams':>7} {'peak':>5} {'ok':>5} {'fail':>4} {'added E2EL p50/p99':>19} {'TTFT p50/p99':>14}  "
-          f"{'p50 ms: queue':>13} {'request':>8} {'delivery':>8}  {'CPU ms/req: client':>18} {'(loop)':>6} {'stub':>6}")
+          f"{'p50 ms: queue':>13} {'request':>8} {'delivery':>8} {'(stub notice)':>13}  "
+          f"{'CPU ms/req: client':>18} {'(loop)':>6} {'stub':>6} {'warm-pool p50/p99':>17}  loop")
     for r in rows:
         print(f"{r['streams']:>7} {r['peak_open_streams']:>5} {r['ok']:>5} {r['failed']:>4} "
               f"{r['added_e2el_ms_p50']:>9.3f}/{r['added_e2el_ms_p99']:<9.3f} "
               f"{r['added_ttft_ms_p50']:>6.3f}/{r['added_ttft_ms_p99']:<7.3f}  "
-              f"{r['queue_ms_p50']:>13.3f} {r['request_ms_p50']:>8.3f} {r['delivery_ms_p50']:>8.3f}  "
+              f"{r['queue_ms_p50']:>13.3f} {r['request_ms_p50']:>8.3f} {r['delivery_ms_p50']:>8.3f} "
+              f"{r['stub_notice_ms_p50']:>13.3f}  "
               f"{r['client_cpu_ms_per_request']:>18.3f} {r['event_loop_cpu_ms_per_request']:>6.3f} "
-              f"{r['stub_cpu_ms_per_request']:>6.3f}")
+              f"{r['stub_cpu_ms_per_request']:>6.3f} "
+              f"{r.get('warm_added_e2el_ms_p50', float('nan')):>8.3f}/{r.get('warm_added_e2el_ms_p99', float('nan')):<8.3f} "
+              f"{r['client_loop']}")
 
 
 def main() -> None:
@@ -177,12 +260,16 @@ def main() -> None:
     ap.add_argument("--gap-ms", type=float, default=20.0)
     ap.add_argument("--spread", type=int, default=0,
                     help="K: send K*N requests evenly, N per stream duration (steady N open), not N at once")
+    ap.add_argument("--pin", action="store_true",
+                    help="the stub on the last CPU, the client on the others: the server does not take the client's CPU")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4096)), hard))
     sock = socket.create_server(("127.0.0.1", 0), backlog=1024)
     proc = mp.get_context("fork").Process(target=stub_server, args=(sock, args.gap_ms / 1e3), daemon=True)
     proc.start()
+    if args.pin:
+        pin(proc.pid)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
     from testbed.config import ModelSpec
     from testbed.models import load_model
@@ -196,10 +283,10 @@ def main() -> None:
         proc.terminate()
     how = f"{args.spread} x N requests, N per stream duration" if args.spread else "N requests at once"
     print(f"stub server on loopback: {args.tokens} chunks per request, {args.gap_ms:g} ms apart; {how}; "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs" + ("; stub pinned to the last, client to the rest" if args.pin else ""))
     print_card(rows)
     print(json.dumps({"bench": "client", "tokens": args.tokens, "gap_ms": args.gap_ms, "spread": args.spread,
-                      "levels": rows}))
+                      "pin": args.pin, "levels": rows}))
 
 
 if __name__ == "__main__":
