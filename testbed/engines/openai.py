@@ -111,9 +111,11 @@ class OpenAIEngine(Engine):
         with self.lock:
             return bool(self.tasks)
 
-    def step(self) -> list[Request]:
+    def step(self, wait_s: float | None = None) -> list[Request]:
+        """What finished, waiting for the first at most `wait_s` (default poll_s); drive() passes a long
+        wait once it holds nothing to admit, so the caller's thread sleeps instead of polling."""
         try:
-            out = [self.finished.get(timeout=self.options.poll_s)]
+            out = [self.finished.get(timeout=self.options.poll_s if wait_s is None else wait_s)]
         except queue.Empty:
             return []
         while True:
