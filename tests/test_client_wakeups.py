@@ -8,8 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import testbed.runner as runner
+from testbed.config import validate
 from testbed.drive import HANDED_OVER_WAIT_S, drive
 from testbed.engines.openai import OpenAIEngine, OpenAIOptions
+from testbed.metrics.memory import MemoryTracker
+from testbed.plugins import load_plugins
 from testbed.request import Request
 
 LAST = "data: " + json.dumps({"choices": [{"index": 0, "text": "a", "token_ids": [5], "finish_reason": "length"}]})
@@ -65,3 +69,24 @@ def test_step_without_a_wait_still_returns_after_poll_s(tiny_lm, server):
     assert engine.step() == []
     assert time.perf_counter() - t < 0.2        # the drive loop's admission path keeps its short poll
     engine.close()
+
+
+@pytest.mark.parametrize("engine, expected", [("openai", OpenAIEngine.memory_sample_s), ("hf", 0.01)])
+def test_the_runner_samples_memory_at_the_engines_rate(tmp_path, monkeypatch, server, engine, expected):
+    seen = []
+
+    class Spy(MemoryTracker):
+        def __init__(self, device="cpu", interval_s=0.01, *args):
+            seen.append(interval_s)
+            super().__init__(device, interval_s, *args)
+    monkeypatch.setattr(runner, "MemoryTracker", Spy)
+    load_plugins()
+    opts = {"engine": "openai", "base_url": server, "served_model_name": "m"} if engine == "openai" else {"engine": "hf"}
+    cfg = validate({"name": "mem", "model": {"id": "random:tiny-llama", "dtype": "float32"}, "device": "cpu",
+                    "threads": 1, "baseline": "a",
+                    "workload": {"dataset": "random", "limit": 2, "random": {"input_len": 8, "output_len": 1},
+                                 "warmup": 0, "ignore_eos": True},
+                    "arms": {"a": opts}})
+    runner.run_experiment(cfg, out_dir=tmp_path, progress=False)
+    assert seen and set(seen) == {expected}       # every timed pass of the arm
+    assert OpenAIEngine.memory_sample_s >= 0.5    # a client's RSS, once in a while
