@@ -131,13 +131,42 @@ def busy_cpu_s() -> tuple[float, float]:
     return sum(t) - t.idle - getattr(t, "iowait", 0.0), getattr(t, "steal", 0.0)
 
 
-def server_ttft(port: int) -> tuple[float, float]:
-    """(sum of seconds, count) of the server's own TTFT so far, from its /metrics: testbed serve's
-    `testbed_time_to_first_token_seconds_*`, vLLM's `vllm:time_to_first_token_seconds_*` histogram."""
+def server_sums(port: int, *series: str) -> list[tuple[float, float]]:
+    """Per series, (sum of seconds, count) so far from the server's /metrics, summed over labels:
+    `time_to_first_token_seconds` is testbed serve's `testbed_time_to_first_token_seconds_*` and
+    vLLM's `vllm:time_to_first_token_seconds_*` histogram; `request_time_per_output_token_seconds`
+    is vLLM's per-request TPOT taken on its engine core's clock (testbed serve has none: (0, 0))."""
     from testbed.serve.metrics import scrape
-    series = scrape(f"http://127.0.0.1:{port}/metrics")
-    total = lambda end: sum(v for k, v in series.items() if k.split("{")[0].endswith(end))  # noqa: E731
-    return total("time_to_first_token_seconds_sum"), total("time_to_first_token_seconds_count")
+    found = scrape(f"http://127.0.0.1:{port}/metrics")
+    total = lambda end: sum(v for k, v in found.items() if k.split("{")[0].endswith(end))  # noqa: E731
+    return [(total(f"{name}_sum"), total(f"{name}_count")) for name in series]
+
+
+SERVER_SERIES = ("time_to_first_token_seconds", "request_time_per_output_token_seconds")
+
+
+def server_ttft(port: int) -> tuple[float, float]:
+    """(sum of seconds, count) of the server's own TTFT so far."""
+    return server_sums(port, "time_to_first_token_seconds")[0]
+
+
+def mean_ms(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    n = after[1] - before[1]
+    return round((after[0] - before[0]) / n * 1e3, 2) if n else None
+
+
+def runqueue_wait_s(pid: int, proc_root: Path = Path("/proc")) -> float:
+    """Seconds the threads of a process and its descendants spent runnable but waiting for a CPU so
+    far (/proc/<pid>/task/*/schedstat, second field): CPU taken from the server by other processes
+    shows here and not in its CPU-seconds (vLLM's workers spin while they wait, so those stay flat)."""
+    total = 0
+    for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        for task in (proc_root / str(p.pid) / "task").glob("*"):
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):      # a thread that ended meanwhile
+                continue
+    return total / 1e9
 
 
 def run_vllm_client(port: int, prompts: Path, model_dir: str, out: Path, name: str, args) -> dict:
@@ -201,17 +230,19 @@ def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict
         for rnd in range(args.rounds):
             order = ("vllm", "testbed") if rnd % 2 == 0 else ("testbed", "vllm")
             for client in order:
-                cpu0, busy0, t0, srv0 = tree_cpu_s(proc.pid), busy_cpu_s(), time.perf_counter(), server_ttft(port)
+                cpu0, busy0, t0 = tree_cpu_s(proc.pid), busy_cpu_s(), time.perf_counter()
+                srv0, wait0 = server_sums(port, *SERVER_SERIES), runqueue_wait_s(proc.pid)
                 if client == "vllm":
                     vllm_runs.append(run_vllm_client(port, prompts, model_dir, out, f"vllm-{server}-r{rnd}", args))
                 else:
                     m, run_dir, records = run_testbed_client(port, prompts, out, args)
                     ours_runs.append(m)
                     ours_arrival_ttft.append(m.get("ttft_ms_p50"))
-                busy1, srv1 = busy_cpu_s(), server_ttft(port)
-                n_srv = srv1[1] - srv0[1]
+                busy1, srv1 = busy_cpu_s(), server_sums(port, *SERVER_SERIES)
                 passes.append({"round": rnd, "client": client, "wall_s": round(time.perf_counter() - t0, 2),
-                               "server_ttft_ms_mean": round((srv1[0] - srv0[0]) / n_srv * 1e3, 2) if n_srv else None,
+                               "server_ttft_ms_mean": mean_ms(srv0[0], srv1[0]),
+                               "server_tpot_ms_mean": mean_ms(srv0[1], srv1[1]),
+                               "server_runqueue_wait_s": round(runqueue_wait_s(proc.pid) - wait0, 2),
                                "server_cpu_s": round(tree_cpu_s(proc.pid) - cpu0, 2),
                                "machine_busy_cpu_s": round(busy1[0] - busy0[0], 2),
                                "steal_cpu_s": round(busy1[1] - busy0[1], 2)})

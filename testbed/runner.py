@@ -252,7 +252,7 @@ class Experiment:
             bar.update(1)
 
         t0_box = [time.perf_counter()]
-        with MemoryTracker(self.device) as mem, frozen_gc():      # no full-heap GC pause in the timed run
+        with MemoryTracker(self.device, engine.memory_sample_s) as mem, frozen_gc():      # no full-heap GC pause in the timed run
             try:
                 cpu0 = cpu_seconds()
                 t0_box[0] = time.perf_counter()

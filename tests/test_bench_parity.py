@@ -21,6 +21,8 @@ vllm:time_to_first_token_seconds_sum{engine="0",model_name="m"} 0.25
 vllm:time_to_first_token_seconds_count{engine="0",model_name="m"} 2
 vllm:time_to_first_token_seconds_bucket{engine="0",le="0.1",model_name="m"} 2
 testbed_engine_steps_total 99
+vllm:request_time_per_output_token_seconds_sum{engine="0",model_name="m"} 0.06
+vllm:request_time_per_output_token_seconds_count{engine="0",model_name="m"} 3
 """
 
 
@@ -40,9 +42,38 @@ def test_server_ttft_sums_every_ttft_series_and_nothing_else():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        assert bench_parity.server_ttft(srv.server_address[1]) == pytest.approx((1.75, 32))
+        port = srv.server_address[1]
+        assert bench_parity.server_ttft(port) == pytest.approx((1.75, 32))
+        ttft, tpot = bench_parity.server_sums(port, *bench_parity.SERVER_SERIES)
+        assert tpot == pytest.approx((0.06, 3))        # vLLM's engine-clock TPOT; testbed serve has none
+        assert bench_parity.mean_ms((0.0, 0), tpot) == pytest.approx(20.0)
+        assert bench_parity.mean_ms(tpot, tpot) is None
     finally:
         srv.shutdown()
+
+
+class FakeProcess:
+    """psutil.Process over a made-up tree: 10 -> 11 -> 12."""
+    tree = {10: [11, 12], 11: [12], 12: []}
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def children(self, recursive=False):
+        return [FakeProcess(p) for p in self.tree[self.pid]]
+
+
+def test_runqueue_wait_sums_the_wait_field_over_the_whole_process_tree(tmp_path, monkeypatch):
+    stats = {(10, 10): "7 1500000000 4", (10, 13): "9 250000000 2", (11, 11): "1 1000000000 1",
+             (12, 12): "3 250000000 1", (12, 14): "garbage"}      # a thread read mid-exit counts nothing
+    for (pid, tid), text in stats.items():
+        d = tmp_path / str(pid) / "task" / str(tid)
+        d.mkdir(parents=True)
+        (d / "schedstat").write_text(text + "\n")
+    monkeypatch.setattr(bench_parity.psutil, "Process", FakeProcess)
+    # the second field (runnable, waiting), not the first (on CPU): 1.5 + 0.25 + 1.0 + 0.25
+    assert bench_parity.runqueue_wait_s(10, tmp_path) == pytest.approx(3.0)
+    assert bench_parity.runqueue_wait_s(12, tmp_path) == pytest.approx(0.25)
 
 
 def test_paired_ttft_compares_prompt_i_with_prompt_i_from_send():

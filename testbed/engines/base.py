@@ -71,6 +71,9 @@ class Engine(ABC):
     # set True (a cascade's tiers) to have each finished request's `token_logprobs` filled where the
     # engine can do it from the logits it computes anyway; engines that cannot leave them None
     record_logprobs: bool = False
+    # how often the runner samples the process's RSS during a pass: 10 ms catches an in-process
+    # engine's peaks; an HTTP client's RSS is not the served model's and needs no such rate
+    memory_sample_s: ClassVar[float] = 0.01
 
     def __init__(self, model: Any, options: EngineOptions, sections: dict[str, Any] | None = None):
         self.model = model          # a testbed.models.LoadedModel

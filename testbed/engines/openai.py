@@ -81,7 +81,10 @@ class Retry(Exception):
 @ENGINES.register("openai")
 class OpenAIEngine(Engine):
     Options = OpenAIOptions
-    accepts_future_arrivals = True     # drive() may hand over an open-loop schedule up front
+    accepts_future_arrivals = True     # drive() may hand over an open-loop schedule up front (then calls step(wait_s=))
+    # every sample also reads each child's RSS (a server the caller started): at 100 Hz, with step()'s
+    # 2 ms polling, ~1 of the client's 2.8-3.0 CPU-s per 32-request parity pass (docs/parity_cpu.md)
+    memory_sample_s = 1.0
 
     def __init__(self, model, options: OpenAIOptions, sections=None):
         super().__init__(model, options, sections)   # honours no engine-level section: refused at config load
@@ -111,9 +114,11 @@ class OpenAIEngine(Engine):
         with self.lock:
             return bool(self.tasks)
 
-    def step(self) -> list[Request]:
+    def step(self, wait_s: float | None = None) -> list[Request]:
+        """What finished, waiting for the first at most `wait_s` (default poll_s); drive() passes a long
+        wait once it holds nothing to admit, so the caller's thread sleeps instead of polling."""
         try:
-            out = [self.finished.get(timeout=self.options.poll_s)]
+            out = [self.finished.get(timeout=self.options.poll_s if wait_s is None else wait_s)]
         except queue.Empty:
             return []
         while True:
