@@ -66,16 +66,32 @@ def bisection(low: float, high: float, steps: int, target: float
     return good, points
 
 
+class Searches:
+    """Several bisections stepped one probe at a time, in whatever order the caller picks (one after
+    another, or in lockstep): `pending[key]` is a running search's next rate, `done[key]` a finished
+    search's (rate found, probes)."""
+
+    def __init__(self, keys: list, low: float, high: float, steps: int, target: float):
+        self._runs = {key: bisection(low, high, steps, target) for key in keys}
+        self.pending = {key: next(run) for key, run in self._runs.items()}
+        self.done: dict = {}
+
+    def probe(self, key, measure: Callable[[object, float], float]) -> None:
+        """`measure(key, rate)` at `key`'s next rate steps its search; a search that ends moves to `done`."""
+        try:
+            self.pending[key] = self._runs[key].send(measure(key, self.pending[key]))
+        except StopIteration as end:
+            self.done[key] = end.value
+            del self.pending[key]
+
+
 def bisect_rate(measure: Callable[[float], float], low: float, high: float, steps: int,
                 target: float) -> tuple[float | None, list[tuple[float, float]]]:
     """One search driven to its end: `measure(rate)` gives each probe's attainment."""
-    search = bisection(low, high, steps, target)
-    rate = next(search)
-    while True:
-        try:
-            rate = search.send(measure(rate))
-        except StopIteration as done:
-            return done.value
+    search = Searches([0], low, high, steps, target)
+    while search.pending:
+        search.probe(0, lambda _, rate: measure(rate))
+    return search.done[0]
 
 
 def monotone_fit(points: list[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:

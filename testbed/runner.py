@@ -13,7 +13,8 @@ the per-rate curves.
 
 The order of the passes (testbed/schedule.py): `workload.order: interleaved` alternates the arms in
 blocks of items (per repeat and rate when arrivals drive the load; probe by probe, every search in
-lockstep, for an SLO search), so the machine's drift lands on every arm; summary["drift"] and each arm's paired block ratio show what drift there was.
+lockstep, for an SLO search), so the machine's drift lands on every arm; summary["drift"] and each
+arm's paired block ratio show what drift there was.
 """
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from testbed.arm import ArmPlan
-from testbed.capacity import attainment, bisection, capacity_entry, capacity_plot, capacity_summary
+from testbed.capacity import Searches, attainment, capacity_entry, capacity_plot, capacity_summary
 from testbed.config import ExperimentConfig
 from testbed.diagnose import diagnose_experiment
 from testbed.drive import drive, frozen_gc, run_all
@@ -192,36 +193,27 @@ class Experiment:
         a = self.cfg.workload.arrival
         low, high = (float(r) for r in a.rates)
         keys = [(name, r) for r in range(self.cfg.repeats) for name in self.arm_names]
-        searches = {key: bisection(low, high, a.steps, a.target) for key in keys}
-        pending = {key: next(search) for key, search in searches.items()}      # each search's next rate
-        done: dict[tuple[str, int], tuple] = {}
-
-        def probe(key: tuple[str, int]) -> None:
-            try:
-                pending[key] = searches[key].send(self._probe(*key, pending[key]))
-            except StopIteration as end:
-                done[key] = end.value
-                del pending[key]
+        search = Searches(keys, low, high, a.steps, a.target)
         try:
             if self.cfg.workload.order == "sequential":
                 for key in keys:
-                    while key in pending:
-                        probe(key)
+                    while key in search.pending:
+                        search.probe(key, self._probe)
                     self.plans[key[0]].close()      # one arm's KV at a time, as _run_passes promises
             rounds = 0
-            while pending:
+            while search.pending:
                 for key in [(n, r) for r in range(self.cfg.repeats) for n in rotated(self.arm_names, rounds + r)]:
-                    if key in pending:
-                        probe(key)
+                    if key in search.pending:
+                        search.probe(key, self._probe)
                 rounds += 1
         finally:        # searches that finished keep their answer, even when the run stops early
-            for name, r in (key for key in keys if key in done):
-                entry = capacity_entry(*done[(name, r)], a.target, low, high)
+            for name, r in (key for key in keys if key in search.done):
+                entry = capacity_entry(*search.done[(name, r)], a.target, low, high)
                 self.capacity.setdefault(name, []).append({**entry, "repeat": r})
 
-    def _probe(self, name: str, repeat: int, rate: float) -> float:
-        """One Poisson run of the arm at `rate`; the share of its requests that met every SLO."""
-        a = self.cfg.workload.arrival
+    def _probe(self, key: tuple[str, int], rate: float) -> float:
+        """One Poisson run of the (arm, repeat) at `rate`; the share of its requests that met every SLO."""
+        (name, repeat), a = key, self.cfg.workload.arrival
         arrival = {"kind": "poisson", "rate": rate, "burstiness": a.burstiness, "max_concurrency": a.max_concurrency}
         self._run_arm(name, repeat, rate, arrival, Pass(name, repeat, rate, arrival, 0, self.items))
         return attainment(self.runs[name][-1].records, self.cfg.slo)
@@ -252,7 +244,8 @@ class Experiment:
             bar.update(1)
 
         t0_box = [time.perf_counter()]
-        with MemoryTracker(self.device, engine.memory_sample_s) as mem, frozen_gc():      # no full-heap GC pause in the timed run
+        # frozen_gc: no full-heap GC pause in the timed run
+        with MemoryTracker(self.device, engine.memory_sample_s) as mem, frozen_gc():
             try:
                 cpu0 = cpu_seconds()
                 t0_box[0] = time.perf_counter()

@@ -67,7 +67,8 @@ def baseline_drift(runs: list) -> dict:
     rates = {r.rate for r in ordered}
     if len(rates) > 1:
         by_rate = {rate: [thr[_key(r)] for r in ordered if r.rate == rate] for rate in rates}
-        mean = {rate: float(np.mean(v)) for rate, v in by_rate.items() if len(v) >= 2 and np.mean(v) > 0}
+        mean = {rate: float(np.mean(v)) for rate, v in by_rate.items() if len(v) >= 2}
+        mean = {rate: m for rate, m in mean.items() if m > 0}
         series = [thr[_key(r)] / mean[r.rate] for r in ordered if r.rate in mean]
     else:
         series = [thr[_key(r)] for r in ordered]
