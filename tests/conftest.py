@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny random models (fixed seed, milliseconds) and a cache dir per session."""
+"""Shared fixtures: tiny random models (fixed seed, milliseconds), a cache dir per session, and
+loopback HTTP stub servers."""
+import threading
+from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
+
 import pytest
 import torch
 
@@ -32,3 +37,21 @@ def chaotic_lm():
             if p.dim() == 2:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.25)
     return lm
+
+
+@contextmanager
+def _serving(handler):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture(scope="session")
+def http_stub():
+    """`with http_stub(Handler) as port:` a loopback HTTP server with that handler, on a free port."""
+    return _serving

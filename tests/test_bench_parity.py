@@ -1,8 +1,7 @@
 """scripts/bench_parity.py's comparisons (testbed/metrics/parity.py): TTFT paired prompt by
 prompt, and the server's own TTFT read from either server's /metrics (testbed serve's and vLLM's series names)."""
 import importlib.util
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -38,18 +37,13 @@ class Metrics(BaseHTTPRequestHandler):
         pass
 
 
-def test_server_ttft_sums_every_ttft_series_and_nothing_else():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        port = srv.server_address[1]
+def test_server_ttft_sums_every_ttft_series_and_nothing_else(http_stub):
+    with http_stub(Metrics) as port:
         assert bench_parity.server_ttft(port) == pytest.approx((1.75, 32))
         ttft, tpot = bench_parity.server_sums(port, *bench_parity.SERVER_SERIES)
         assert tpot == pytest.approx((0.06, 3))        # vLLM's engine-clock TPOT; testbed serve has none
         assert bench_parity.mean_ms((0.0, 0), tpot) == pytest.approx(20.0)
         assert bench_parity.mean_ms(tpot, tpot) is None
-    finally:
-        srv.shutdown()
 
 
 class FakeProcess:

@@ -2,9 +2,8 @@
 drive loop polling every 2 ms, RSS sampled every 10 ms over the server's processes too) came out of
 the server being measured (docs/parity_cpu.md, 2026-12-02 probe)."""
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -35,12 +34,9 @@ class Quick(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Quick)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    srv.shutdown()
+def server(http_stub):
+    with http_stub(Quick) as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def test_a_handed_over_schedule_is_collected_without_polling(tiny_lm, server):

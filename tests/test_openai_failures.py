@@ -2,9 +2,8 @@
 within its timeouts, and the run never hangs (unreachable, refused, reset, non-SSE garbage, a stall)."""
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -50,12 +49,9 @@ class Bad(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def bad_server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Bad)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    srv.shutdown()
+def bad_server(http_stub):
+    with http_stub(Bad) as port:
+        yield f"http://127.0.0.1:{port}/v1"
 
 
 def run_one(lm, url, **opts):

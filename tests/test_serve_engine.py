@@ -3,9 +3,8 @@ for token) within a stated latency tolerance; against a flaky fake server it ret
 connection errors with backoff, does not retry other 4xx, and records every error per request."""
 import json
 import statistics
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -105,16 +104,14 @@ class Flaky(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def flaky():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv
-    srv.shutdown()
+def flaky(http_stub):
+    with http_stub(Flaky) as port:
+        yield port
 
 
 def run_against(flaky, lm, status, fails, retries):
     Flaky.plan = {"calls": 0, "fails": fails, "status": status}
-    url = f"http://127.0.0.1:{flaky.server_address[1]}/v1"
+    url = f"http://127.0.0.1:{flaky}/v1"
     engine = OpenAIEngine(lm, OpenAIOptions(base_url=url, max_retries=retries, backoff_s=0.01, served_model_name="m"))
     req = Request(id="r", prompt_ids=[1], prompt_text="x", max_new_tokens=2, arrival_time=time.perf_counter())
     engine.add_request(req)
