@@ -47,7 +47,8 @@ HIGHER_BETTER = ("request_throughput", "output_throughput", "total_token_through
 # ITL) moved up to x1.46, the rest up to x1.20 beyond their intervals; a default is exp(4 sd) of log(new/ref)
 # over those pairs (x1.60, x1.37), rounded. 0: any move counts; None: reported, never fails.
 TOLERANCE = {"quality_": 0.0, "match_rate": 0.0, "goodput": None, "tpot_ms": 0.6, "itl_ms": 0.6, "": 0.35}
-MACHINE = ("cpu_model", "cpu_count", "threads", "gpu_name", "gpu_count")    # env.json keys: the hardware
+# env.json keys: the hardware (cpu_id and cpu_simd tell apart two CPUs sold under one name)
+MACHINE = ("cpu_model", "cpu_id", "cpu_simd", "cpu_count", "threads", "gpu_name", "gpu_count")
 VERSIONS = ("torch", "transformers", "python")
 
 

@@ -36,15 +36,29 @@ def git_sha() -> str | None:
     return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def cpu_model() -> str | None:
-    """The CPU's marketing name from /proc/cpuinfo, else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
+# The instruction sets a CPU kernel may pick (torch, oneDNN, vLLM's CPU build): two CPUs sold under one name
+# ("AMD EPYC" in a VM) or one CPU with features masked by the hypervisor can differ here and run at other speeds.
+SIMD = ("avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+        "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "sve", "sve2")
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """cpu_model (the marketing name), cpu_id (vendor, family, model, stepping: the generation, which the name
+    may hide) and cpu_simd (the SIMD flags of SIMD present) from /proc/cpuinfo; platform.processor() elsewhere."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    first = {}
+    for line in cpuinfo.split("\n\n")[0].splitlines():      # the first processor describes them all
+        key, _, value = line.partition(":")
+        first[key.strip()] = value.strip()
+    ident = [first.get(k) for k in ("vendor_id", "cpu family", "model", "stepping")]
+    flags = set((first.get("flags") or first.get("Features") or "").split())
+    return {"cpu_model": first.get("model name") or platform.processor() or None,
+            "cpu_id": "{} family {} model {} stepping {}".format(*ident) if all(ident) else None,
+            "cpu_simd": " ".join(f for f in SIMD if f in flags) or None}
 
 
 def _nvml_driver() -> str | None:
@@ -76,7 +90,7 @@ def collect_env() -> dict:
     """Versions, git sha, platform, CPU, threads, device and GPU: what env.json records."""
     env = {"python": platform.python_version(), "testbed": testbed.__version__,
            "transformers": _version("transformers"), "git_sha": git_sha(),
-           "platform": platform.platform(), "cpu_model": cpu_model(),
+           "platform": platform.platform(), **cpu_info(),
            "cpu_count": os.cpu_count(), "memory_total_mb": psutil.virtual_memory().total / 2**20}
     env.update(torch_env())
     return env

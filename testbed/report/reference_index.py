@@ -45,7 +45,8 @@ def machine_card(env: dict) -> str:
     """One line: device, CPU/GPU model, cores, threads, memory, library versions."""
     gpu = f"{env.get('gpu_name')}, " if env.get("gpu_name") else ""
     mem = f"{env['memory_total_mb'] / 1024:.0f} GiB RAM, " if env.get("memory_total_mb") else ""
-    return (f"{env.get('device', '?')}: {gpu}{env.get('cpu_model', '?')}, {env.get('cpu_count', '?')} cores, "
+    cpu = env.get("cpu_model", "?") + (f" ({env['cpu_id']})" if env.get("cpu_id") else "")
+    return (f"{env.get('device', '?')}: {gpu}{cpu}, {env.get('cpu_count', '?')} cores, "
             f"{env.get('threads', '?')} torch threads, {mem}torch {env.get('torch')}, "
             f"transformers {env.get('transformers')}, python {env.get('python')}")
 
