@@ -81,7 +81,7 @@ def test_config_runs_on_tiny_model_and_meets_contract(path, tmp_path, monkeypatc
     assert set(summary["arms"]) == ran and not summary["incomplete"]
     records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
     if cfg.workload.arrival.kind != "slo_search":      # a search probes as many rates as the arm needs
-        assert len(records) == limit * len(ran) * len(cfg.workload.arrival.rates or [None])
+        assert len(records) == limit * len(ran) * len(cfg.workload.arrival.rates or [None]) * cfg.repeats
     assert all(r["status"] == "ok" and r["output_tokens"] > 0 for r in records), \
         [(r["arm"], r["error"]) for r in records if r["status"] != "ok"][:3]
     for arm in ran:
