@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from testbed.arm import ArmPlan
-from testbed.capacity import Searches, attainment, capacity_entry, capacity_plot, capacity_summary
+from testbed.capacity import Searches, attainment, capacity_plot, capacity_summary
 from testbed.config import ExperimentConfig
 from testbed.diagnose import diagnose_experiment
 from testbed.drive import drive, frozen_gc, run_all
@@ -45,7 +45,7 @@ from testbed.models import load_cached, pick_device
 from testbed.plugins import load_plugins
 from testbed.report.writer import RunWriter, create_run_dir
 from testbed.request import Request
-from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_passes, rotated
+from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_passes, search_round
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
 from testbed.workloads.sweep import arrival_schedule, rate_label, sweep_summary
@@ -195,20 +195,12 @@ class Experiment:
         keys = [(name, r) for r in range(self.cfg.repeats) for name in self.arm_names]
         search = Searches(keys, low, high, a.steps, a.target)
         try:
-            if self.cfg.workload.order == "sequential":
-                for key in keys:
-                    while key in search.pending:
-                        search.probe(key, self._probe)
-                    self.plans[key[0]].close()      # one arm's KV at a time, as _run_passes promises
-            rounds = 0
-            while search.pending:
-                for key in [(n, r) for r in range(self.cfg.repeats) for n in rotated(self.arm_names, rounds + r)]:
-                    if key in search.pending:
-                        search.probe(key, self._probe)
-                rounds += 1
+            if self.cfg.workload.order == "sequential":     # one arm's KV at a time, as _run_passes promises
+                search.one_by_one(self._probe, lambda key: self.plans[key[0]].close())
+            else:
+                search.lockstep(self._probe, lambda k: search_round(self.arm_names, self.cfg.repeats, k))
         finally:        # searches that finished keep their answer, even when the run stops early
-            for name, r in (key for key in keys if key in search.done):
-                entry = capacity_entry(*search.done[(name, r)], a.target, low, high)
+            for (name, r), entry in search.entries().items():
                 self.capacity.setdefault(name, []).append({**entry, "repeat": r})
 
     def _probe(self, key: tuple[str, int], rate: float) -> float:

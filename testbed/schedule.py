@@ -56,6 +56,12 @@ def rotated(arms: list[str], k: int) -> list[str]:
     return arms[k:] + arms[:k]
 
 
+def search_round(arms: list[str], repeats: int, k: int) -> list[tuple[str, int]]:
+    """The (arm, repeat) searches of an SLO search's k-th lockstep round, in the order they probe: each
+    repeat's arms rotated by k + repeat, as blocks are."""
+    return [(a, r) for r in range(repeats) for a in rotated(arms, k + r)]
+
+
 def schedule_kind(schedule: list) -> str | None:
     """The arrival kind of a single-entry schedule (a sweep has one entry per rate: None)."""
     return schedule[0][1].get("kind") if len(schedule) == 1 else None
