@@ -37,9 +37,9 @@ from testbed.interrupt import sigterm_as_interrupt
 from testbed.metrics.footprint import check_coexist
 from testbed.metrics.match import compare, rematch
 from testbed.metrics.memory import MemoryTracker
-from testbed.metrics.quality import score_output
 from testbed.models import load_cached, pick_device
 from testbed.plugins import load_plugins
+from testbed.records import request_record
 from testbed.report.writer import RunWriter, create_run_dir
 from testbed.request import Request
 from testbed.run_summary import summarize_run, trusted_models
@@ -267,25 +267,10 @@ class Experiment:
         return rid if rate is None else f"{rid}#q{rate_label(rate)}"
 
     def _record(self, arm: str, repeat: int, req: Request, item, t0: float) -> dict:
-        lm = self.plans[arm].lm_for(req)     # a routed arm's answer comes from one of its tiers
-        text = lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
-        rel = lambda t: None if t is None else t - t0   # noqa: E731
-        rec = {"arm": arm, "repeat": repeat, "request_id": req.id, "item_id": item.id, "category": item.category,
-               "model": lm.spec_id, "status": "ok" if req.status == "finished" else "failed",
-               "error": req.error, "finish_reason": req.finish_reason,
-               "prompt_tokens": req.num_prompt_tokens,
-               "output_tokens": req.reported_output_tokens or req.num_output_tokens,
-               "arrival_s": rel(req.arrival_time),
-               "first_token_s": rel(req.token_times[0]) if req.token_times else None,
-               "finish_s": rel(req.token_times[-1]) if req.token_times else None,
-               "token_times_s": [round(t - t0, 6) for t in req.token_times],
-               "send_s": rel(req.send_time), "chunk_times_s": [round(t - t0, 6) for t in req.chunk_times] or None,
-               "output_text": text, "output_ids": req.output_ids,
-               "answers": item.answers, "scorer": item.scorer}
-        rec.update(score_output(item, text) if req.status == "finished"
-                   else {"scores": {}, "score": 0.0, "correct": False})
+        plan = self.plans[arm]
+        rec = request_record(arm, repeat, req, item, t0, plan.lm_for(req))   # a routed arm: the tier that answered
         rec.update(self._match(arm, req))
-        rec.update(self.plans[arm].record_fields(req))     # routed arms: route, cost_usd
+        rec.update(plan.record_fields(req))     # routed arms: route, cost_usd
         rec["stats"] = req.stats
         return rec
 
