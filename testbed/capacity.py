@@ -4,8 +4,8 @@
     slo: {ttft_ms: 3000, tpot_ms: 300}
 
 Each probe is a full Poisson run of the arm at one rate (the runner's `_probe`). `bisection` is the
-search as a generator, so the runner can run every arm's and repeat's search in lockstep (one probe
-each per round): drift in the machine's speed over the run then lands on all of them alike, where
+search as a generator, so `Searches.lockstep` can run every arm's and repeat's search in lockstep (one
+probe each per round): drift in the machine's speed over the run then lands on all of them alike, where
 searches run one after another each met a different machine (docs/capacity_cpu.md). The high end is
 probed first: if the arm meets the SLOs there, that end is the answer (the capacity lies beyond the
 bracket). Then `steps` bisections halve the interval [highest rate that met, lowest rate that
@@ -67,11 +67,11 @@ def bisection(low: float, high: float, steps: int, target: float
 
 
 class Searches:
-    """Several bisections stepped one probe at a time, in whatever order the caller picks (one after
-    another, or in lockstep): `pending[key]` is a running search's next rate, `done[key]` a finished
-    search's (rate found, probes)."""
+    """Several bisections stepped one probe at a time, one after another or in lockstep: `pending[key]` is
+    a running search's next rate, `done[key]` a finished search's (rate found, probes)."""
 
     def __init__(self, keys: list, low: float, high: float, steps: int, target: float):
+        self.low, self.high, self.target = low, high, target
         self._runs = {key: bisection(low, high, steps, target) for key in keys}
         self.pending = {key: next(run) for key, run in self._runs.items()}
         self.done: dict = {}
@@ -84,13 +84,35 @@ class Searches:
             self.done[key] = end.value
             del self.pending[key]
 
+    def one_by_one(self, measure: Callable[[object, float], float],
+                   finished: Callable[[object], None] = lambda key: None) -> None:
+        """Each search to its end, in key order; `finished(key)` after each (the runner frees its engine)."""
+        for key in list(self.pending):
+            while key in self.pending:
+                self.probe(key, measure)
+            finished(key)
+
+    def lockstep(self, measure: Callable[[object, float], float], round_order: Callable[[int], list]) -> None:
+        """Round k probes every running search once, in the order `round_order(k)` lists their keys, so
+        drift over the run lands on every search alike."""
+        k = 0
+        while self.pending:
+            for key in round_order(k):
+                if key in self.pending:
+                    self.probe(key, measure)
+            k += 1
+
+    def entries(self) -> dict:
+        """capacity_entry of every finished search, in key order (a run stopped early keeps these)."""
+        return {key: capacity_entry(*self.done[key], self.target, self.low, self.high)
+                for key in self._runs if key in self.done}
+
 
 def bisect_rate(measure: Callable[[float], float], low: float, high: float, steps: int,
                 target: float) -> tuple[float | None, list[tuple[float, float]]]:
     """One search driven to its end: `measure(rate)` gives each probe's attainment."""
     search = Searches([0], low, high, steps, target)
-    while search.pending:
-        search.probe(0, lambda _, rate: measure(rate))
+    search.one_by_one(lambda _, rate: measure(rate))
     return search.done[0]
 
 

@@ -25,30 +25,28 @@ import torch
 from tqdm import tqdm
 
 from testbed.arm import ArmPlan
-from testbed.capacity import Searches, attainment, capacity_entry, capacity_plot, capacity_summary
+from testbed.capacity import Searches, attainment, capacity_plot
 from testbed.config import ExperimentConfig
 from testbed.diagnose import diagnose_experiment
 from testbed.drive import drive, frozen_gc, run_all
 from testbed.engines import ENGINES
 from testbed.env import collect_env
 from testbed.errors import UserError
-from testbed.metrics.cpu import cpu_metrics, cpu_seconds
+from testbed.metrics.cpu import cpu_seconds
 from testbed.interrupt import sigterm_as_interrupt
-from testbed.metrics.drift import add_block_ratios
-from testbed.metrics.ratio_ci import add_ratio_cis
 from testbed.metrics.footprint import check_coexist
 from testbed.metrics.match import compare, rematch
 from testbed.metrics.memory import MemoryTracker
-from testbed.metrics.quality import score_output
-from testbed.metrics.summary import add_ratios, by_category, ratios_on_shared_passes, summarize_arm
 from testbed.models import load_cached, pick_device
 from testbed.plugins import load_plugins
+from testbed.records import request_record
 from testbed.report.writer import RunWriter, create_run_dir
 from testbed.request import Request
-from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_passes, rotated
+from testbed.run_summary import summarize_run, trusted_models
+from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_passes, search_round
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
-from testbed.workloads.sweep import arrival_schedule, rate_label, sweep_summary
+from testbed.workloads.sweep import arrival_schedule, rate_label
 
 
 @dataclass
@@ -147,7 +145,7 @@ class Experiment:
         self.writer.write_config(self.cfg.model_dump(mode="json", exclude_none=True))
         self.writer.write_env({**collect_env(), "device": str(self.device), "threads": torch.get_num_threads(),
                                "threads_from": "config" if self.cfg.threads else "torch default (one per core)",
-                               "trust_remote_code": self._trusted()})    # models whose own code was allowed to run
+                               "trust_remote_code": trusted_models(self.cfg, self.arm_names)})
         incomplete = False
         restore_sigterm = sigterm_as_interrupt()      # SIGTERM, like Ctrl-C, keeps what was measured
         try:
@@ -195,20 +193,12 @@ class Experiment:
         keys = [(name, r) for r in range(self.cfg.repeats) for name in self.arm_names]
         search = Searches(keys, low, high, a.steps, a.target)
         try:
-            if self.cfg.workload.order == "sequential":
-                for key in keys:
-                    while key in search.pending:
-                        search.probe(key, self._probe)
-                    self.plans[key[0]].close()      # one arm's KV at a time, as _run_passes promises
-            rounds = 0
-            while search.pending:
-                for key in [(n, r) for r in range(self.cfg.repeats) for n in rotated(self.arm_names, rounds + r)]:
-                    if key in search.pending:
-                        search.probe(key, self._probe)
-                rounds += 1
+            if self.cfg.workload.order == "sequential":     # one arm's KV at a time, as _run_passes promises
+                search.one_by_one(self._probe, lambda key: self.plans[key[0]].close())
+            else:
+                search.lockstep(self._probe, lambda k: search_round(self.arm_names, self.cfg.repeats, k))
         finally:        # searches that finished keep their answer, even when the run stops early
-            for name, r in (key for key in keys if key in search.done):
-                entry = capacity_entry(*search.done[(name, r)], a.target, low, high)
+            for (name, r), entry in search.entries().items():
                 self.capacity.setdefault(name, []).append({**entry, "repeat": r})
 
     def _probe(self, key: tuple[str, int], rate: float) -> float:
@@ -277,25 +267,10 @@ class Experiment:
         return rid if rate is None else f"{rid}#q{rate_label(rate)}"
 
     def _record(self, arm: str, repeat: int, req: Request, item, t0: float) -> dict:
-        lm = self.plans[arm].lm_for(req)     # a routed arm's answer comes from one of its tiers
-        text = lm.tokenizer.decode(req.output_ids, skip_special_tokens=True)
-        rel = lambda t: None if t is None else t - t0   # noqa: E731
-        rec = {"arm": arm, "repeat": repeat, "request_id": req.id, "item_id": item.id, "category": item.category,
-               "model": lm.spec_id, "status": "ok" if req.status == "finished" else "failed",
-               "error": req.error, "finish_reason": req.finish_reason,
-               "prompt_tokens": req.num_prompt_tokens,
-               "output_tokens": req.reported_output_tokens or req.num_output_tokens,
-               "arrival_s": rel(req.arrival_time),
-               "first_token_s": rel(req.token_times[0]) if req.token_times else None,
-               "finish_s": rel(req.token_times[-1]) if req.token_times else None,
-               "token_times_s": [round(t - t0, 6) for t in req.token_times],
-               "send_s": rel(req.send_time), "chunk_times_s": [round(t - t0, 6) for t in req.chunk_times] or None,
-               "output_text": text, "output_ids": req.output_ids,
-               "answers": item.answers, "scorer": item.scorer}
-        rec.update(score_output(item, text) if req.status == "finished"
-                   else {"scores": {}, "score": 0.0, "correct": False})
+        plan = self.plans[arm]
+        rec = request_record(arm, repeat, req, item, t0, plan.lm_for(req))   # a routed arm: the tier that answered
         rec.update(self._match(arm, req))
-        rec.update(self.plans[arm].record_fields(req))     # routed arms: route, cost_usd
+        rec.update(plan.record_fields(req))     # routed arms: route, cost_usd
         rec["stats"] = req.stats
         return rec
 
@@ -305,94 +280,12 @@ class Experiment:
             return compare(None, req.output_ids)
         return compare(self.baseline_outputs.get(req.id), req.output_ids)
 
-    def _pooled(self, runs: list[ArmRun]) -> dict:
-        """Pool runs: tokens over the summed wall time, peak memory over all of them."""
-        records = [r for run in runs for r in run.records]
-        memory = {k: max(run.memory.get(k, 0) for run in runs) for k in runs[-1].memory if k != "cpu_s"}
-        out = summarize_arm(records, sum(run.wall_s for run in runs), runs[-1].engine_stats, memory,
-                            self.cfg.cost.usd_per_hour, self.cfg.slo)
-        return {**out, **cpu_metrics(sum(run.memory["cpu_s"] for run in runs), records)}
-
-    def _arm_summary(self, name: str) -> dict:
-        """The comparison row: every repeat and every rate of the arm pooled."""
-        runs = self.runs[name]
-        out = self._pooled(runs)
-        out.update(self.plans[name].aggregate([r for run in runs for r in run.records]))
-        repeats = sorted({run.repeat for run in runs})
-        if len(repeats) > 1:
-            out["repeats"] = len(repeats)
-            out["output_throughput_per_repeat"] = [self._pooled([run for run in runs if run.repeat == i])
-                                                   ["output_throughput"] for i in repeats]
-        return out
-
-    def _category_summary(self, name: str) -> dict:
-        """by_category rows plus each strategy's own aggregate (context audits) over that category's records."""
-        records = [r for r in self.records if r["arm"] == name]
-        cats = by_category(records)
-        for cat, row in cats.items():
-            row.update(self.plans[name].aggregate([r for r in records if (r.get("category") or "uncategorised") == cat]))
-        return cats
-
-    def _rates(self) -> list[float]:
-        """Every offered rate (or concurrency level) an arm ran at: a sweep's, or those a search probed."""
-        return sorted({run.rate for runs in self.runs.values() for run in runs if run.rate is not None})
-
-    def _sweep_summary(self) -> dict:
-        """{axis, rates, curves, best}: per arm and rate, throughput, latency p50/p90 and goodput (repeats pooled)."""
-        per_rate: dict[float, dict[str, dict]] = {}
-        for rate in self._rates():
-            arms = {a: [run for run in self.runs.get(a, []) if run.rate == rate] for a in self.arm_names}
-            arms = {a: self._pooled(runs) for a, runs in arms.items() if runs}
-            if arms:
-                per_rate[rate] = arms
-        return sweep_summary(per_rate, "concurrency" if self.cfg.workload.arrival.concurrency else "rate")
-
-    def _notes(self) -> list[str]:
-        notes = ["Fallback applied: no CUDA device, so the config's `fallback:` section was used."] \
-            if self.cfg.fallback_applied else []
-        a = self.cfg.workload.arrival
-        if self.schedule[0][0] is not None:
-            rates = ", ".join(rate_label(r) for r, _ in self.schedule)
-            unit, step = ("requests in flight", "levels") if a.concurrency else ("requests/s (inf: all at once)", "rates")
-            notes.append(f"Sweep at {rates} {unit}: every comparison row pools all {step} "
-                         f"(tokens over the summed wall time); the sweep table gives each of them.")
-        if a.kind == "slo_search":
-            notes.append(f"SLO search: per arm, the highest offered rate in [{a.rates[0]}, {a.rates[1]}] req/s at "
-                         f"which {a.target:.0%} of requests meet every SLO ({a.steps} bisections, log scale); "
-                         "comparison rows pool every probe, their ratios to the baseline only the probes both "
-                         "arms ran (same rate and repeat); the capacity section gives each arm's rate.")
-        if self._trusted():
-            notes.append(f"trust_remote_code: the Python code shipped with {', '.join(self._trusted())} was run.")
-        return notes + [self.order["text"]]
-
-    def _trusted(self) -> list[str]:
-        return sorted({self.cfg.arm_model(a).id for a in self.arm_names if self.cfg.arm_model(a).trust_remote_code})
-
     def _finish(self, incomplete: bool) -> dict:
         if rematch(self.records, self.cfg.baseline, self.baseline_outputs):   # rotated blocks ran before the baseline's
             self.writer.rewrite_records(self.records)
-        arms = {a: self._arm_summary(a) for a in self.arm_names if a in self.runs}
-        if self.cfg.baseline in arms:
-            arms = add_ratios(arms, self.cfg.baseline)
-            ratios_on_shared_passes(arms, self.runs, self.cfg.baseline, self._pooled)
-        drift = add_block_ratios(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline)
-        add_ratio_cis(arms, {a: self.runs[a] for a in arms}, self.cfg.baseline, self.cfg.slo)
-        cats = {a: self._category_summary(a) for a in arms}
-        details = {a: d for a in arms if (d := self.plans[a].details([r for r in self.records if r["arm"] == a]))}
-        for a in arms:
-            self.plans[a].against(arms[a], details.get(a, {}), arms, self.plans)
-        runs = [{"arm": a, "repeat": r.repeat, "rate": None if r.rate is None else rate_label(r.rate),
-                 "wall_s": r.wall_s, "n": len(r.records)} for a in self.arm_names for r in self.runs.get(a, [])]
-        self.summary = {"name": self.cfg.name, "baseline": self.cfg.baseline, "incomplete": incomplete,
-                        "arms": arms, "by_category": cats, "notes": self._notes(), "runs": runs,
-                        "order": self.order, **({"drift": drift} if drift else {}),
-                        **({"details": details} if details else {})}
-        if self._rates() and arms:
-            self.summary["sweep"] = self._sweep_summary()
-        if self.capacity:
-            self.summary["capacity"] = capacity_summary(self.capacity)
-            for arm, searches in self.capacity.items():
-                capacity_plot(arm, searches[-1], self.writer.run_dir / "plots" / f"capacity_{arm}.png")
+        self.summary = summarize_run(self, incomplete)
+        for arm, searches in self.capacity.items():
+            capacity_plot(arm, searches[-1], self.writer.run_dir / "plots" / f"capacity_{arm}.png")
         self.summary["diagnosis"] = diagnose_experiment(self, probe=not incomplete)   # Ctrl-C: no probes
         self.writer.write_summary(self.summary)
         self.writer.write_report(self.summary, self.records)

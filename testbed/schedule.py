@@ -56,6 +56,12 @@ def rotated(arms: list[str], k: int) -> list[str]:
     return arms[k:] + arms[:k]
 
 
+def search_round(arms: list[str], repeats: int, k: int) -> list[tuple[str, int]]:
+    """The (arm, repeat) searches of an SLO search's k-th lockstep round, in the order they probe: each
+    repeat's arms rotated by k + repeat, as blocks are."""
+    return [(a, r) for r in range(repeats) for a in rotated(arms, k + r)]
+
+
 def schedule_kind(schedule: list) -> str | None:
     """The arrival kind of a single-entry schedule (a sweep has one entry per rate: None)."""
     return schedule[0][1].get("kind") if len(schedule) == 1 else None
@@ -89,16 +95,16 @@ def order_info(order: str, schedule: list, block: int, n_items: int, repeats: in
     blocked = is_blocked(schedule)
     return {"order": order, "blocked": blocked, "block_size": block if blocked else None,
             "n_blocks": math.ceil(n_items / block) if blocked else None,
-            "text": describe(order, blocked, block, n_items, repeats, schedule)}
+            "text": describe(order, schedule, block, n_items, repeats)}
 
 
-def describe(order: str, blocked: bool, block: int, n_items: int, repeats: int, schedule: list = ()) -> str:
+def describe(order: str, schedule: list, block: int, n_items: int, repeats: int) -> str:
     """The report's line on the order used."""
     if schedule_kind(schedule) == "slo_search":
         how = ("every arm's and repeat's search in lockstep, one probe each per round, the order rotated "
                "per round and repeat" if order == "interleaved" else "each arm's search to its end, one after another")
         return f"Order: **{order}** (SLO search: {how})."
-    if not blocked:
+    if not is_blocked(schedule):
         how = "arm order rotated per repeat and per rate (AB, BA, ...)" if order == "interleaved" \
             else "each arm's whole pass back to back"
         note = "" if repeats > 1 or order == "sequential" else \

@@ -18,12 +18,18 @@ ROWS += [("request throughput /s", "request_throughput", "request_throughput"),
          ("client queue mean ms", "mean_client_queue_time_ms", "client_queue_ms_mean")]
 
 
+def _by_prompt(records: list[dict]) -> dict[int, dict]:
+    """testbed's finished records by prompt index (item ids are `<prefix>-<i>`: random-3), the index
+    of vLLM's per-request lists."""
+    return {int(r["item_id"].split("-")[1]): r for r in records if r["status"] == "ok"}
+
+
 def paired_ttft(vllm: dict, records: list[dict]) -> dict:
     """Per request (prompt i against prompt i): testbed's TTFT from send minus vLLM's TTFT, in ms.
     A request's TTFT swings by up to one decode step with where its arrival falls in the server's
     step, so the p50 of 32 requests moves by milliseconds between passes of the same client; the
     paired median says whether one client reads systematically more or less."""
-    ours = {int(r["item_id"].split("-")[1]): r for r in records if r["status"] == "ok"}
+    ours = _by_prompt(records)
     diff = [(ours[i]["first_token_s"] - ours[i]["send_s"]) * 1e3 - t * 1e3
             for i, t in enumerate(vllm.get("ttfts", [])) if i in ours and t and ours[i].get("send_s") is not None]
     if not diff:
@@ -35,7 +41,7 @@ def paired_ttft(vllm: dict, records: list[dict]) -> dict:
 def paired_tpot(vllm: dict, records: list[dict]) -> dict:
     """Per request (prompt i against prompt i): testbed TPOT / vLLM TPOT - 1, and testbed's TPOT
     ended at its last chunk (vLLM's latency end) rather than its last token."""
-    ours = {int(r["item_id"].split("-")[1]): r for r in records if r["status"] == "ok"}
+    ours = _by_prompt(records)
     rel, to_chunk = [], []
     for i, (n, itl) in enumerate(zip(vllm.get("output_lens", []), vllm.get("itls", []))):
         r = ours.get(i)
@@ -50,7 +56,6 @@ def paired_tpot(vllm: dict, records: list[dict]) -> dict:
         return {}
     return {"pairs": len(rel), "tpot_rel_p50": float(np.median(rel)), "testbed_higher": int(np.sum(np.array(rel) > 0)),
             "to_last_chunk_rel_p50": float(np.median(to_chunk))}
-
 
 
 def schedule_gap_ms(vllm: dict, records: list[dict]) -> float | None:
