@@ -266,12 +266,17 @@ def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict
                 srv0, wait0 = server_sums(port, *SERVER_SERIES), runqueue_wait_s(proc.pid)
                 if client == "vllm":
                     vllm_runs.append(run_vllm_client(port, prompts, model_dir, out, f"vllm-{server}-r{rnd}", args))
+                    timed_s = vllm_runs[-1].get("duration")
                 else:
                     m, run_dir, records = run_ours(port, prompts, out, args)
                     ours_runs.append(m)
                     ours_arrival_ttft.append(m.get("ttft_ms_p50"))
+                    timed_s = m.get("duration_s")
                 busy1, srv1 = busy_cpu_s(), server_sums(port, *SERVER_SERIES)
-                passes.append({"round": rnd, "client": client, "wall_s": round(time.perf_counter() - t0, 2),
+                wall = time.perf_counter() - t0
+                # the client's start-up and wind-down: the pass's wall outside its timed requests
+                outside = None if timed_s is None else round(wall - timed_s, 2)
+                passes.append({"round": rnd, "client": client, "wall_s": round(wall, 2), "client_outside_s": outside,
                                "server_ttft_ms_mean": mean_ms(srv0[0], srv1[0]),
                                "server_tpot_ms_mean": mean_ms(srv0[1], srv1[1]),
                                "server_runqueue_wait_s": round(runqueue_wait_s(proc.pid) - wait0, 2),
