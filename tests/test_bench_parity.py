@@ -1,10 +1,14 @@
 """scripts/bench_parity.py's comparisons (testbed/metrics/parity.py): TTFT paired prompt by
 prompt, and the server's own TTFT read from either server's /metrics (testbed serve's and vLLM's series names)."""
+import argparse
 import importlib.util
+import json
+import os
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from testbed.metrics.parity import paired_ttft
@@ -89,3 +93,54 @@ def test_ttft_tail_names_the_slowest_prompts_with_the_other_clients_time():
     assert t["slowest"] == [(31, 32.0, 320.0), (30, 31.0, 310.0), (29, 30.0, 300.0)]
     assert t["p99"] == pytest.approx(np.percentile(np.delete(np.arange(1.0, 33.0), 5), 99))
     assert t["p99_sd"] > 0                         # resampled over requests, not a fixed value
+
+
+class Completions(BaseHTTPRequestHandler):
+    """Streams two tokens per completion and keeps each request's prompt and whether this test's
+    own process sent it (the peer's socket is one of its open connections, looked up while open)."""
+    seen: list[tuple[str, bool]] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append((body["prompt"], self.client_address[1] in client_ports(os.getpid())))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for i, reason in ((5, None), (6, "length")):
+            chunk = {"choices": [{"index": 0, "text": "a", "token_ids": [i], "finish_reason": reason}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def log_message(self, *args):
+        pass
+
+
+def client_ports(pid: int) -> set[int]:
+    return {c.laddr.port for c in psutil.Process(pid).net_connections("tcp")}
+
+
+def test_the_process_client_runs_the_prompts_in_a_child_and_returns_its_records(http_stub, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    texts = [f"prompt number {i}" for i in range(3)]
+    prompts.write_text("".join(json.dumps({"prompt": t, "output_tokens": 2}) + "\n" for t in texts))
+    args = argparse.Namespace(model="random:tiny-llama", output_len=2, seed=0, rate=50.0, max_concurrency=2)
+    Completions.seen = []
+    with http_stub(Completions) as port:
+        metrics, run_dir, records = bench_parity.run_testbed_client_process(port, prompts, tmp_path / "out", args)
+    assert run_dir.parent == tmp_path / "out" and (run_dir / "requests.jsonl").exists()
+    assert sorted(r["item_id"] for r in records) == ["prompt-0", "prompt-1", "prompt-2"]
+    assert [r["status"] for r in records] == ["ok"] * 3 and all(r["output_tokens"] == 2 for r in records)
+    assert metrics["n_ok"] == 3 and metrics["_client_cpu_s"] > 0       # the child's CPU, start-up included
+    # every prompt reached the server (one warm-up request too), none of them sent by this process
+    assert sorted({p for p, _ in Completions.seen}) == texts
+    assert not any(ours for _, ours in Completions.seen)
+
+
+def test_a_failing_process_client_stops_with_its_log(tmp_path):
+    prompts = tmp_path / "missing.jsonl"        # the child cannot load it: a user error, exit 2
+    args = argparse.Namespace(model="random:tiny-llama", output_len=2, seed=0, rate=50.0, max_concurrency=2)
+    with pytest.raises(SystemExit, match="exited with 2; its output: .*client-.*\\.log"):
+        bench_parity.run_testbed_client_process(9, prompts, tmp_path, args)
+    log = next(tmp_path.glob("client-*.log")).read_text()
+    assert "missing.jsonl" in log

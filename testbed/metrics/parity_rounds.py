@@ -120,7 +120,8 @@ def render(s: dict) -> str:
         lines.append(f"  r{p['round']} {p['client']:<8} server TTFT {p.get('server_ttft_ms_mean')} ms "
                      f"({_pct(p['server_ttft_off'])})  server TPOT {p.get('server_tpot_ms_mean')} ms  "
                      f"server CPU {p.get('server_cpu_s')} s, runqueue wait {p.get('server_runqueue_wait_s')} s  steal "
-                     f"{p.get('steal_cpu_s')} s  wall {p.get('wall_s')} s{'  DRIFTED' if p['drifted'] else ''}")
+                     f"{p.get('steal_cpu_s')} s  wall {p.get('wall_s')} s (client outside its requests "
+                     f"{p.get('client_outside_s')} s){'  DRIFTED' if p['drifted'] else ''}")
     lines.append(f"{'metric':<28} {'pooled':>7}  {'per round':<32} {'all rounds: mean [95% t] median':<44} "
                  f"{'unflagged rounds':<44} goal: all / unflagged")
     for m in s["metrics"]:
