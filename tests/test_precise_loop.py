@@ -4,8 +4,11 @@ import asyncio
 import ctypes
 import socket
 import statistics
+import sys
 import threading
 import time
+
+import pytest
 
 from testbed.engines.precise_loop import PreciseEpollSelector, new_precise_loop
 
@@ -49,6 +52,7 @@ def test_socket_events_come_out_of_both_waits_and_a_long_wait_ends_at_the_event(
         b.close()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="timer slack is a Linux prctl")
 def test_the_loops_thread_asks_the_kernel_for_a_1_us_timer_slack():
     got = {}
 
