@@ -1,5 +1,6 @@
 """The openai engine against servers that misbehave: every such request ends failed with its reason,
 within its timeouts, and the run never hangs (unreachable, refused, reset, non-SSE garbage, a stall)."""
+import datetime
 import json
 import socket
 import time
@@ -78,6 +79,12 @@ def test_request_timeout_bounds_a_slow_request(tiny_lm, bad_server):
     Bad.mode = "stall"
     req, took = run_one(tiny_lm, bad_server, max_retries=0, timeout_s=10, request_timeout_s=0.3)
     assert req.status == "failed" and "request_timeout_s" in req.error and took < 2
+
+
+def test_a_body_json_cannot_encode_fails_the_request_instead_of_hanging(tiny_lm, bad_server):
+    Bad.mode = "ok"        # the body is encoded before the arrival, outside the attempts' error handling
+    req, took = run_one(tiny_lm, bad_server, extra_body={"since": datetime.date(2026, 1, 1)})
+    assert req.status == "failed" and "request body" in req.error and took < 2
 
 
 def test_unreachable_host_fails_fast(tiny_lm):

@@ -1,10 +1,14 @@
 """The openai client's event loop: timers fire at their time (never before, well under a millisecond
 after), and socket events are still reported, a long wait ending at the event."""
 import asyncio
+import ctypes
 import socket
 import statistics
+import sys
 import threading
 import time
+
+import pytest
 
 from testbed.engines.precise_loop import PreciseEpollSelector, new_precise_loop
 
@@ -46,3 +50,18 @@ def test_socket_events_come_out_of_both_waits_and_a_long_wait_ends_at_the_event(
         sel.close()
         a.close()
         b.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="timer slack is a Linux prctl")
+def test_the_loops_thread_asks_the_kernel_for_a_1_us_timer_slack():
+    got = {}
+
+    def run():
+        loop = new_precise_loop()
+        loop.run_until_complete(asyncio.sleep(0.001))
+        got["slack"] = ctypes.CDLL(None).prctl(30, 0, 0, 0, 0)     # PR_GET_TIMERSLACK: this thread's
+        loop.close()
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert got["slack"] == 1000            # the default is 50,000: waits may end 50 us late

@@ -29,6 +29,7 @@ a request past `request_timeout_s` fail with the reason. Every attempt's error i
 req.stats["openai"]["errors"].
 """
 import asyncio
+import json
 import os
 import queue
 import threading
@@ -38,7 +39,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from testbed.engines.base import ENGINES, Engine, EngineOptions
-from testbed.engines.openai_http import Endpoint, HttpStatusError, StreamError, new_client, stream_sse
+from testbed.engines.openai_http import Endpoint, HttpStatusError, StreamError, new_client, stream_sse, within
 from testbed.engines.precise_loop import new_precise_loop
 from testbed.errors import UserError
 from testbed.request import Request
@@ -160,24 +161,28 @@ class OpenAIEngine(Engine):
         st: dict[str, Any] = {"attempts": 0, "errors": [], "endpoint": self.options.endpoint}
         req.stats["openai"] = st
         try:
+            body = json.dumps(self.payload(req)).encode()   # before the arrival: the send path only writes it
             delay = req.arrival_time - time.perf_counter()
             if delay > 0:                            # handed over ahead of its arrival: wait for it here
                 await asyncio.sleep(delay)
             async with self.slots:
-                await asyncio.wait_for(self._attempts(req, st), self.options.request_timeout_s)
+                await within(self._attempts(req, st, body), self.options.request_timeout_s)
         except asyncio.TimeoutError:
             st["errors"].append(f"request timed out after request_timeout_s={self.options.request_timeout_s:g}")
+            req.fail(st["errors"][-1])
+        except (TypeError, ValueError) as e:         # a body json cannot encode (e.g. a YAML date in extra_body)
+            st["errors"].append(f"request body: {e}")
             req.fail(st["errors"][-1])
         except asyncio.CancelledError:
             return                                   # aborted: the caller holds it
         self._finish(req)
 
-    async def _attempts(self, req: Request, st: dict) -> None:
+    async def _attempts(self, req: Request, st: dict, body: bytes) -> None:
         """Attempts with backoff; a retry starts from an empty output (only failures before any token retry)."""
         for attempt in range(self.options.max_retries + 1):
             st["attempts"] = attempt + 1
             try:
-                await self._attempt(req, st)
+                await self._attempt(req, st, body)
                 return
             except Retry as e:
                 st["errors"].append(str(e))
@@ -198,14 +203,14 @@ class OpenAIEngine(Engine):
             self.totals["openai_failed"] += req.status == "failed"
         self.finished.put(req)
 
-    async def _attempt(self, req: Request, st: dict) -> None:
+    async def _attempt(self, req: Request, st: dict, body: bytes) -> None:
         req.status = "running"
         chunks: list[tuple[float, str, list[int] | None]] = []
         times: list[float] = []           # every event with choices, as vLLM's client times them
         reason, usage = None, None
         req.send_time = time.perf_counter()
         try:
-            async for now, events in stream_sse(self.client, self.endpoint, "/" + self._route(), self.payload(req),
+            async for now, events in stream_sse(self.client, self.endpoint, "/" + self._route(), body,
                                                 self.headers, self.options.timeout_s):
                 for event in events:
                     if "error" in event:

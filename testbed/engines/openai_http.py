@@ -122,15 +122,17 @@ class SSEParser:
         return events
 
 
-async def stream_sse(client: aiohttp.ClientSession, ep: Endpoint, route: str, payload: dict,
+async def stream_sse(client: aiohttp.ClientSession, ep: Endpoint, route: str, payload: dict | bytes,
                      headers: dict, stall_s: float) -> AsyncIterator[tuple[float, list[dict]]]:
-    """POST `payload` to base path + route; per network read that completed events, yield
-    (perf_counter when the read arrived, its `data:` objects). Ends at `data: [DONE]` or the body's end.
-    The caller must not await anything else while iterating (StallGuard cancels the task)."""
+    """POST `payload` (a dict, or its JSON already encoded) to base path + route; per network read that
+    completed events, yield (perf_counter when the read arrived, its `data:` objects). Ends at
+    `data: [DONE]` or the body's end. The caller must not await anything else while iterating
+    (StallGuard cancels the task)."""
     hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream", **headers}
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     guard = StallGuard(stall_s)
     try:
-        async with client.post(ep.url(route), data=json.dumps(payload).encode(), headers=hdrs) as resp:
+        async with client.post(ep.url(route), data=body, headers=hdrs) as resp:
             await _check_response(resp)
             parser = SSEParser()
             async for data in resp.content.iter_any():
@@ -155,6 +157,16 @@ async def stream_sse(client: aiohttp.ClientSession, ep: Endpoint, route: str, pa
         raise StreamError(f"{_reason(e)} ({type(e).__name__}: {e})") from None
     finally:
         guard.close()
+
+
+async def within(coro, seconds: float):
+    """`coro` cancelled after `seconds` (asyncio.TimeoutError). On 3.11+ it runs in the caller's task:
+    asyncio.wait_for wraps it in a new task, whose first step waits a turn of the loop, and at 256
+    streams a turn is other streams' chunks handled before this request leaves."""
+    if not hasattr(asyncio, "timeout"):
+        return await asyncio.wait_for(coro, seconds)
+    async with asyncio.timeout(seconds):
+        return await coro
 
 
 async def _check_response(resp: aiohttp.ClientResponse) -> None:
