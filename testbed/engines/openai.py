@@ -162,6 +162,12 @@ class OpenAIEngine(Engine):
         req.stats["openai"] = st
         try:
             body = json.dumps(self.payload(req)).encode()   # before the arrival: the send path only writes it
+        except (TypeError, ValueError) as e:         # a body json cannot encode (e.g. a YAML date in extra_body)
+            st["errors"].append(f"request body: {e}")
+            req.fail(st["errors"][-1])
+            self._finish(req)
+            return
+        try:
             delay = req.arrival_time - time.perf_counter()
             if delay > 0:                            # handed over ahead of its arrival: wait for it here
                 await asyncio.sleep(delay)
@@ -169,9 +175,6 @@ class OpenAIEngine(Engine):
                 await within(self._attempts(req, st, body), self.options.request_timeout_s)
         except asyncio.TimeoutError:
             st["errors"].append(f"request timed out after request_timeout_s={self.options.request_timeout_s:g}")
-            req.fail(st["errors"][-1])
-        except (TypeError, ValueError) as e:         # a body json cannot encode (e.g. a YAML date in extra_body)
-            st["errors"].append(f"request body: {e}")
             req.fail(st["errors"][-1])
         except asyncio.CancelledError:
             return                                   # aborted: the caller holds it
