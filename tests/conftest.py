@@ -41,7 +41,8 @@ def chaotic_lm():
 
 @contextmanager
 def _serving(handler):
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    quiet = type(handler.__name__, (handler,), {"log_message": lambda self, *args: None})   # no line per request
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), quiet)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
@@ -53,5 +54,6 @@ def _serving(handler):
 
 @pytest.fixture(scope="session")
 def http_stub():
-    """`with http_stub(Handler) as port:` a loopback HTTP server with that handler, on a free port."""
+    """`with http_stub(Handler) as port:` a loopback HTTP server with that handler (its request log
+    silenced), on a free port."""
     return _serving

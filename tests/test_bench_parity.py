@@ -37,9 +37,6 @@ class Metrics(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args):
-        pass
-
 
 def test_server_ttft_sums_every_ttft_series_and_nothing_else(http_stub):
     with http_stub(Metrics) as port:
@@ -111,9 +108,6 @@ class Completions(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
         self.wfile.write(b"data: [DONE]\n\n")
-
-    def log_message(self, *args):
-        pass
 
 
 def client_ports(pid: int) -> set[int]:

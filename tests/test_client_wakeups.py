@@ -29,9 +29,6 @@ class Quick(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(f"{LAST}\n\ndata: [DONE]\n\n".encode())
 
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture(scope="module")
 def server(http_stub):

@@ -45,9 +45,6 @@ class Bad(BaseHTTPRequestHandler):
         elif self.mode == "stall":
             time.sleep(3)
 
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture(scope="module")
 def bad_server(http_stub):

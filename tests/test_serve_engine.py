@@ -99,9 +99,6 @@ class Flaky(BaseHTTPRequestHandler):
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
 
-    def log_message(self, *args):
-        pass
-
 
 @pytest.fixture
 def flaky(http_stub):
