@@ -1,5 +1,7 @@
-"""scripts/bench_paged.py and scripts/bench_spec.py run on the testbed runner and end with one JSON line."""
+"""scripts/bench_paged.py, bench_spec.py and rederive_drift.py: each run end to end on real inputs."""
+import gzip
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,3 +36,42 @@ def test_bench_spec_reports_each_method_against_the_baseline():
     assert 0 <= pl["alpha"] <= 1 and pl["c"] > 0 and 1 <= pl["k_mean"] <= 10 and pl["bound"] > 0
     assert set(out["batch"]["methods"]) == {"paged_base", "paged_pl"}
     assert out["batch"]["methods"]["paged_pl"]["match"] == 1.0
+
+
+def _as_first_published(tmp_path: Path) -> Path:
+    """The capacity reference with the drift figure its run first printed (every rate pooled: -46%)."""
+    from types import SimpleNamespace
+    from testbed.metrics.drift import baseline_drift
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from rederive_drift import runs_from
+    ref = tmp_path / "capacity"
+    shutil.copytree(ROOT / "results" / "reference" / "capacity", ref)
+    summary = json.loads((ref / "summary.json").read_text())
+    records = [json.loads(line) for line in gzip.open(ref / "requests.jsonl.gz", "rt")]
+    base = runs_from(summary, records)[summary["baseline"]]
+    summary["drift"] = {**baseline_drift([SimpleNamespace(**{**vars(r), "rate": None, "block": r.started})
+                                          for r in base]), "warning": True}
+    (ref / "summary.json").write_text(json.dumps(summary))
+    return ref
+
+
+def test_rederive_drift_reproduces_the_committed_capacity_drift(tmp_path):
+    ref = _as_first_published(tmp_path)
+    assert json.loads((ref / "summary.json").read_text())["drift"]["moved"] < -0.4
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "rederive_drift.py"), str(ref)], check=True,
+                   capture_output=True, text=True)
+    committed = json.loads((ROOT / "results" / "reference" / "capacity" / "summary.json").read_text())["drift"]
+    assert json.loads((ref / "summary.json").read_text())["drift"] == committed and not committed["warning"]
+    report = (ref / "report.md").read_text()
+    assert "**Warning**: Baseline drift" not in report and "re-derived from these records" in report
+    assert "rederived" in json.loads((ref / "reference.json").read_text())
+
+
+def test_rederive_drift_refuses_records_out_of_their_run_order(tmp_path):
+    ref = _as_first_published(tmp_path)
+    summary = json.loads((ref / "summary.json").read_text())
+    summary["runs"] = summary["runs"][::-1]          # the old figure no longer comes back: refuse
+    (ref / "summary.json").write_text(json.dumps(summary))
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "rederive_drift.py"), str(ref)],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "not the one that ran" in done.stderr
