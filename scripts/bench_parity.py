@@ -108,9 +108,33 @@ def start_server(kind: str, out: Path, model_dir: str, args) -> tuple[subprocess
         cmd = [PY, str(ROOT / "scripts/vllm_cli.py"), "serve", model_dir, "--served-model-name", args.model,
                "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "2048"]
         ready = f"http://127.0.0.1:{port}/v1/models"
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    if args.pin and kind == "vllm":        # the worker (the forward) binds itself to the server CPU
+        env["VLLM_CPU_OMP_THREADS_BIND"] = str(SERVER_CPU)
+    own_cpu = (lambda: os.sched_setaffinity(0, {SERVER_CPU})) if args.pin and kind == "testbed" else None
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT, preexec_fn=own_cpu)
     wait_ready(ready, proc)
+    (out / f"server-{kind}-threads.txt").write_text(thread_cpus(proc.pid))
     return proc, port
+
+
+# --pin: the server's compute alone on one CPU; everything else (both clients, this script, vLLM's
+# API server and engine-core loop, which spins on sched_yield while its worker computes) on the other.
+# Unpinned, a client's wake-ups land wherever the kernel finds room, the forward's CPU included, so
+# the server's own decode speed followed whichever client ran (docs/parity_cpu.md).
+SERVER_CPU, CLIENT_CPU = 1, 0
+
+
+def thread_cpus(pid: int) -> str:
+    """One line per thread of the server's process tree: pid, tid, name, the CPUs it may run on."""
+    lines = []
+    for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        for task in sorted(Path(f"/proc/{p.pid}/task").glob("*")):
+            try:
+                status = dict(line.split(":\t", 1) for line in (task / "status").read_text().splitlines() if ":\t" in line)
+            except OSError:                # a thread that ended meanwhile
+                continue
+            lines.append(f"{p.pid} {task.name} {status['Name'].strip()} cpus={status['Cpus_allowed_list'].strip()}")
+    return "\n".join(lines) + "\n"
 
 
 def tree_cpu_s(pid: int) -> float:
@@ -316,7 +340,10 @@ def main() -> None:
     ap.add_argument("--no-warmup", dest="warmup", action="store_false",
                     help="skip the untimed pass over the prompts before each server's first timed run")
     ap.add_argument("--server-threads", type=int, default=1)
-    ap.add_argument("--vllm-bind", default="0", help="VLLM_CPU_OMP_THREADS_BIND for the vLLM server")
+    ap.add_argument("--vllm-bind", default="0", help="VLLM_CPU_OMP_THREADS_BIND for the vLLM server (unpinned)")
+    ap.add_argument("--pin", action="store_true",
+                    help=f"the server's compute (vLLM's worker, or testbed serve) alone on CPU {SERVER_CPU}; "
+                         f"the clients, this script and vLLM's API server and engine-core loop on CPU {CLIENT_CPU}")
     ap.add_argument("--testbed-client", choices=sorted(TESTBED_CLIENTS), default="inline",
                     help="inline: testbed's client in this process (the servers' parent); process: "
                          "`python -m testbed run` in a process of its own, as vLLM's client runs")
@@ -326,6 +353,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.analyse:
         return analyse(Path(args.analyse))
+    if args.pin:                          # every child inherits it; the server's compute re-binds itself
+        os.sched_setaffinity(0, {CLIENT_CPU})
     out = ROOT / args.out / f"parity-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     out.mkdir(parents=True)
     prompts, model_dir = write_prompts(out, args)

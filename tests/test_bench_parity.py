@@ -138,3 +138,21 @@ def test_a_failing_process_client_stops_with_its_log(tmp_path):
         bench_parity.run_testbed_client_process(9, prompts, tmp_path, args)
     log = next(tmp_path.glob("client-*.log")).read_text()
     assert "missing.jsonl" in log
+
+
+def test_thread_cpus_lists_every_thread_of_the_tree_with_the_cpus_it_may_run_on():
+    """--pin's record of where the server's threads may run, read here on this test's own process."""
+    import threading
+    stop = threading.Event()
+    extra = threading.Thread(target=stop.wait, name="pinned-probe")
+    extra.start()
+    try:
+        lines = bench_parity.thread_cpus(os.getpid()).splitlines()
+    finally:
+        stop.set()
+        extra.join()
+    allowed = sorted(os.sched_getaffinity(0))
+    mine = [line.split() for line in lines if line.split()[0] == str(os.getpid())]
+    assert {tid for _, tid, *_ in mine} >= {str(os.getpid()), str(extra.native_id)}
+    spans = {line[-1] for line in mine}
+    assert len(spans) == 1 and spans.pop().startswith(f"cpus={allowed[0]}")
