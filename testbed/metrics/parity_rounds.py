@@ -22,7 +22,7 @@ flagged, which shows as every round flagged rather than as agreement.
 import numpy as np
 from scipy import stats
 
-from testbed.metrics.parity import rel
+from testbed.metrics.parity import _mean, rel
 
 DRIFT_TOL = 0.10
 # The goals of issue 19: p50s and output throughput within 5%, every p99 within 10%.
@@ -85,10 +85,11 @@ def verdict(s: dict, goal: float | None) -> str | None:
 
 
 def summarise(rows: list[dict], passes: list[dict], tpot_pairs: list[dict], ttft_pairs: list[dict],
-              tol: float = DRIFT_TOL) -> dict:
+              tol: float = DRIFT_TOL, flagged: list[dict] | None = None) -> dict:
     """Per metric: the pooled figure (each client's mean over rounds), the per-round figures, and
-    their mean, median and t interval over all rounds and over rounds without a drifted pass."""
-    flags = flag_drifted(passes, tol)
+    their mean, median and t interval over all rounds and over rounds without a drifted pass.
+    `flagged`: passes already through flag_drifted (pool() flags each run against its own median)."""
+    flags = flagged if flagged is not None else flag_drifted(passes, tol)
     bad = sorted({p["round"] for p in flags if p["drifted"]})
     pooled = {r["metric"]: r["rel"] for r in rows}
     metrics = []
@@ -101,6 +102,28 @@ def summarise(rows: list[dict], passes: list[dict], tpot_pairs: list[dict], ttft
                         "verdict_kept": verdict(s_kept, goal)})
     rule = f"a pass is drifted when the server's own TTFT mean is > {tol:.0%} off the median of the run's passes"
     return {"rule": rule, "passes": flags, "flagged_rounds": bad, "metrics": metrics}
+
+
+def pool(runs: list[dict], tol: float = DRIFT_TOL) -> dict:
+    """One summary over the rounds of several runs on the same server, as if they were one run of
+    all their rounds in the order given. The drift rule stays per run (a pass against the median of
+    its own run's passes): a second run on a slower day is not flagged as a whole."""
+    labels = [[r["metric"] for r in run["rows"]] for run in runs]
+    if any(names != labels[0] for names in labels):
+        raise ValueError("the runs compare different metrics; pool runs of one bench_parity version")
+    rows = []
+    for i, label in enumerate(labels[0]):
+        v = [x for run in runs for x in run["rows"][i]["vllm_rounds"]]
+        t = [x for run in runs for x in run["rows"][i]["testbed_rounds"]]
+        rows.append({"metric": label, "vllm": _mean(v), "testbed": _mean(t), "rel": rel(_mean(t), _mean(v)),
+                     "vllm_rounds": v, "testbed_rounds": t})
+    flagged, offset = [], 0
+    for run in runs:
+        flagged += [{**p, "round": p["round"] + offset} for p in flag_drifted(run["passes"], tol)]
+        offset += len(run["rows"][0]["vllm_rounds"])
+    tpot = [p for run in runs for p in run["per-request TPOT testbed/vLLM - 1 (paired)"]]
+    ttft = [p for run in runs for p in run.get("per-request TTFT testbed - vLLM ms (paired, same round)", [])]
+    return summarise(rows, [], tpot, ttft, tol, flagged=flagged)
 
 
 def _pct(x: float | None) -> str:
