@@ -46,12 +46,12 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PY = sys.executable
 
+from testbed.metrics.cpu import busy_cpu_s, cpu_seconds, runqueue_wait_s, thread_cpus  # noqa: E402
 from testbed.metrics.parity import compare, paired_tpot, paired_ttft, schedule_gap_ms  # noqa: E402
 from testbed.metrics.parity_rounds import pool, render, summarise  # noqa: E402
 
@@ -124,39 +124,6 @@ def start_server(kind: str, out: Path, model_dir: str, args) -> tuple[subprocess
 SERVER_CPU, CLIENT_CPU = 1, 0
 
 
-def thread_cpus(pid: int) -> str:
-    """One line per thread of the server's process tree: pid, tid, name, the CPUs it may run on."""
-    lines = []
-    for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
-        for task in sorted(Path(f"/proc/{p.pid}/task").glob("*")):
-            try:
-                status = dict(line.split(":\t", 1) for line in (task / "status").read_text().splitlines() if ":\t" in line)
-            except OSError:                # a thread that ended meanwhile
-                continue
-            lines.append(f"{p.pid} {task.name} {status['Name'].strip()} cpus={status['Cpus_allowed_list'].strip()}")
-    return "\n".join(lines) + "\n"
-
-
-def tree_cpu_s(pid: int) -> float:
-    """User + system CPU-seconds of a process and its descendants (vLLM's engine core is a child)."""
-    procs = [psutil.Process(pid)]
-    procs += procs[0].children(recursive=True)
-    total = 0.0
-    for p in procs:
-        try:
-            total += sum(p.cpu_times()[:2])
-        except psutil.Error:          # a child that ended meanwhile
-            continue
-    return total
-
-
-def busy_cpu_s() -> tuple[float, float]:
-    """(CPU-seconds the whole machine spent not idle so far, every process and core; of them, stolen by
-    the hypervisor for other guests): the second says when the host, not this machine, was busy."""
-    t = psutil.cpu_times()
-    return sum(t) - t.idle - getattr(t, "iowait", 0.0), getattr(t, "steal", 0.0)
-
-
 def server_sums(port: int, *series: str) -> list[tuple[float, float]]:
     """Per series, (sum of seconds, count) so far from the server's /metrics, summed over labels:
     `time_to_first_token_seconds` is testbed serve's `testbed_time_to_first_token_seconds_*` and
@@ -179,20 +146,6 @@ def server_ttft(port: int) -> tuple[float, float]:
 def mean_ms(before: tuple[float, float], after: tuple[float, float]) -> float | None:
     n = after[1] - before[1]
     return round((after[0] - before[0]) / n * 1e3, 2) if n else None
-
-
-def runqueue_wait_s(pid: int, proc_root: Path = Path("/proc")) -> float:
-    """Seconds the threads of a process and its descendants spent runnable but waiting for a CPU so
-    far (/proc/<pid>/task/*/schedstat, second field): CPU taken from the server by other processes
-    shows here and not in its CPU-seconds (vLLM's workers spin while they wait, so those stay flat)."""
-    total = 0
-    for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
-        for task in (proc_root / str(p.pid) / "task").glob("*"):
-            try:
-                total += int((task / "schedstat").read_text().split()[1])
-            except (OSError, IndexError, ValueError):      # a thread that ended meanwhile
-                continue
-    return total / 1e9
 
 
 def run_vllm_client(port: int, prompts: Path, model_dir: str, out: Path, name: str, args) -> dict:
@@ -286,7 +239,7 @@ def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict
         for rnd in range(args.rounds):
             order = ("vllm", "testbed") if rnd % 2 == 0 else ("testbed", "vllm")
             for client in order:
-                cpu0, busy0, t0 = tree_cpu_s(proc.pid), busy_cpu_s(), time.perf_counter()
+                cpu0, busy0, t0 = cpu_seconds(proc.pid), busy_cpu_s(), time.perf_counter()
                 srv0, wait0 = server_sums(port, *SERVER_SERIES), runqueue_wait_s(proc.pid)
                 if client == "vllm":
                     vllm_runs.append(run_vllm_client(port, prompts, model_dir, out, f"vllm-{server}-r{rnd}", args))
@@ -304,7 +257,7 @@ def measure(server: str, prompts: Path, model_dir: str, out: Path, args) -> dict
                                "server_ttft_ms_mean": mean_ms(srv0[0], srv1[0]),
                                "server_tpot_ms_mean": mean_ms(srv0[1], srv1[1]),
                                "server_runqueue_wait_s": round(runqueue_wait_s(proc.pid) - wait0, 2),
-                               "server_cpu_s": round(tree_cpu_s(proc.pid) - cpu0, 2),
+                               "server_cpu_s": round(cpu_seconds(proc.pid) - cpu0, 2),
                                "machine_busy_cpu_s": round(busy1[0] - busy0[0], 2),
                                "steal_cpu_s": round(busy1[1] - busy0[1], 2)})
             gaps.append(schedule_gap_ms(vllm_runs[-1], records))

@@ -47,30 +47,6 @@ def test_server_ttft_sums_every_ttft_series_and_nothing_else(http_stub):
         assert bench_parity.mean_ms(tpot, tpot) is None
 
 
-class FakeProcess:
-    """psutil.Process over a made-up tree: 10 -> 11 -> 12."""
-    tree = {10: [11, 12], 11: [12], 12: []}
-
-    def __init__(self, pid):
-        self.pid = pid
-
-    def children(self, recursive=False):
-        return [FakeProcess(p) for p in self.tree[self.pid]]
-
-
-def test_runqueue_wait_sums_the_wait_field_over_the_whole_process_tree(tmp_path, monkeypatch):
-    stats = {(10, 10): "7 1500000000 4", (10, 13): "9 250000000 2", (11, 11): "1 1000000000 1",
-             (12, 12): "3 250000000 1", (12, 14): "garbage"}      # a thread read mid-exit counts nothing
-    for (pid, tid), text in stats.items():
-        d = tmp_path / str(pid) / "task" / str(tid)
-        d.mkdir(parents=True)
-        (d / "schedstat").write_text(text + "\n")
-    monkeypatch.setattr(bench_parity.psutil, "Process", FakeProcess)
-    # the second field (runnable, waiting), not the first (on CPU): 1.5 + 0.25 + 1.0 + 0.25
-    assert bench_parity.runqueue_wait_s(10, tmp_path) == pytest.approx(3.0)
-    assert bench_parity.runqueue_wait_s(12, tmp_path) == pytest.approx(0.25)
-
-
 def test_paired_ttft_compares_prompt_i_with_prompt_i_from_send():
     vllm = {"ttfts": [0.050, 0.060, 0.070]}
     records = [{"item_id": f"prompt-{i}", "status": "ok", "send_s": 10.0 + i, "first_token_s": 10.0 + i + t}
@@ -138,21 +114,3 @@ def test_a_failing_process_client_stops_with_its_log(tmp_path):
         bench_parity.run_testbed_client_process(9, prompts, tmp_path, args)
     log = next(tmp_path.glob("client-*.log")).read_text()
     assert "missing.jsonl" in log
-
-
-def test_thread_cpus_lists_every_thread_of_the_tree_with_the_cpus_it_may_run_on():
-    """--pin's record of where the server's threads may run, read here on this test's own process."""
-    import threading
-    stop = threading.Event()
-    extra = threading.Thread(target=stop.wait, name="pinned-probe")
-    extra.start()
-    try:
-        lines = bench_parity.thread_cpus(os.getpid()).splitlines()
-    finally:
-        stop.set()
-        extra.join()
-    allowed = sorted(os.sched_getaffinity(0))
-    mine = [line.split() for line in lines if line.split()[0] == str(os.getpid())]
-    assert {tid for _, tid, *_ in mine} >= {str(os.getpid()), str(extra.native_id)}
-    spans = {line[-1] for line in mine}
-    assert len(spans) == 1 and spans.pop().startswith(f"cpus={allowed[0]}")
