@@ -308,6 +308,10 @@ def main() -> None:
     if args.analyse:
         return analyse([Path(p) for p in args.analyse])
     if args.pin:                          # every child inherits it; the server's compute re-binds itself
+        allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+        if not {SERVER_CPU, CLIENT_CPU} <= allowed:
+            have = sorted(allowed) if allowed else "no affinity control"
+            ap.error(f"--pin needs CPUs {CLIENT_CPU} and {SERVER_CPU} (this process may use {have}); run without --pin")
         os.sched_setaffinity(0, {CLIENT_CPU})
     out = ROOT / args.out / f"parity-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
     out.mkdir(parents=True)

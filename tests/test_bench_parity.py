@@ -114,3 +114,14 @@ def test_a_failing_process_client_stops_with_its_log(tmp_path):
         bench_parity.run_testbed_client_process(9, prompts, tmp_path, args)
     log = next(tmp_path.glob("client-*.log")).read_text()
     assert "missing.jsonl" in log
+
+
+def test_pin_without_two_cpus_is_one_clear_line_and_exit_2():
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "scripts/bench_parity.py"), "--pin"],
+                          capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {0}), timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == \
+        "bench_parity.py: error: --pin needs CPUs 0 and 1 (this process may use [0]); run without --pin"
+    assert "Traceback" not in done.stderr
