@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from testbed.engines.openai_http import Endpoint, SSEParser, StreamError, new_client, read_sse, sse_events
+from testbed.engines.openai_http import Endpoint, SSEParser, StreamError, new_client, stream_sse
 
 EVENTS = [{"choices": [{"index": 0, "text": t, "finish_reason": None}]} for t in ("a", "é", "c")]
 BODY = b"".join(b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n" for e in EVENTS) + b"data: [DONE]\n\n"
@@ -21,16 +21,6 @@ def test_events_cut_across_reads_come_out_whole_and_in_order(cut):
     for i in range(0, len(BODY), cut):
         out += parser.feed(BODY[i:i + cut])       # a 1-byte cut splits the 2-byte é too
     assert out == EVENTS and parser.done
-
-
-@pytest.mark.parametrize("cut", [1, 2, 7, 13, len(BODY)])
-def test_deferred_parsing_gives_each_read_the_events_it_completed(cut):
-    reads = [(float(i), BODY[i:i + cut]) for i in range(0, len(BODY), cut)]
-    parser, expected = SSEParser(), []
-    for now, data in reads:
-        expected += [(now, e) for e in parser.feed(data)]
-    assert [(now, e) for now, events in sse_events(reads) for e in events] == expected
-    assert [e for _, e in expected] == EVENTS
 
 
 def test_crlf_comments_and_a_last_line_without_newline():
@@ -82,9 +72,10 @@ def slow_stream(gaps):
 
 
 async def collect(client, ep, stall_s):
-    reads = []
-    await read_sse(client, ep, "/completions", {}, {}, stall_s, reads)
-    return [(now, e["i"]) for now, events in sse_events(reads) for e in events]
+    out = []
+    async for now, events in stream_sse(client, ep, "/completions", {}, {}, stall_s):
+        out += [(now, e["i"]) for e in events]
+    return out
 
 
 def test_each_event_is_timed_by_the_read_that_brought_it():
@@ -94,24 +85,6 @@ def test_each_event_is_timed_by_the_read_that_brought_it():
     gaps = [b - a for (a, _), (b, _) in zip(out, out[1:])]
     assert all(0.12 < g < 0.5 for g in gaps), gaps
     assert out[0][0] - t0 < 0.5
-
-
-def test_reading_ends_at_done_without_waiting_for_the_body_to_end():
-    async def handler(request):
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        await resp.write(b'data: {"i": 0}\n\n')
-        await asyncio.sleep(0.05)
-        await resp.write(b"data: [DONE]\n\n")     # a read of its own, then the server lingers
-        await asyncio.sleep(3)
-        return resp
-
-    async def client_fn(client, ep):
-        t = time.perf_counter()
-        out = await collect(client, ep, 10.0)
-        return out, time.perf_counter() - t
-    out, took = asyncio.run(serve(handler)(client_fn))
-    assert [i for _, i in out] == [0] and took < 1.0
 
 
 def test_a_stall_fails_at_timeout_s_and_the_task_can_go_on():

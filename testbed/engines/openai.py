@@ -44,7 +44,7 @@ from pydantic import Field, field_validator, model_validator
 
 from testbed.engines.base import ENGINES, Engine, EngineOptions
 from testbed.engines.openai_http import (Endpoint, HttpStatusError, StreamError, new_client, open_connections,
-                                         read_sse, sse_events, within)
+                                         stream_sse, within)
 from testbed.engines.precise_loop import new_precise_loop
 from testbed.errors import UserError
 from testbed.request import Request
@@ -240,36 +240,42 @@ class OpenAIEngine(Engine):
 
     async def _attempt(self, req: Request, st: dict, body: bytes) -> None:
         req.status = "running"
-        reads: list[tuple[float, bytes]] = []
+        chunks: list[tuple[float, str, list[int] | None]] = []
+        times: list[float] = []           # every event with choices, as vLLM's client times them
+        reason, usage = None, None
         req.send_time = time.perf_counter()
-        broke = None
         try:
-            await read_sse(self.client, self.endpoint, "/" + self._route(), body, self.headers,
-                           self.options.timeout_s, reads)
-        except HttpStatusError as e:         # before any byte of the body
-            if e.retryable:
+            async for now, events in stream_sse(self.client, self.endpoint, "/" + self._route(), body,
+                                                self.headers, self.options.timeout_s):
+                for event in events:
+                    if "error" in event:
+                        raise RuntimeError(f"server error mid-stream: {event['error']}")
+                    usage = event.get("usage") or usage
+                    choices = event.get("choices")
+                    if not choices:
+                        continue
+                    times.append(now)
+                    for choice in choices:
+                        text, ids = chunk_content(choice)
+                        if text or ids:
+                            chunks.append((now, text, ids))
+                        reason = choice.get("finish_reason") or reason
+        except HttpStatusError as e:
+            if e.retryable and not chunks:
                 raise Retry(str(e), e.retry_after) from None
             raise RuntimeError(str(e)) from None
         except StreamError as e:
-            broke = e
-        got = Streamed()
-        try:
-            for now, events in sse_events(reads):
-                got.add(now, events)
-        except StreamError as e:             # a line that is not JSON: the stream is broken there
-            broke = e
-        if broke is not None:
-            if not got.chunks:
-                raise Retry(str(broke))
-            raise RuntimeError(f"{broke} after {len(got.chunks)} chunks")
-        if got.reason is None:       # the body ended early: a dropped connection, not an answer
-            if not got.chunks:
+            if not chunks:
+                raise Retry(str(e)) from None
+            raise RuntimeError(f"{e} after {len(chunks)} chunks") from None
+        if reason is None:       # the body ended early: a dropped connection, not an answer
+            if not chunks:
                 raise Retry("the stream ended without a finish_reason")
-            raise RuntimeError(f"the stream ended without a finish_reason after {len(got.chunks)} chunks")
-        req.chunk_times = got.times
-        self._record_tokens(req, got.chunks, got.usage, st)
+            raise RuntimeError(f"the stream ended without a finish_reason after {len(chunks)} chunks")
+        req.chunk_times = times
+        self._record_tokens(req, chunks, usage, st)
         if not req.done:
-            req.finish("stop" if got.reason == "stop" else "length")
+            req.finish("stop" if reason == "stop" else "length")
 
     def _record_tokens(self, req: Request, chunks, usage: dict | None, st: dict) -> None:
         if usage:
@@ -320,32 +326,6 @@ def auth_headers(options: OpenAIOptions) -> dict[str, str]:
             raise UserError(f"engine openai: environment variable {options.api_key_env} is not set",
                             f"export {options.api_key_env}=<key> before the run")
     return {"Authorization": f"Bearer {key}"} if key else {}
-
-
-class Streamed:
-    """What one attempt's stream carried, events added in arrival order: every event with choices is
-    timed (`times`, as vLLM's client times chunks), content as (time, text, token ids) per chunk."""
-
-    def __init__(self):
-        self.times: list[float] = []
-        self.chunks: list[tuple[float, str, list[int] | None]] = []
-        self.reason: str | None = None
-        self.usage: dict | None = None
-
-    def add(self, now: float, events: list[dict]) -> None:
-        for event in events:
-            if "error" in event:
-                raise RuntimeError(f"server error mid-stream: {event['error']}")
-            self.usage = event.get("usage") or self.usage
-            choices = event.get("choices")
-            if not choices:
-                continue
-            self.times.append(now)
-            for choice in choices:
-                text, ids = chunk_content(choice)
-                if text or ids:
-                    self.chunks.append((now, text, ids))
-                self.reason = choice.get("finish_reason") or self.reason
 
 
 def chunk_content(choice: dict) -> tuple[str, list[int] | None]:

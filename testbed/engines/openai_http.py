@@ -1,10 +1,8 @@
 """A streaming client for OpenAI-compatible servers: one pooled aiohttp session, keep-alive, SSE events.
 
     client = new_client(concurrency=256)                 # inside the event loop that will use it
-    reads = []
-    await read_sse(client, Endpoint.parse("http://127.0.0.1:8000/v1"), "/completions", payload, headers,
-                   stall_s=60, reads=reads)
-    for now, events in sse_events(reads):
+    async for now, events in stream_sse(client, Endpoint.parse("http://127.0.0.1:8000/v1"), "/completions",
+                                        payload, headers, stall_s=60):
         ...   # the `data:` JSON objects one network read brought, and when it arrived
 
 One event loop and one connection pool serve every request of an arm (as vLLM's benchmark
@@ -13,8 +11,8 @@ httpx: on this 2-core box 256 streams of 8 chunks cost 0.15 CPU-s with aiohttp a
 httpx (scripts/bench_client.py measures the engine itself).
 The per-chunk path is kept short because at 256 streams it runs ~5,000 times a second on the
 same cores as the server: the body is read as it comes (one await per network read, not one per
-line) and timed once per read (events that came in one read arrived together); its lines are
-split (SSEParser) and parsed after the stream ends, except a read that may hold an error event. A stalled stream is caught by StallGuard, which re-arms lazily, instead of
+line), split into lines by SSEParser, and timed once per read (events that came in one read
+arrived together). A stalled stream is caught by StallGuard, which re-arms lazily, instead of
 aiohttp's sock_read timeout, which cancels and re-schedules a timer on every read.
 Errors are typed so the engine can decide what to retry: HttpStatusError (non-200, with the
 server's OpenAI-style message and Retry-After) and StreamError (connection, protocol or stall).
@@ -23,7 +21,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import AsyncIterator
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -62,7 +60,7 @@ class Endpoint:
 
 
 def new_client(concurrency: int, connect_s: float = 10.0) -> aiohttp.ClientSession:
-    """A pooled session: up to `concurrency` kept-alive connections. No read timeout here: read_sse
+    """A pooled session: up to `concurrency` kept-alive connections. No read timeout here: stream_sse
     watches for stalls itself (StallGuard)."""
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=None, connect=connect_s)
@@ -124,27 +122,29 @@ class SSEParser:
         return events
 
 
-async def read_sse(client: aiohttp.ClientSession, ep: Endpoint, route: str, payload: dict | bytes,
-                   headers: dict, stall_s: float, reads: list[tuple[float, bytes]]) -> None:
-    """POST `payload` (a dict, or its JSON already encoded) to base path + route and append (perf_counter
-    when it arrived, its bytes) per network read to `reads`, unparsed: what came before a failure stays
-    there. Returns at a `data: [DONE]` line, an error event, or the body's end (then a last b"\n" is
-    appended, which ends a last line that had no newline). Parse with sse_events(). The caller must not
-    await anything else meanwhile (StallGuard cancels the task)."""
+async def stream_sse(client: aiohttp.ClientSession, ep: Endpoint, route: str, payload: dict | bytes,
+                     headers: dict, stall_s: float) -> AsyncIterator[tuple[float, list[dict]]]:
+    """POST `payload` (a dict, or its JSON already encoded) to base path + route; per network read that
+    completed events, yield (perf_counter when the read arrived, its `data:` objects). Ends at
+    `data: [DONE]` or the body's end. The caller must not await anything else while iterating
+    (StallGuard cancels the task)."""
     hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream", **headers}
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     guard = StallGuard(stall_s)
     try:
         async with client.post(ep.url(route), data=body, headers=hdrs) as resp:
             await _check_response(resp)
-            # per read only a timestamp and two byte searches: at 256 streams this runs ~5,000 times a
-            # second, and the JSON is parsed once the stream is over (an error event is parsed at once)
+            parser = SSEParser()
             async for data in resp.content.iter_any():
                 guard.last = now = time.perf_counter()
-                reads.append((now, data))
-                if (b'"error"' in data and _has_error(reads)) or _ends_done(reads):
+                events = parser.feed(data)
+                if events:
+                    yield now, events
+                if parser.done:
                     return
-            reads.append((time.perf_counter(), b"\n"))
+            events = parser.close()
+            if events:
+                yield time.perf_counter(), events
     except asyncio.CancelledError:
         if not guard.fired:
             raise                                      # aborted, or the request timeout: not ours
@@ -157,36 +157,6 @@ async def read_sse(client: aiohttp.ClientSession, ep: Endpoint, route: str, payl
         raise StreamError(f"{_reason(e)} ({type(e).__name__}: {e})") from None
     finally:
         guard.close()
-
-
-def sse_events(reads: list[tuple[float, bytes]]) -> Iterator[tuple[float, list[dict]]]:
-    """(time of the read that completed them, `data:` objects) per read, in order, up to `data: [DONE]`.
-    Raises StreamError at a line that is not JSON, after yielding what came before it."""
-    parser = SSEParser()
-    for now, data in reads:
-        events = parser.feed(data)
-        if events:
-            yield now, events
-        if parser.done:
-            return
-
-
-def _ends_done(reads: list[tuple[float, bytes]]) -> bool:
-    """The last read ends with a whole `data: [DONE]` line (a JSON line holds no raw newline, so one
-    before it means a line start)."""
-    data = reads[-1][1].rstrip(b"\r\n")
-    if not data.endswith(b"data: [DONE]"):
-        return False
-    before = data[:-12][-1:] or (reads[-2][1][-1:] if len(reads) > 1 else b"\n")
-    return before == b"\n"
-
-
-def _has_error(reads: list[tuple[float, bytes]]) -> bool:
-    """Whether the reads so far hold an error event (or a line that is not JSON): the stream is over."""
-    try:
-        return any("error" in e for _, events in sse_events(reads) for e in events)
-    except StreamError:
-        return True
 
 
 async def open_connections(client: aiohttp.ClientSession, ep: Endpoint, n: int, headers: dict,
