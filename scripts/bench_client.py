@@ -25,11 +25,13 @@ the client. Added splits exactly into three parts, each reported:
   delivery  client read of the last chunk - stub's write of it: the loopback and the client's event
             loop getting to the read.
 The same is reported for the first chunk (what the client adds to TTFT). vLLM's `bench serve`
-reports no client overhead (its TTFT starts at its own send, after any queue); guidellm keeps the
-scheduler's lag (targeted start -> request start) apart, our `queue`; AIPerf checks itself against
-a mock server's configured latencies, which puts the mock's own lag on the client. Here the stub's
-lag (`stub_notice`, its pacing) is taken out by its own timestamps, and everything between the two
-sockets is put on the client.
+reports no client overhead (its TTFT starts at its own send); guidellm keeps the scheduler's lag
+apart (our `queue`); AIPerf checks itself against a mock server's configured latencies, which puts
+the mock's own lag on the client. Here the stub's lag is taken out by its own timestamps, and
+everything between the two sockets is put on the client.
+`connects`: connections the stub accepted during the timed requests. The engine starts with an
+empty pool, so the first N requests each connect; `--warm-connections` sets the engine's
+`warm_connections: N`, which opens N before the clock (as `vllm bench serve --num-warmups`).
 With `--pin` the stub runs on the last CPU and the client on the others, so the stub's CPU is not
 taken from the client (on this 2-CPU box the client then has one core for its event loop and the
 drive thread); without it they share all cores. Also reported: CPU-milliseconds per request of
