@@ -25,11 +25,13 @@ the client. Added splits exactly into three parts, each reported:
   delivery  client read of the last chunk - stub's write of it: the loopback and the client's event
             loop getting to the read.
 The same is reported for the first chunk (what the client adds to TTFT). vLLM's `bench serve`
-reports no client overhead (its TTFT starts at its own send, after any queue); guidellm keeps the
-scheduler's lag (targeted start -> request start) apart, our `queue`; AIPerf checks itself against
-a mock server's configured latencies, which puts the mock's own lag on the client. Here the stub's
-lag (`stub_notice`, its pacing) is taken out by its own timestamps, and everything between the two
-sockets is put on the client.
+reports no client overhead (its TTFT starts at its own send); guidellm keeps the scheduler's lag
+apart (our `queue`); AIPerf checks itself against a mock server's configured latencies, which puts
+the mock's own lag on the client. Here the stub's lag is taken out by its own timestamps, and
+everything between the two sockets is put on the client.
+`connects`: connections the stub accepted during the timed requests. The engine starts with an
+empty pool, so the first N requests each connect; `--warm-connections` sets the engine's
+`warm_connections: N`, which opens N before the clock (as `vllm bench serve --num-warmups`).
 With `--pin` the stub runs on the last CPU and the client on the others, so the stub's CPU is not
 taken from the client (on this 2-CPU box the client then has one core for its event loop and the
 drive thread); without it they share all cores. Also reported: CPU-milliseconds per request of
@@ -112,8 +114,9 @@ async def _read_request(loop, sock, buf: bytes) -> tuple[bytes, bytes, float, by
     return head, buf[:length], t, buf[length:]
 
 
-async def _serve(sock: socket.socket, times: dict, gap_s: float) -> None:
-    """Requests on one keep-alive connection: POST streams chunks, GET /times returns the log.
+async def _serve(sock: socket.socket, times: dict, accepts: list, gap_s: float) -> None:
+    """Requests on one keep-alive connection: POST streams chunks, GET /times returns the log and when
+    each connection was accepted, any other GET (the engine's warm-up, /v1/models) an empty model list.
     Logged per request: [kernel received it, stub began handling it, first chunk written, last written];
     a write's time is taken just before its send, so the send itself counts as delivery."""
     loop = asyncio.get_running_loop()
@@ -126,7 +129,8 @@ async def _serve(sock: socket.socket, times: dict, gap_s: float) -> None:
             head, body, t_kernel, buf = got
             t_seen = time.perf_counter()
             if head.startswith(b"GET"):
-                data = json.dumps(times).encode()
+                log = head.startswith(b"GET /times")
+                data = json.dumps({"times": times, "accepts": accepts}).encode() if log else b'{"data": []}'
                 await loop.sock_sendall(sock, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                                         b"Content-Length: %d\r\n\r\n" % len(data) + data)
                 continue
@@ -148,6 +152,7 @@ async def _serve(sock: socket.socket, times: dict, gap_s: float) -> None:
 
 def stub_server(sock: socket.socket, gap_s: float) -> None:
     times: dict = {}
+    accepts: list = []             # perf_counter of each connection accepted
     tasks: set = set()             # the loop holds tasks weakly
 
     async def main():
@@ -155,7 +160,8 @@ def stub_server(sock: socket.socket, gap_s: float) -> None:
         sock.setblocking(False)
         while True:
             conn, _ = await loop.sock_accept(sock)
-            task = loop.create_task(_serve(conn, times, gap_s))
+            accepts.append(time.perf_counter())
+            task = loop.create_task(_serve(conn, times, accepts, gap_s))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
     asyncio.run(main())
@@ -191,13 +197,16 @@ def added_parts(ok: list, server: dict) -> dict[str, list[float]]:
             "stub_notice": [s[1] - s[0] for s in srv]}
 
 
-def run_level(lm, url: str, stub_pid: int, n: int, tokens: int, spread: int = 0, stream_s: float = 0.0) -> dict:
+def run_level(lm, url: str, stub_pid: int, n: int, tokens: int, spread: int = 0, stream_s: float = 0.0,
+              warm_conns: bool = False) -> dict:
     from testbed.drive import drive, frozen_gc
     from testbed.engines.openai import OpenAIEngine, OpenAIOptions
     from testbed.request import Request
     # spread: no slot limit that binds, so a stream the stub serves late does not hold back the next arrival
+    # warm: n connections opened before the clock (the option is passed only then: older trees lack it)
     engine = OpenAIEngine(lm, OpenAIOptions(base_url=url, concurrency=4096 if spread else n,
-                                            served_model_name="stub", max_retries=0))
+                                            served_model_name="stub", max_retries=0,
+                                            **({"warm_connections": n} if warm_conns else {})))
     done: list = []
     tag = f"n{n}-{time.perf_counter_ns()}"
     make = lambda i, arrival: Request(id=f"{tag}-{i}", prompt_ids=[1], prompt_text=f"{tag}-{i}",  # noqa: E731
@@ -212,8 +221,10 @@ def run_level(lm, url: str, stub_pid: int, n: int, tokens: int, spread: int = 0,
         stub_cpu = sum(stub.cpu_times()[:2]) - stub0
     engine.close()
     with urllib.request.urlopen(url.removesuffix("/v1") + "/times", timeout=30) as resp:
-        server = json.load(resp)
+        log = json.load(resp)
+    server = log["times"]
     ok = [r for r in done if r.status == "finished"]
+    t_end = max((r.chunk_times[-1] for r in ok), default=0.0)
     parts = added_parts(ok, server)
     e2e = [q + a + b for q, a, b in zip(parts["queue"], parts["request"], parts["delivery"])]
     # after the first stream duration the pool holds ~n kept-alive connections: no connect per request
@@ -223,6 +234,8 @@ def run_level(lm, url: str, stub_pid: int, n: int, tokens: int, spread: int = 0,
     ms = lambda xs, q: float(np.percentile(np.asarray(xs) * 1e3, q))  # noqa: E731
     spans = [(server[r.prompt_text][0], server[r.prompt_text][3]) for r in ok]
     return {"streams": n, "requests": count, "peak_open_streams": peak_open(spans), "ok": len(ok),
+            "warm_connections": n if warm_conns else 0,
+            "new_connections_timed": sum(t_first <= t <= t_end for t in log["accepts"]),
             "failed": len(done) - len(ok),
             "added_e2el_ms_mean": float(np.mean(e2e) * 1e3), "added_e2el_ms_p50": ms(e2e, 50),
             "added_e2el_ms_p99": ms(e2e, 99), "added_ttft_ms_p50": ms(first, 50), "added_ttft_ms_p99": ms(first, 99),
@@ -240,7 +253,7 @@ def run_level(lm, url: str, stub_pid: int, n: int, tokens: int, spread: int = 0,
 def print_card(rows: list[dict]) -> None:
     print(f"{'streams':>7} {'peak':>5} {'ok':>5} {'fail':>4} {'added E2EL p50/p99':>19} {'TTFT p50/p99':>14}  "
           f"{'p50 ms: queue':>13} {'request':>8} {'delivery':>8} {'(stub notice)':>13}  "
-          f"{'CPU ms/req: client':>18} {'(loop)':>6} {'stub':>6} {'warm-pool p50/p99':>17}  loop")
+          f"{'CPU ms/req: client':>18} {'(loop)':>6} {'stub':>6} {'warm-pool p50/p99':>17} {'connects':>8}  loop")
     for r in rows:
         print(f"{r['streams']:>7} {r['peak_open_streams']:>5} {r['ok']:>5} {r['failed']:>4} "
               f"{r['added_e2el_ms_p50']:>9.3f}/{r['added_e2el_ms_p99']:<9.3f} "
@@ -250,6 +263,7 @@ def print_card(rows: list[dict]) -> None:
               f"{r['client_cpu_ms_per_request']:>18.3f} {r['event_loop_cpu_ms_per_request']:>6.3f} "
               f"{r['stub_cpu_ms_per_request']:>6.3f} "
               f"{r.get('warm_added_e2el_ms_p50', float('nan')):>8.3f}/{r.get('warm_added_e2el_ms_p99', float('nan')):<8.3f} "
+              f"{r['new_connections_timed']:>8} "
               f"{r['client_loop']}")
 
 
@@ -262,6 +276,8 @@ def main() -> None:
                     help="K: send K*N requests evenly, N per stream duration (steady N open), not N at once")
     ap.add_argument("--pin", action="store_true",
                     help="the stub on the last CPU, the client on the others: the server does not take the client's CPU")
+    ap.add_argument("--warm-connections", action="store_true",
+                    help="the engine opens N connections before the clock (warm_connections: N)")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4096)), hard))
@@ -278,15 +294,17 @@ def main() -> None:
     try:
         run_level(lm, url, proc.pid, 4, 2)                          # warm: imports, first connections
         for n in args.streams:
-            rows.append(run_level(lm, url, proc.pid, n, args.tokens, args.spread, args.tokens * args.gap_ms / 1e3))
+            rows.append(run_level(lm, url, proc.pid, n, args.tokens, args.spread, args.tokens * args.gap_ms / 1e3,
+                                  args.warm_connections))
     finally:
         proc.terminate()
     how = f"{args.spread} x N requests, N per stream duration" if args.spread else "N requests at once"
     print(f"stub server on loopback: {args.tokens} chunks per request, {args.gap_ms:g} ms apart; {how}; "
-          f"{os.cpu_count()} CPUs" + ("; stub pinned to the last, client to the rest" if args.pin else ""))
+          f"{os.cpu_count()} CPUs" + ("; stub pinned to the last, client to the rest" if args.pin else "")
+          + ("; pool warmed with N connections" if args.warm_connections else ""))
     print_card(rows)
     print(json.dumps({"bench": "client", "tokens": args.tokens, "gap_ms": args.gap_ms, "spread": args.spread,
-                      "pin": args.pin, "levels": rows}))
+                      "pin": args.pin, "warm_connections": args.warm_connections, "levels": rows}))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,10 @@ class Bad(BaseHTTPRequestHandler):
             self.connection.close()
         elif self.mode == "stall":
             time.sleep(3)
+        elif self.mode == "error_event":      # vLLM's shape for an error after streaming began, then silence
+            self.wfile.write(b'data: {"error": {"message": "engine died", "code": 500}}\n\n')
+            self.wfile.flush()
+            time.sleep(3)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +74,13 @@ def test_a_misbehaving_server_fails_the_request_with_its_reason(tiny_lm, bad_ser
     req, took = run_one(tiny_lm, bad_server, max_retries=1, timeout_s=0.5)
     assert req.status == "failed" and reason in req.error, req.error
     assert took < 2.5           # the stall is cut at timeout_s, not at the server's 3 s
+
+
+def test_an_error_event_mid_stream_fails_the_request_when_it_arrives(tiny_lm, bad_server):
+    Bad.mode = "error_event"
+    req, took = run_one(tiny_lm, bad_server, max_retries=0, timeout_s=10)
+    assert req.status == "failed" and "server error mid-stream" in req.error and "engine died" in req.error
+    assert took < 2             # not at the server's 3 s of silence, nor at timeout_s
 
 
 def test_request_timeout_bounds_a_slow_request(tiny_lm, bad_server):

@@ -87,6 +87,24 @@ def test_each_event_is_timed_by_the_read_that_brought_it():
     assert out[0][0] - t0 < 0.5
 
 
+def test_reading_ends_at_done_without_waiting_for_the_body_to_end():
+    async def handler(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b'data: {"i": 0}\n\n')
+        await asyncio.sleep(0.05)
+        await resp.write(b"data: [DONE]\n\n")     # a read of its own, then the server lingers
+        await asyncio.sleep(3)
+        return resp
+
+    async def client_fn(client, ep):
+        t = time.perf_counter()
+        out = await collect(client, ep, 10.0)
+        return out, time.perf_counter() - t
+    out, took = asyncio.run(serve(handler)(client_fn))
+    assert [i for _, i in out] == [0] and took < 1.0
+
+
 def test_a_stall_fails_at_timeout_s_and_the_task_can_go_on():
     async def client_fn(client, ep):
         t = time.perf_counter()

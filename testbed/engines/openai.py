@@ -27,19 +27,24 @@ split, its count confirmed by the server's usage) | local_tokenizer. Retries (co
 token fails instead (no duplicated tokens). A read that waits `timeout_s` (a stalled stream) and
 a request past `request_timeout_s` fail with the reason. Every attempt's error is kept in
 req.stats["openai"]["errors"].
+`warm_connections: N` opens N pooled connections when the engine starts (before the runner's
+clock), so the first N requests do not each pay a TCP connect inside their TTFT; off by default,
+as in `vllm bench serve` (docs/metrics.md).
 """
 import asyncio
 import json
 import os
 import queue
+import sys
 import threading
 import time
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from testbed.engines.base import ENGINES, Engine, EngineOptions
-from testbed.engines.openai_http import Endpoint, HttpStatusError, StreamError, new_client, stream_sse, within
+from testbed.engines.openai_http import (Endpoint, HttpStatusError, StreamError, new_client, open_connections,
+                                         stream_sse, within)
 from testbed.engines.precise_loop import new_precise_loop
 from testbed.errors import UserError
 from testbed.request import Request
@@ -59,6 +64,11 @@ class OpenAIOptions(EngineOptions):
     max_retries: int = Field(3, ge=0, le=20)
     backoff_s: float = Field(0.25, gt=0, description="first retry delay; doubles each retry")
     concurrency: int = Field(64, ge=1, le=4096, description="HTTP calls in flight (vLLM's --max-concurrency)")
+    # off by default, as vllm bench serve's --num-warmups 0: its first max-concurrency requests connect
+    # too, so TTFT stays comparable with a published vLLM table unless a user asks for a warm pool
+    warm_connections: int = Field(0, ge=0, le=4096, description="kept-alive connections opened before the "
+                                  "first request (GET base_url/models, all at once, untimed; at most "
+                                  "`concurrency`); 0: the first `concurrency` requests each connect in their TTFT")
     # bounds how late the drive loop admits a closed-loop or max-concurrency arrival (open-loop
     # schedules are handed over up front and timed by the event loop)
     poll_s: float = Field(0.002, gt=0, le=1.0, description="longest step() wait for a finished request")
@@ -69,6 +79,13 @@ class OpenAIOptions(EngineOptions):
     def _url(cls, v: str) -> str:
         Endpoint.parse(v)
         return v
+
+    @model_validator(mode="after")
+    def _warm_within_limit(self) -> "OpenAIOptions":
+        if self.warm_connections > self.concurrency:      # the pool holds at most `concurrency`
+            raise ValueError(f"warm_connections ({self.warm_connections}) exceeds concurrency ({self.concurrency}); "
+                             f"set warm_connections <= {self.concurrency}")
+        return self
 
 
 class Retry(Exception):
@@ -100,9 +117,24 @@ class OpenAIEngine(Engine):
         self.thread = threading.Thread(target=self.loop.run_forever, name="openai-client", daemon=True)
         self.thread.start()
         self.client, self.slots = self._call(self._open())
+        self.warm_errors: list[str] = []
+        if options.warm_connections:
+            self._warm(options.warm_connections)
 
     async def _open(self):      # aiohttp objects belong to the loop they are made in
         return new_client(self.options.concurrency), asyncio.Semaphore(self.options.concurrency)
+
+    def _warm(self, n: int) -> None:
+        """Open `n` pooled connections before any request, so no timed request pays a TCP connect (vllm
+        bench serve's --num-warmups N at max-concurrency N does the same). A failure is counted with its
+        reason and the run goes on: that request's connection is opened when it is sent, as without warming."""
+        self.warm_errors = self._call(open_connections(self.client, self.endpoint, n, self.headers,
+                                                       self.options.timeout_s))
+        self.totals["openai_warm_connections"] = n - len(self.warm_errors)
+        self.totals["openai_warm_failed"] = len(self.warm_errors)
+        if self.warm_errors:
+            print(f"[testbed] warning: engine openai: warm_connections: {len(self.warm_errors)} of {n} failed "
+                  f"({self.warm_errors[0]}); those requests connect when sent", file=sys.stderr)
 
     def _call(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()

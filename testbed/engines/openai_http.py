@@ -159,6 +159,26 @@ async def stream_sse(client: aiohttp.ClientSession, ep: Endpoint, route: str, pa
         guard.close()
 
 
+async def open_connections(client: aiohttp.ClientSession, ep: Endpoint, n: int, headers: dict,
+                           timeout_s: float) -> list[str]:
+    """Fill the pool with `n` kept-alive connections: `n` GETs of base path + /models at once (none can
+    finish and hand its connection on before the others have connected), each read to its end so its
+    connection goes back to the pool. Any HTTP answer counts, a 404 too: the connection is made.
+    Returns the reason of each GET that got no answer (refused, reset, none within `timeout_s`)."""
+    limit = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def one() -> str | None:
+        try:
+            async with client.get(ep.url("/models"), headers=headers, timeout=limit) as resp:
+                await resp.read()
+            return None
+        except asyncio.TimeoutError:
+            return f"no answer to GET {ep.path}/models within timeout_s={timeout_s:g}"
+        except aiohttp.ClientError as e:
+            return f"{_reason(e)} ({type(e).__name__}: {e})"
+    return [r for r in await asyncio.gather(*(one() for _ in range(n))) if r is not None]
+
+
 async def within(coro, seconds: float):
     """`coro` cancelled after `seconds` (asyncio.TimeoutError). On 3.11+ it runs in the caller's task:
     asyncio.wait_for wraps it in a new task, whose first step waits a turn of the loop, and at 256
