@@ -20,6 +20,8 @@ NO_SECTIONS = SimpleNamespace(aggregate=lambda records: {})
 
 NOTE = ("Rebuilt from requests.jsonl: summary.json was missing (the run was killed). Engine stats and memory are "
         "absent; each arm's wall time is its passes' last finish times summed.")
+NO_BLOCK = ("These records carry no `block` (written before it was recorded): an offline run cut into blocks reads "
+            "only its longest block's time per pass, so its throughputs are overstated.")
 
 
 def rebuild_summary(run_dir: str | Path, records: list[dict]) -> dict:
@@ -35,17 +37,19 @@ def rebuild_summary(run_dir: str | Path, records: list[dict]) -> dict:
     return {"name": settings.get("name") or Path(run_dir).name, "baseline": baseline, "incomplete": True,
             "arms": arms,
             "by_category": {a: category_rows([r for run in runs[a] for r in run.records], NO_SECTIONS) for a in arms},
-            "notes": [NOTE], **({"drift": drift} if drift else {})}
+            "notes": [NOTE] + ([NO_BLOCK] if any("block" not in r for r in records) else []),
+            **({"drift": drift} if drift else {})}
 
 
 def passes(records: list[dict]) -> dict[str, list]:
     """Each arm's passes, in the order they first appear in requests.jsonl (the run order), with the fields of
-    the runner's ArmRun that the summary reads: a pass is one (repeat, rate) of the arm, its wall time the
-    last finish time of its records."""
+    the runner's ArmRun that the summary reads: a pass is one (repeat, rate, block) of the arm, its wall time
+    the last finish time of its records. Records written before they carried `block` give one pass per
+    (repeat, rate): an offline run cut into blocks then reads its longest block's time as the whole pass's."""
     runs: dict[tuple, SimpleNamespace] = {}
     for r in records:
-        key = (r.get("arm", "?"), r.get("repeat"), r.get("rate"))
-        run = runs.setdefault(key, SimpleNamespace(repeat=key[1], rate=key[2], block=0, records=[], wall_s=0.0,
+        key = (r.get("arm", "?"), r.get("repeat"), r.get("rate"), r.get("block"))
+        run = runs.setdefault(key, SimpleNamespace(repeat=key[1], rate=key[2], block=key[3], records=[], wall_s=0.0,
                                                    engine_stats={}, memory={}, started=len(runs)))
         run.records.append(r)
         run.wall_s = max(run.wall_s, r.get("finish_s") or r.get("arrival_s") or 0.0)
