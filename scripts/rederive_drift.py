@@ -22,7 +22,8 @@ from types import SimpleNamespace
 
 from testbed.metrics.drift import baseline_drift, drift_summary
 from testbed.plugins import load_plugins
-from testbed.publish import _env, _report
+from testbed.publish import report_with_provenance
+from testbed.report.compare import read_env
 from testbed.report.writer import RunWriter
 
 
@@ -62,7 +63,7 @@ def main() -> None:
         writer = RunWriter(run_dir)
         writer.write_summary(summary)
         writer.write_report(summary, records)
-        lines = _report(run_dir, _env(run_dir)).split("\n")
+        lines = report_with_provenance(run_dir, read_env(run_dir)).split("\n")
         lines[2] += (f" Its drift check was re-derived from these records at `{sha}` by today's rule (the run "
                      f"itself printed {old:+.1%}; reference.json says so).")
         (ref / "report.md").write_text("\n".join(lines), encoding="utf-8")
