@@ -2,8 +2,10 @@
 
     python scripts/rederive_drift.py results/reference/capacity
 
-Used once: the capacity reference (cb00b87) printed a false -46% baseline-drift warning, a rule fixed
-in 53e63b3 (across offered rates each block is read against its own rate's mean). The stored run
+Used on the capacity reference (cb00b87), which printed a false -46% baseline-drift warning: first with
+53e63b3's rule (each block read against its own rate's mean: -0.0%, which only compared neighbours),
+then with the same-rate pairs of docs/drift.md (not measurable under its lockstep search), each time on
+the reference as first published (tests/test_bench_scripts.py `_as_first_published`). The stored run
 order is checked first: the old rule (every rate pooled) recomputed from the records must give back
 the stored figure. Then summary.json, summary.csv and report.md are rewritten and reference.json
 records the re-derivation. Only arrival-driven runs (one block per arm, repeat and rate) qualify.
@@ -20,7 +22,8 @@ from types import SimpleNamespace
 
 from testbed.metrics.drift import baseline_drift, drift_summary
 from testbed.plugins import load_plugins
-from testbed.publish import _env, _report
+from testbed.publish import report_with_provenance
+from testbed.report.compare import read_env
 from testbed.report.writer import RunWriter
 
 
@@ -50,7 +53,9 @@ def main() -> None:
         raise SystemExit(f"the old rule gives {pooled['moved']:+.4f}, the reference {summary['drift']['moved']:+.4f}: "
                          "the stored run order is not the one that ran")
     old, (_, summary["drift"]) = summary["drift"]["moved"], drift_summary(runs, base)
-    print(f"{ref}: baseline drift {old:+.1%} by the old rule, {summary['drift']['moved']:+.1%} by today's")
+    now = summary["drift"].get("moved")
+    print(f"{ref}: baseline drift {old:+.1%} by the old rule, "
+          f"{'not measurable' if now is None else format(now, '+.1%')} by today's")
     sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / json.loads((ref / "reference.json").read_text())["run_dir"]
@@ -58,13 +63,15 @@ def main() -> None:
         writer = RunWriter(run_dir)
         writer.write_summary(summary)
         writer.write_report(summary, records)
-        lines = _report(run_dir, _env(run_dir)).split("\n")
+        lines = report_with_provenance(run_dir, read_env(run_dir)).split("\n")
         lines[2] += (f" Its drift check was re-derived from these records at `{sha}` by today's rule (the run "
                      f"itself printed {old:+.1%}; reference.json says so).")
         (ref / "report.md").write_text("\n".join(lines), encoding="utf-8")
         for name in ("summary.json", "summary.csv"):
             shutil.copy2(run_dir / name, ref / name)
     meta = json.loads((ref / "reference.json").read_text())
+    if "rederived" in meta:     # an earlier re-derivation stays on record
+        meta["rederived_earlier"] = [*meta.get("rederived_earlier", []), meta["rederived"]]
     meta["rederived"] = {"commit": sha, "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          "what": "summary.json drift and report.md re-derived from this run's own records "
                                  "(scripts/rederive_drift.py); no request re-run"}

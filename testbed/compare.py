@@ -30,13 +30,12 @@ SIMD width, caches), and the tolerances were set on the reference's machine, so 
 are shown but never fail; quality still does. Different torch, transformers or Python versions are a note
 too, and everything stays gated: a dependency that moves a ratio is a regression to look at.
 """
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from testbed.errors import UserError
 from testbed.metrics.ratio_ci import HIGH, LOW
-from testbed.report.compare import read_summary
+from testbed.report.compare import read_env, read_summary
 from testbed.safe_yaml import load_yaml
 
 IGNORED = ("output_dir", "description")
@@ -130,18 +129,10 @@ def _config(run_dir: Path) -> dict:
     return raw if isinstance(raw, dict) else {}
 
 
-def _env(run_dir: Path) -> dict:
-    try:
-        env = json.loads((run_dir / "env.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return env if isinstance(env, dict) else {}
-
-
 def env_differences(new_dir: str | Path, ref_dir: str | Path, keys: tuple[str, ...]) -> list[str]:
     """The env.json `keys` both runs recorded and that differ, "key (new vs reference)"; an unrecorded value (an
     older run, a failed probe) is not a difference."""
-    a, b = _env(Path(new_dir)), _env(Path(ref_dir))
+    a, b = read_env(new_dir), read_env(ref_dir)
     return [f"{k} ({a[k]!r} vs {b[k]!r})" for k in keys if a.get(k) is not None and b.get(k) is not None
             and a[k] != b[k]]
 
@@ -162,7 +153,7 @@ def differences(new_dir: Path, ref_dir: Path, new: dict, ref: dict) -> list[str]
     """What differs between the two runs' setups ("key (new vs reference)"): config keys, device, requests per arm."""
     a, b = _flat(_config(new_dir)), _flat(_config(ref_dir))
     diffs = [f"{k} ({a.get(k)!r} vs {b.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    devices = _env(new_dir).get("device"), _env(ref_dir).get("device")
+    devices = read_env(new_dir).get("device"), read_env(ref_dir).get("device")
     if devices[0] != devices[1]:
         diffs.append(f"device ({devices[0]!r} vs {devices[1]!r})")
     for arm in sorted(set(new["arms"]) & set(ref["arms"])):

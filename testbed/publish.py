@@ -17,21 +17,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from testbed.errors import UserError
-from testbed.report.compare import read_summary
+from testbed.report.compare import read_env, read_summary
 from testbed.report.reference_index import commit_text, machine_card, write_index
 
 REFERENCE_DIR = Path("results/reference")
 INDEX = Path("docs/results.md")
 GZIP_ABOVE = 1_000_000
 COPIED = ("summary.json", "summary.csv", "config.yaml", "env.json", "diagnosis.json")
-
-
-def _env(run_dir: Path) -> dict:
-    try:
-        env = json.loads((run_dir / "env.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return env if isinstance(env, dict) else {}
 
 
 def reference_name(summary: dict, env: dict) -> str:
@@ -43,8 +35,9 @@ def _provenance(run_dir: Path, env: dict) -> str:
             f"Index: [docs/results.md](../../../docs/results.md).")
 
 
-def _report(run_dir: Path, env: dict) -> str:
-    """report.md with the provenance line after its title."""
+def report_with_provenance(run_dir: Path, env: dict) -> str:
+    """The run's report.md with the reference's provenance line after its title (scripts/rederive_drift.py
+    re-heads a re-derived report with it)."""
     lines = (run_dir / "report.md").read_text(encoding="utf-8").split("\n")
     return "\n".join(lines[:1] + ["", _provenance(run_dir, env)] + lines[1:])
 
@@ -52,7 +45,7 @@ def _report(run_dir: Path, env: dict) -> str:
 def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
     """Copy one finished run into dest_root/<config>[-cuda]/, replacing what was there."""
     run_dir = Path(run_dir)
-    summary, env = read_summary(run_dir), _env(run_dir)
+    summary, env = read_summary(run_dir), read_env(run_dir)
     if summary.get("incomplete"):
         raise UserError(f"{run_dir}: an incomplete run", "publish a run that finished every arm")
     if not (run_dir / "report.md").is_file():
@@ -66,7 +59,7 @@ def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
             shutil.copy2(run_dir / name, tmp / name)
     if (run_dir / "plots").is_dir():
         shutil.copytree(run_dir / "plots", tmp / "plots")
-    (tmp / "report.md").write_text(_report(run_dir, env), encoding="utf-8")
+    (tmp / "report.md").write_text(report_with_provenance(run_dir, env), encoding="utf-8")
     _copy_records(run_dir / "requests.jsonl", tmp)
     (tmp / "reference.json").write_text(json.dumps(
         {"run_dir": run_dir.name, "collected_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),

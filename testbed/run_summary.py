@@ -19,23 +19,42 @@ from testbed.workloads.sweep import rate_label, sweep_summary
 
 def pooled(runs: list, cfg) -> dict:
     """Pool ArmRuns: tokens over the summed wall time, peak memory over all of them."""
+    return pool(runs, cfg.cost.usd_per_hour, cfg.slo)
+
+
+def pool(runs: list, usd_per_hour: float, slo) -> dict:
+    """`pooled` from the cost and SLOs alone (report/rebuild.py has no validated config); passes without a
+    CPU time (rebuilt from records) give no CPU metrics."""
     records = [r for run in runs for r in run.records]
     memory = {k: max(run.memory.get(k, 0) for run in runs) for k in runs[-1].memory if k != "cpu_s"}
-    out = summarize_arm(records, sum(run.wall_s for run in runs), runs[-1].engine_stats, memory,
-                        cfg.cost.usd_per_hour, cfg.slo)
+    out = summarize_arm(records, sum(run.wall_s for run in runs), runs[-1].engine_stats, memory, usd_per_hour, slo)
+    if any("cpu_s" not in run.memory for run in runs):
+        return out
     return {**out, **cpu_metrics(sum(run.memory["cpu_s"] for run in runs), records)}
 
 
-def arm_row(runs: list, plan, cfg) -> dict:
+def arm_row(runs: list, plan, usd_per_hour: float, slo) -> dict:
     """The comparison row: every repeat and every rate of the arm pooled, plus its sections' aggregates."""
-    out = pooled(runs, cfg)
+    out = pool(runs, usd_per_hour, slo)
     out.update(plan.aggregate([r for run in runs for r in run.records]))
     repeats = sorted({run.repeat for run in runs})
     if len(repeats) > 1:
         out["repeats"] = len(repeats)
-        out["output_throughput_per_repeat"] = [pooled([run for run in runs if run.repeat == i], cfg)
+        out["output_throughput_per_repeat"] = [pool([run for run in runs if run.repeat == i], usd_per_hour, slo)
                                                ["output_throughput"] for i in repeats]
     return out
+
+
+def comparison(runs: dict[str, list], plans: dict, base: str, usd_per_hour: float, slo) -> tuple[dict, dict]:
+    """Every arm's row with its ratios to the baseline (from the passes both ran), paired block ratios and
+    intervals; and the drift check. Shared by the runner and report/rebuild.py, so the two cannot drift apart."""
+    arms = {a: arm_row(arm_runs, plans[a], usd_per_hour, slo) for a, arm_runs in runs.items()}
+    if base in arms:
+        arms = add_ratios(arms, base)
+        ratios_on_shared_passes(arms, runs, base, lambda arm_runs: pool(arm_runs, usd_per_hour, slo))
+    drift = add_block_ratios(arms, runs, base)
+    add_ratio_cis(arms, runs, base, slo)
+    return arms, drift
 
 
 def category_rows(records: list[dict], plan) -> dict:
@@ -90,12 +109,8 @@ def notes(cfg, schedule: list, trusted: list[str], order_text: str) -> list[str]
 def summarize_run(exp: Any, incomplete: bool) -> dict:
     """The summary of an Experiment whose passes ran (all, or those before an interrupt); no diagnosis yet."""
     cfg, runs, base = exp.cfg, exp.runs, exp.cfg.baseline
-    arms = {a: arm_row(runs[a], exp.plans[a], cfg) for a in exp.arm_names if a in runs}
-    if base in arms:
-        arms = add_ratios(arms, base)
-        ratios_on_shared_passes(arms, runs, base, lambda arm_runs: pooled(arm_runs, cfg))
-    drift = add_block_ratios(arms, {a: runs[a] for a in arms}, base)
-    add_ratio_cis(arms, {a: runs[a] for a in arms}, base, cfg.slo)
+    arms, drift = comparison({a: runs[a] for a in exp.arm_names if a in runs}, exp.plans, base,
+                             cfg.cost.usd_per_hour, cfg.slo)
     by_arm = {a: [r for r in exp.records if r["arm"] == a] for a in arms}
     cats = {a: category_rows(by_arm[a], exp.plans[a]) for a in arms}
     details = {a: d for a in arms if (d := exp.plans[a].details(by_arm[a]))}

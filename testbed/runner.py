@@ -227,6 +227,7 @@ class Experiment:
 
         def finished(req: Request):
             rec = self._record(name, repeat, req, by_id[req.id], t0_box[0])
+            rec["block"] = p.block      # records time from their block's start: a rebuilt summary needs the pass
             if rate is not None:
                 rec["rate"] = rate_label(rate)
             records.append(rec)

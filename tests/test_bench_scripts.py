@@ -61,10 +61,13 @@ def test_rederive_drift_reproduces_the_committed_capacity_drift(tmp_path):
     subprocess.run([sys.executable, str(ROOT / "scripts" / "rederive_drift.py"), str(ref)], check=True,
                    capture_output=True, text=True)
     committed = json.loads((ROOT / "results" / "reference" / "capacity" / "summary.json").read_text())["drift"]
-    assert json.loads((ref / "summary.json").read_text())["drift"] == committed and not committed["warning"]
+    assert json.loads((ref / "summary.json").read_text())["drift"] == committed and "warning" not in committed
+    assert "in the same round" in committed["not_measurable"]      # the lockstep search: no pair far enough apart
     report = (ref / "report.md").read_text()
     assert "**Warning**: Baseline drift" not in report and "re-derived from these records" in report
-    assert "rederived" in json.loads((ref / "reference.json").read_text())
+    assert "Baseline drift: not measurable for this run" in report
+    meta = json.loads((ref / "reference.json").read_text())
+    assert "rederived" in meta and meta["rederived_earlier"][0]["commit"] == "54b499c"     # the earlier one kept
 
 
 def test_rederive_drift_refuses_records_out_of_their_run_order(tmp_path):

@@ -36,6 +36,31 @@ def test_report_rebuilds_a_killed_runs_summary(tmp_path, capsys):
                 assert rebuilt["arms"][arm][key] == full["arms"][arm][key], (arm, key)
 
 
+def test_a_rebuilt_summary_is_the_runners_for_the_same_passes(tmp_path, monkeypatch):
+    from testbed.report import rebuild
+    from testbed.report.compare import read_records
+    run_dir, full = killed_run(tmp_path)
+    records = read_records(run_dir)
+    runs, walls = rebuild.passes(records), {}
+    for p in full["runs"]:          # the runner's passes, each arm's in its run order
+        walls.setdefault(p["arm"], []).append((p["n"], p["wall_s"]))
+    assert {a: [len(run.records) for run in rs] for a, rs in runs.items()} == \
+        {a: [n for n, _ in ps] for a, ps in walls.items()} and len(runs["a"]) == 2      # two blocks each, found again
+    for arm, arm_runs in runs.items():
+        for run, (_, wall) in zip(arm_runs, walls[arm]):
+            assert 0 < run.wall_s <= wall        # the last token came before the pass ended
+            run.wall_s = wall                    # the one figure the records cannot give exactly
+    monkeypatch.setattr(rebuild, "passes", lambda recs: runs)
+    rebuilt = json.loads(json.dumps(rebuild.rebuild_summary(run_dir, records), default=str))
+    not_in_records = ("peak_memory_mb", "cpu_seconds", "cpu_s_per_output_token",   # memory tracker, psutil
+                      "kv_cache_", "kv_waste_pct", "mean_batch_size")                # the hf engine's stats
+    for arm, row in full["arms"].items():
+        mine = rebuilt["arms"][arm]
+        assert {k: row.get(k) for k in mine} == mine, arm            # every figure rebuilt is the runner's
+        assert all(k.startswith(not_in_records) for k in set(row) - set(mine)), set(row) - set(mine)
+    assert rebuilt["by_category"] == full["by_category"] and rebuilt["drift"] == full["drift"]
+
+
 def test_diagnose_rebuilds_and_writes_the_summary(tmp_path):
     run_dir, _ = killed_run(tmp_path)
     assert main(["diagnose", str(run_dir), "--no-probe"]) == 0

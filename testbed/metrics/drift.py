@@ -11,6 +11,12 @@ interval is scipy's percentile bootstrap of the median ratio over blocks. The dr
 the baseline's own throughput over its first third of blocks with its last third (in run order):
 if it moved more than the comparison's interval is wide, a sequential order would have put that
 movement into the ratios.
+
+Across offered rates (a sweep, an SLO search) throughput follows the rate, so only passes at the same
+rate compare: each rate's first pass against its last, counted where at least a third of the
+baseline's passes ran between them. Closer pairs saw the same machine (an SLO search in lockstep
+probes a rate's repeats in the same round) and would read ~0% whatever the machine did over the run,
+so a run without a distant pair gets `not_measurable` (why) instead of a figure.
 """
 import math
 
@@ -59,25 +65,48 @@ def paired_ratio(arm: dict[tuple, float], base: dict[tuple, float]) -> dict:
 
 
 def baseline_drift(runs: list) -> dict:
-    """The baseline's output throughput over its first and last thirds of blocks, in the order they ran.
-    Across offered rates (a sweep, an SLO search) throughput follows the rate, so there each block is
-    divided by the mean of the blocks at its own rate, and rates run once are left out: like with like."""
+    """The baseline's output throughput over its first and last thirds of blocks, in the order they ran;
+    across offered rates, each rate's first pass against its last (`per_rate_drift`)."""
     thr = block_throughputs(runs)
     ordered = [r for r in sorted(runs, key=lambda r: r.started) if _key(r) in thr]
-    rates = {r.rate for r in ordered}
-    if len(rates) > 1:
-        by_rate = {rate: [thr[_key(r)] for r in ordered if r.rate == rate] for rate in rates}
-        mean = {rate: float(np.mean(v)) for rate, v in by_rate.items() if len(v) >= 2}
-        mean = {rate: m for rate, m in mean.items() if m > 0}
-        series = [thr[_key(r)] / mean[r.rate] for r in ordered if r.rate in mean]
-    else:
-        series = [thr[_key(r)] for r in ordered]
+    if len({r.rate for r in ordered}) > 1:
+        return per_rate_drift(ordered, thr)
+    series = [thr[_key(r)] for r in ordered]
     if len(series) < 2:
         return {}
     k = max(1, math.floor(len(series) / 3))
     first, last = float(np.mean(series[:k])), float(np.mean(series[-k:]))
     return {"baseline_blocks": len(series), "blocks_compared": k, "baseline_first": first, "baseline_last": last,
-            "moved": last / first - 1 if first > 0 else None, "per_rate": len(rates) > 1}
+            "moved": last / first - 1 if first > 0 else None, "per_rate": False}
+
+
+def rate_pairs(ordered: list, thr: dict) -> tuple[list[tuple[float, float]], int]:
+    """(first, last) throughput of every rate whose first and last pass lie at least a third of the
+    baseline's passes apart (positions in run order), and the widest such gap of any rate run twice."""
+    at: dict = {}
+    for i, run in enumerate(ordered):
+        at.setdefault(run.rate, []).append(i)
+    gaps = {rate: pos[-1] - pos[0] for rate, pos in at.items() if len(pos) > 1}
+    pairs = [(thr[_key(ordered[at[rate][0]])], thr[_key(ordered[at[rate][-1]])])
+             for rate, gap in gaps.items() if gap >= len(ordered) / 3]
+    return pairs, max(gaps.values(), default=0)
+
+
+def per_rate_drift(ordered: list, thr: dict) -> dict:
+    """Each pair's throughputs over the pair's mean (so every rate weighs alike), averaged: first vs last."""
+    distant, widest = rate_pairs(ordered, thr)
+    pairs = [(a, b) for a, b in distant if a + b > 0]
+    if not pairs:
+        why = (f"the baseline ran each offered rate once ({len(ordered)} passes) and its throughput follows the rate"
+               if widest == 0 else "the baseline completed no tokens in its distant passes at one rate" if distant
+               else f"the baseline's passes at any one rate lie at most {widest} apart in its {len(ordered)} passes (an SLO "
+               f"search in lockstep probes a rate's repeats in the same round), so each pair saw one machine state; "
+               f"a pair needs a third of the run between its passes")
+        return {"per_rate": True, "baseline_blocks": len(ordered), "not_measurable": why}
+    first = float(np.mean([2 * a / (a + b) for a, b in pairs]))
+    last = float(np.mean([2 * b / (a + b) for a, b in pairs]))
+    return {"baseline_blocks": 2 * len(pairs), "blocks_compared": len(pairs), "baseline_first": first,
+            "baseline_last": last, "moved": last / first - 1 if first > 0 else None, "per_rate": True}
 
 
 def drift_summary(runs: dict[str, list], baseline: str) -> tuple[dict[str, dict], dict]:
@@ -90,7 +119,7 @@ def drift_summary(runs: dict[str, list], baseline: str) -> tuple[dict[str, dict]
     drift = baseline_drift(runs[baseline])
     widths = [(v[f"{PREFIX}_ci_high"] - v[f"{PREFIX}_ci_low"]) / 2 / v[PREFIX]    # relative, like `moved`
               for v in per_arm.values() if f"{PREFIX}_ci_low" in v and v[PREFIX] > 0]
-    if drift and drift["moved"] is not None and widths:
+    if drift.get("moved") is not None and widths:
         drift["ci_half_width"] = max(widths)
         drift["warning"] = abs(drift["moved"]) > drift["ci_half_width"]
     return per_arm, drift

@@ -31,6 +31,15 @@ def read_summary(run_dir: str | Path) -> dict:
     return summary
 
 
+def read_env(run_dir: str | Path) -> dict:
+    """env.json of a run directory; {} when it is missing, malformed or not a mapping (an older run)."""
+    try:
+        env = json.loads((Path(run_dir) / "env.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return env if isinstance(env, dict) else {}
+
+
 def read_records(run_dir: str | Path) -> list[dict]:
     """requests.jsonl as dicts; a torn last line (an interrupted write) is dropped, any other bad line is an error."""
     path = Path(run_dir) / "requests.jsonl"

@@ -12,7 +12,8 @@ DRIFT_NOTE = ("Paired block ratio: each arm's output throughput on a block of it
               "the same block; the median over blocks, with a 95% percentile-bootstrap interval (scipy). When the "
               "arms alternate, a slow change of the machine's speed hits both sides of every pair, so this ratio "
               "and the pooled one above stay put; run one after the other, the change lands on whichever arm ran "
-              "then. Drift check: the baseline's own throughput over its first third of blocks against its last.")
+              "then. Drift check: the baseline's own throughput over its first third of blocks against its last; "
+              "across offered rates, each rate's first pass against its last, where a third of the run lies between.")
 
 SEQUENTIAL_BLIND = (" The arms ran one after the other, so a change of the machine between one arm's pass and the "
                     "next would not show here (measured: a busy job starting with the second of two identical arms "
@@ -37,12 +38,14 @@ def _ratio_line(arm: str, row: dict) -> str | None:
 
 def _drift_line(summary: dict) -> str | None:
     d = summary.get("drift") or {}
+    if d.get("not_measurable"):     # no figure rather than a ~0% that only compared neighbours
+        return f"Baseline drift: not measurable for this run, because {d['not_measurable']}."
     if d.get("moved") is None:
         return None
     k = d["blocks_compared"]
-    if d.get("per_rate"):       # blocks at several offered rates: each over its own rate's mean
-        line = (f"Baseline drift (each block's throughput over the mean at its offered rate): {d['baseline_first']:.2f} "
-                f"over its first {k} blocks, {d['baseline_last']:.2f} over its last {k} ({d['moved']:+.1%}).")
+    if d.get("per_rate"):       # each rate's first and last pass, over the pair's mean
+        line = (f"Baseline drift (throughput at one offered rate, first pass against last, over the pair's mean; "
+                f"{k} rates): {d['baseline_first']:.2f} first, {d['baseline_last']:.2f} last ({d['moved']:+.1%}).")
     else:
         line = (f"Baseline drift: {fmt_number(d['baseline_first'])} tok/s over its first {k} blocks, "
                 f"{fmt_number(d['baseline_last'])} over its last {k} ({d['moved']:+.1%}).")

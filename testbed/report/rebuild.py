@@ -2,19 +2,26 @@
 
     summary = rebuild_summary("results/quickstart-20260101T000000Z")   # marked "incomplete": true
 
-Every figure that the records hold is recomputed as the runner computes it; engine stats and
-memory are not in the records, so those metrics are absent. An arm's wall time is taken as the
-last finish time of each of its passes (records time from their pass's start), summed.
+Every figure that the records hold is recomputed by the runner's own functions (testbed/run_summary.py)
+over the passes read back from the records; engine stats, memory and CPU time are not in the records, so
+those metrics are absent. A pass's wall time is taken as its last finish time (records time from their
+pass's start).
 """
 from pathlib import Path
+from types import SimpleNamespace
 
 from testbed.config import SloConfig
 from testbed.errors import UserError
-from testbed.metrics.summary import add_ratios, by_category, summarize_arm
+from testbed.run_summary import category_rows, comparison
 from testbed.safe_yaml import load_yaml
+
+# a rebuilt arm has no plan: its sections' aggregates need state the run did not write down
+NO_SECTIONS = SimpleNamespace(aggregate=lambda records: {})
 
 NOTE = ("Rebuilt from requests.jsonl: summary.json was missing (the run was killed). Engine stats and memory are "
         "absent; each arm's wall time is its passes' last finish times summed.")
+NO_BLOCK = ("These records carry no `block` (written before it was recorded): an offline run cut into blocks reads "
+            "only its longest block's time per pass, so its throughputs are overstated.")
 
 
 def rebuild_summary(run_dir: str | Path, records: list[dict]) -> dict:
@@ -23,22 +30,33 @@ def rebuild_summary(run_dir: str | Path, records: list[dict]) -> dict:
         raise UserError(f"{run_dir}: no summary.json and requests.jsonl holds no requests",
                         "give a directory under results/ written by `testbed run`")
     settings = _settings(Path(run_dir))
-    arms_in_order = list(dict.fromkeys(r.get("arm", "?") for r in records))
-    arms = {a: _arm(records, a, settings) for a in arms_in_order}
-    baseline = settings.get("baseline") if settings.get("baseline") in arms else arms_in_order[0]
+    runs = passes(records)
+    baseline = settings.get("baseline") if settings.get("baseline") in runs else next(iter(runs))
+    arms, drift = comparison(runs, dict.fromkeys(runs, NO_SECTIONS), baseline, settings["usd_per_hour"],
+                             settings["slo"])
     return {"name": settings.get("name") or Path(run_dir).name, "baseline": baseline, "incomplete": True,
-            "arms": add_ratios(arms, baseline),
-            "by_category": {a: by_category([r for r in records if r.get("arm") == a]) for a in arms},
-            "notes": [NOTE]}
+            "arms": arms,
+            "by_category": {a: category_rows([r for run in runs[a] for r in run.records], NO_SECTIONS) for a in arms},
+            "notes": [NOTE] + ([NO_BLOCK] if any("block" not in r for r in records) else []),
+            **({"drift": drift} if drift else {})}
 
 
-def _arm(records: list[dict], arm: str, settings: dict) -> dict:
-    recs = [r for r in records if r.get("arm") == arm]
-    last: dict[tuple, float] = {}
-    for r in recs:
-        key = (r.get("repeat"), r.get("rate"))
-        last[key] = max(last.get(key, 0.0), r.get("finish_s") or r.get("arrival_s") or 0.0)
-    return summarize_arm(recs, sum(last.values()), {}, {}, settings.get("usd_per_hour", 0.0), settings.get("slo"))
+def passes(records: list[dict]) -> dict[str, list]:
+    """Each arm's passes, in the order they first appear in requests.jsonl (the run order), with the fields of
+    the runner's ArmRun that the summary reads: a pass is one (repeat, rate, block) of the arm, its wall time
+    the last finish time of its records. Records written before they carried `block` give one pass per
+    (repeat, rate): an offline run cut into blocks then reads its longest block's time as the whole pass's."""
+    runs: dict[tuple, SimpleNamespace] = {}
+    for r in records:
+        key = (r.get("arm", "?"), r.get("repeat"), r.get("rate"), r.get("block"))
+        run = runs.setdefault(key, SimpleNamespace(repeat=key[1], rate=key[2], block=key[3], records=[], wall_s=0.0,
+                                                   engine_stats={}, memory={}, started=len(runs)))
+        run.records.append(r)
+        run.wall_s = max(run.wall_s, r.get("finish_s") or r.get("arrival_s") or 0.0)
+    out: dict[str, list] = {}
+    for (arm, *_), run in runs.items():
+        out.setdefault(arm, []).append(run)
+    return out
 
 
 def _settings(run_dir: Path) -> dict:
