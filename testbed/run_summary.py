@@ -17,14 +17,10 @@ from testbed.metrics.summary import add_ratios, by_category, ratios_on_shared_pa
 from testbed.workloads.sweep import rate_label, sweep_summary
 
 
-def pooled(runs: list, cfg) -> dict:
-    """Pool ArmRuns: tokens over the summed wall time, peak memory over all of them."""
-    return pool(runs, cfg.cost.usd_per_hour, cfg.slo)
-
-
 def pool(runs: list, usd_per_hour: float, slo) -> dict:
-    """`pooled` from the cost and SLOs alone (report/rebuild.py has no validated config); passes without a
-    CPU time (rebuilt from records) give no CPU metrics."""
+    """Pool ArmRuns: tokens over the summed wall time, peak memory over all of them. Takes the cost and SLOs
+    alone (report/rebuild.py has no validated config); passes without a CPU time (rebuilt from records) give
+    no CPU metrics."""
     records = [r for run in runs for r in run.records]
     memory = {k: max(run.memory.get(k, 0) for run in runs) for k in runs[-1].memory if k != "cpu_s"}
     out = summarize_arm(records, sum(run.wall_s for run in runs), runs[-1].engine_stats, memory, usd_per_hour, slo)
@@ -75,7 +71,7 @@ def sweep_section(runs: dict[str, list], arm_names: list[str], cfg) -> dict:
     per_rate: dict[float, dict[str, dict]] = {}
     for rate in offered_rates(runs):
         arms = {a: [run for run in runs.get(a, []) if run.rate == rate] for a in arm_names}
-        arms = {a: pooled(arm_runs, cfg) for a, arm_runs in arms.items() if arm_runs}
+        arms = {a: pool(arm_runs, cfg.cost.usd_per_hour, cfg.slo) for a, arm_runs in arms.items() if arm_runs}
         if arms:
             per_rate[rate] = arms
     return sweep_summary(per_rate, "concurrency" if cfg.workload.arrival.concurrency else "rate")

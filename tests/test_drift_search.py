@@ -23,7 +23,8 @@ def simulate(order: str, speed, repeats: int = 2, seed: int = 0) -> dict[str, li
     def measure(key, rate):
         arm, repeat = key
         served = min(rate, CAPACITY[arm] * speed(clock[0])) * rng.normal(1, 0.02)
-        runs[arm].append(SimpleNamespace(repeat=repeat, rate=rate, block=0, started=clock[0], wall_s=TOKENS / (10 * served),
+        runs[arm].append(SimpleNamespace(repeat=repeat, rate=rate, block=0, started=clock[0],
+                                         wall_s=TOKENS / (10 * served),
                                          records=[{"status": "ok", "output_tokens": TOKENS}]))
         clock[0] += 1
         return 1.0 if rate <= CAPACITY[arm] * speed(clock[0] - 1) else 0.5

@@ -97,11 +97,14 @@ def per_rate_drift(ordered: list, thr: dict) -> dict:
     distant, widest = rate_pairs(ordered, thr)
     pairs = [(a, b) for a, b in distant if a + b > 0]
     if not pairs:
-        why = (f"the baseline ran each offered rate once ({len(ordered)} passes) and its throughput follows the rate"
-               if widest == 0 else "the baseline completed no tokens in its distant passes at one rate" if distant
-               else f"the baseline's passes at any one rate lie at most {widest} apart in its {len(ordered)} passes (an SLO "
-               f"search in lockstep probes a rate's repeats in the same round), so each pair saw one machine state; "
-               f"a pair needs a third of the run between its passes")
+        if widest == 0:
+            why = f"the baseline ran each offered rate once ({len(ordered)} passes) and its throughput follows the rate"
+        elif distant:
+            why = "the baseline completed no tokens in its distant passes at one rate"
+        else:
+            why = (f"the baseline's passes at any one rate lie at most {widest} apart in its {len(ordered)} passes "
+                   f"(an SLO search in lockstep probes a rate's repeats in the same round), so each pair saw one "
+                   f"machine state; a pair needs a third of the run between its passes")
         return {"per_rate": True, "baseline_blocks": len(ordered), "not_measurable": why}
     first = float(np.mean([2 * a / (a + b) for a, b in pairs]))
     last = float(np.mean([2 * b / (a + b) for a, b in pairs]))
