@@ -20,7 +20,7 @@ it is the server's too). A write's time is taken just before its send, so the se
 the client. Added splits exactly into three parts, each reported:
   queue     send - arrival: the client's timer waking for a scheduled send (and its concurrency
             queue, which no spread level fills);
-  request   kernel at the stub has the request - send: aiohttp building and writing the request,
+  request   kernel at the stub has the request - send: the client building and writing the request,
             and the loopback;
   delivery  client read of the last chunk - stub's write of it: the loopback and the client's event
             loop getting to the read.

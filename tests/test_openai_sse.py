@@ -5,11 +5,10 @@ import asyncio
 import json
 import time
 
-import aiohttp
 import pytest
 from aiohttp import web
 
-from testbed.engines.openai_http import Endpoint, SSEParser, StreamError, new_client, stream_sse
+from testbed.engines.openai_http import Endpoint, SSEClient, SSEParser, StreamError
 
 EVENTS = [{"choices": [{"index": 0, "text": t, "finish_reason": None}]} for t in ("a", "é", "c")]
 BODY = b"".join(b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n" for e in EVENTS) + b"data: [DONE]\n\n"
@@ -50,11 +49,11 @@ def serve(handler):
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
-        client = new_client(4)
+        client = SSEClient(Endpoint.parse(f"http://127.0.0.1:{port}/v1"))
         try:
-            return await client_fn(client, Endpoint.parse(f"http://127.0.0.1:{port}/v1"))
+            return await client_fn(client)
         finally:
-            await client.close()
+            client.close()
             await runner.cleanup()
     return main
 
@@ -71,16 +70,14 @@ def slow_stream(gaps):
     return handler
 
 
-async def collect(client, ep, stall_s):
-    out = []
-    async for now, events in stream_sse(client, ep, "/completions", {}, {}, stall_s):
-        out += [(now, e["i"]) for e in events]
-    return out
+async def collect(client, stall_s):
+    reads = await client.stream_sse("/completions", b"{}", {}, stall_s)
+    return [(now, e["i"]) for now, events in reads for e in events]
 
 
 def test_each_event_is_timed_by_the_read_that_brought_it():
     t0 = time.perf_counter()
-    out = asyncio.run(serve(slow_stream([0.0, 0.15, 0.15]))(lambda c, ep: collect(c, ep, 5.0)))
+    out = asyncio.run(serve(slow_stream([0.0, 0.15, 0.15]))(lambda c: collect(c, 5.0)))
     assert [i for _, i in out] == [0, 1, 2]
     gaps = [b - a for (a, _), (b, _) in zip(out, out[1:])]
     assert all(0.12 < g < 0.5 for g in gaps), gaps
@@ -97,19 +94,19 @@ def test_reading_ends_at_done_without_waiting_for_the_body_to_end():
         await asyncio.sleep(3)
         return resp
 
-    async def client_fn(client, ep):
+    async def client_fn(client):
         t = time.perf_counter()
-        out = await collect(client, ep, 10.0)
+        out = await collect(client, 10.0)
         return out, time.perf_counter() - t
     out, took = asyncio.run(serve(handler)(client_fn))
     assert [i for _, i in out] == [0] and took < 1.0
 
 
 def test_a_stall_fails_at_timeout_s_and_the_task_can_go_on():
-    async def client_fn(client, ep):
+    async def client_fn(client):
         t = time.perf_counter()
         with pytest.raises(StreamError, match="stalled"):
-            await collect(client, ep, 0.3)
+            await collect(client, 0.3)
         took = time.perf_counter() - t
         await asyncio.sleep(0.01)                  # the task is not left cancelled (a retry waits like this)
         return took
@@ -118,7 +115,7 @@ def test_a_stall_fails_at_timeout_s_and_the_task_can_go_on():
 
 
 def test_a_steady_stream_slower_in_total_than_timeout_s_is_not_a_stall():
-    out = asyncio.run(serve(slow_stream([0.1] * 8))(lambda c, ep: collect(c, ep, 0.3)))
+    out = asyncio.run(serve(slow_stream([0.1] * 8))(lambda c: collect(c, 0.3)))
     assert [i for _, i in out] == list(range(8))     # 0.8 s in all, no gap near 0.3 s
 
 
@@ -126,8 +123,8 @@ def test_a_server_that_never_answers_is_a_stall():
     async def handler(request):
         await asyncio.sleep(3)
         return web.Response()
-    async def client_fn(client, ep):
+    async def client_fn(client):
         with pytest.raises(StreamError, match="stalled"):
-            await collect(client, ep, 0.3)
+            await collect(client, 0.3)
         return True
     assert asyncio.run(serve(handler)(client_fn))

@@ -6,7 +6,7 @@ llama.cpp, a hosted API, or `testbed serve`) as a streaming HTTP call.
                served_model_name: llama-8b, extra_body: {return_token_ids: true}}
 
 The runner's drive loop owns arrival: add_request() hands the request to one asyncio event loop
-(a background thread) with one pooled, kept-alive aiohttp session, and returns at once; step()
+(a background thread) with one pool of kept-alive connections, and returns at once; step()
 returns whatever finished, waiting at most `poll_s`. `concurrency` is vLLM's --max-concurrency:
 at most that many calls in flight, the rest wait in the client. `req.send_time` is when a call
 left that queue, so TTFT from arrival = client queue + TTFT from send (both are recorded).
@@ -43,8 +43,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from testbed.engines.base import ENGINES, Engine, EngineOptions
-from testbed.engines.openai_http import (Endpoint, HttpStatusError, StreamError, new_client, open_connections,
-                                         stream_sse, within)
+from testbed.engines.openai_http import Endpoint, HttpStatusError, SSEClient, StreamError, within
 from testbed.engines.precise_loop import new_precise_loop
 from testbed.errors import UserError
 from testbed.request import Request
@@ -121,15 +120,14 @@ class OpenAIEngine(Engine):
         if options.warm_connections:
             self._warm(options.warm_connections)
 
-    async def _open(self):      # aiohttp objects belong to the loop they are made in
-        return new_client(self.options.concurrency), asyncio.Semaphore(self.options.concurrency)
+    async def _open(self):      # the pool's connections belong to the loop they are made in
+        return SSEClient(self.endpoint), asyncio.Semaphore(self.options.concurrency)
 
     def _warm(self, n: int) -> None:
         """Open `n` pooled connections before any request, so no timed request pays a TCP connect (vllm
         bench serve's --num-warmups N at max-concurrency N does the same). A failure is counted with its
         reason and the run goes on: that request's connection is opened when it is sent, as without warming."""
-        self.warm_errors = self._call(open_connections(self.client, self.endpoint, n, self.headers,
-                                                       self.options.timeout_s))
+        self.warm_errors = self._call(self.client.open_connections(n, self.headers, self.options.timeout_s))
         self.totals["openai_warm_connections"] = n - len(self.warm_errors)
         self.totals["openai_warm_failed"] = len(self.warm_errors)
         if self.warm_errors:
@@ -181,7 +179,7 @@ class OpenAIEngine(Engine):
         if self.loop.is_closed():
             return
         try:
-            self._call(self.client.close())
+            self.loop.call_soon_threadsafe(self.client.close)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(timeout=5)
@@ -240,34 +238,21 @@ class OpenAIEngine(Engine):
 
     async def _attempt(self, req: Request, st: dict, body: bytes) -> None:
         req.status = "running"
-        chunks: list[tuple[float, str, list[int] | None]] = []
-        times: list[float] = []           # every event with choices, as vLLM's client times them
-        reason, usage = None, None
         req.send_time = time.perf_counter()
         try:
-            async for now, events in stream_sse(self.client, self.endpoint, "/" + self._route(), body,
-                                                self.headers, self.options.timeout_s):
-                for event in events:
-                    if "error" in event:
-                        raise RuntimeError(f"server error mid-stream: {event['error']}")
-                    usage = event.get("usage") or usage
-                    choices = event.get("choices")
-                    if not choices:
-                        continue
-                    times.append(now)
-                    for choice in choices:
-                        text, ids = chunk_content(choice)
-                        if text or ids:
-                            chunks.append((now, text, ids))
-                        reason = choice.get("finish_reason") or reason
+            reads, broke = await self.client.stream_sse("/" + self._route(), body, self.headers,
+                                                        self.options.timeout_s), None
         except HttpStatusError as e:
-            if e.retryable and not chunks:
+            if e.retryable:
                 raise Retry(str(e), e.retry_after) from None
             raise RuntimeError(str(e)) from None
         except StreamError as e:
+            reads, broke = e.reads, e
+        chunks, times, reason, usage = read_events(reads)
+        if broke is not None:
             if not chunks:
-                raise Retry(str(e)) from None
-            raise RuntimeError(f"{e} after {len(chunks)} chunks") from None
+                raise Retry(str(broke))
+            raise RuntimeError(f"{broke} after {len(chunks)} chunks")
         if reason is None:       # the body ended early: a dropped connection, not an answer
             if not chunks:
                 raise Retry("the stream ended without a finish_reason")
@@ -326,6 +311,29 @@ def auth_headers(options: OpenAIOptions) -> dict[str, str]:
             raise UserError(f"engine openai: environment variable {options.api_key_env} is not set",
                             f"export {options.api_key_env}=<key> before the run")
     return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def read_events(reads) -> tuple[list, list[float], str | None, dict | None]:
+    """(chunks as (time, text, ids), the time of every event with choices, the finish reason, the usage)
+    of a stream's reads; an error event raises (the server gave up mid-stream)."""
+    chunks: list[tuple[float, str, list[int] | None]] = []
+    times: list[float] = []           # every event with choices, as vLLM's client times them
+    reason, usage = None, None
+    for now, events in reads:
+        for event in events:
+            if "error" in event:
+                raise RuntimeError(f"server error mid-stream: {event['error']}")
+            usage = event.get("usage") or usage
+            choices = event.get("choices")
+            if not choices:
+                continue
+            times.append(now)
+            for choice in choices:
+                text, ids = chunk_content(choice)
+                if text or ids:
+                    chunks.append((now, text, ids))
+                reason = choice.get("finish_reason") or reason
+    return chunks, times, reason, usage
 
 
 def chunk_content(choice: dict) -> tuple[str, list[int] | None]:

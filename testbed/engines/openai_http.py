@@ -1,19 +1,17 @@
-"""A streaming client for OpenAI-compatible servers: one pooled aiohttp session, keep-alive, SSE events.
+"""Streaming calls to OpenAI-compatible servers: one pool of kept-alive connections, SSE events.
 
-    client = new_client(concurrency=256)                 # inside the event loop that will use it
-    async for now, events in stream_sse(client, Endpoint.parse("http://127.0.0.1:8000/v1"), "/completions",
-                                        payload, headers, stall_s=60):
+    client = SSEClient(Endpoint.parse("http://127.0.0.1:8000/v1"))   # inside the loop that uses it
+    reads = await client.stream_sse("/completions", body, headers, stall_s=60)
+    for now, events in reads:
         ...   # the `data:` JSON objects one network read brought, and when it arrived
 
 One event loop and one connection pool serve every request of an arm (as vLLM's benchmark
-client does), so hundreds of streams cost no thread each and reuse their sockets. aiohttp, not
-httpx: on this 2-core box 256 streams of 8 chunks cost 0.15 CPU-s with aiohttp and 1.4 with
-httpx (scripts/bench_client.py measures the engine itself).
-The per-chunk path is kept short because at 256 streams it runs ~5,000 times a second on the
-same cores as the server: the body is read as it comes (one await per network read, not one per
-line), split into lines by SSEParser, and timed once per read (events that came in one read
-arrived together). A stalled stream is caught by StallGuard, which re-arms lazily, instead of
-aiohttp's sock_read timeout, which cancels and re-schedules a timer on every read.
+client does), so hundreds of streams cost no thread each and reuse their sockets. The per-chunk
+path is kept short because at 256 streams it runs ~5,000 times a second on the same cores as
+the server: each network read is timed when recv() returns it and parsed at once, inside the
+connection's data callback (testbed/engines/http1.py), and the caller's task wakes once, when
+the stream ends, not once per read. An event carrying "error" ends the stream at once. A
+stalled stream is caught by StallGuard, one timer re-armed lazily instead of one per read.
 Errors are typed so the engine can decide what to retry: HttpStatusError (non-200, with the
 server's OpenAI-style message and Retry-After) and StreamError (connection, protocol or stall).
 """
@@ -21,14 +19,18 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import AsyncIterator
 from urllib.parse import urlsplit
 
-import aiohttp
+from testbed.engines.http1 import ConnectionFailed, Pool, request_bytes
 
 
 class StreamError(Exception):
-    """The connection failed, stalled, or the stream was not what an OpenAI server sends."""
+    """The connection failed, stalled, or the stream was not what an OpenAI server sends. `reads`:
+    what the stream brought before it broke (see SSEClient.stream_sse)."""
+
+    def __init__(self, message: str, reads: list | None = None):
+        super().__init__(message)
+        self.reads = reads or []
 
 
 class HttpStatusError(Exception):
@@ -57,14 +59,6 @@ class Endpoint:
 
     def url(self, route: str) -> str:
         return f"{self.scheme}://{self.host}:{self.port}{self.path}{route}"
-
-
-def new_client(concurrency: int, connect_s: float = 10.0) -> aiohttp.ClientSession:
-    """A pooled session: up to `concurrency` kept-alive connections. No read timeout here: stream_sse
-    watches for stalls itself (StallGuard)."""
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, keepalive_timeout=60)
-    timeout = aiohttp.ClientTimeout(total=None, connect=connect_s)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False)
 
 
 class StallGuard:
@@ -122,61 +116,109 @@ class SSEParser:
         return events
 
 
-async def stream_sse(client: aiohttp.ClientSession, ep: Endpoint, route: str, payload: dict | bytes,
-                     headers: dict, stall_s: float) -> AsyncIterator[tuple[float, list[dict]]]:
-    """POST `payload` (a dict, or its JSON already encoded) to base path + route; per network read that
-    completed events, yield (perf_counter when the read arrived, its `data:` objects). Ends at
-    `data: [DONE]` or the body's end. The caller must not await anything else while iterating
-    (StallGuard cancels the task)."""
-    hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream", **headers}
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    guard = StallGuard(stall_s)
-    try:
-        async with client.post(ep.url(route), data=body, headers=hdrs) as resp:
-            await _check_response(resp)
-            parser = SSEParser()
-            async for data in resp.content.iter_any():
-                guard.last = now = time.perf_counter()
-                events = parser.feed(data)
-                if events:
-                    yield now, events
-                if parser.done:
-                    return
-            events = parser.close()
-            if events:
-                yield time.perf_counter(), events
-    except asyncio.CancelledError:
-        if not guard.fired:
-            raise                                      # aborted, or the request timeout: not ours
-        if hasattr(guard.task, "uncancel"):            # 3.11+: the task is not being cancelled any more
-            guard.task.uncancel()
-        raise StreamError(f"stalled: no bytes within timeout_s={stall_s:g}") from None
-    except asyncio.TimeoutError:
-        raise StreamError("no connection within 10 s") from None
-    except aiohttp.ClientError as e:
-        raise StreamError(f"{_reason(e)} ({type(e).__name__}: {e})") from None
-    finally:
-        guard.close()
+class SSEReader:
+    """A response body as it comes: an SSE stream's `data:` objects per network read, or, for any
+    other answer, its first bytes (for the error message). Every read stamps the stall guard."""
+
+    def __init__(self, guard: StallGuard):
+        self.guard, self.parser = guard, SSEParser()
+        self.reads: list[tuple[float, list[dict]]] = []
+        self.sse, self.limit, self.other = False, 0, bytearray()
+
+    def start(self, status: int, headers: dict[str, str]) -> None:
+        self.sse = status == 200 and headers.get("content-type", "").startswith("text/event-stream")
+        self.limit = 120 if status == 200 else 65536     # a non-SSE 200 needs only a glimpse; an error its message
+
+    def feed(self, now: float, data: bytes) -> bool:
+        """Take one read's body bytes; True ends the exchange: [DONE], an error event, or enough of a non-stream."""
+        self.guard.last = now
+        if not self.sse:
+            self.other += data[:self.limit - len(self.other)]
+            return len(self.other) >= self.limit
+        events = self.parser.feed(data)
+        if not events:
+            return self.parser.done
+        if self.reads and self.reads[-1][0] == now:      # one read, several chunked frames
+            self.reads[-1][1].extend(events)
+        else:
+            self.reads.append((now, events))
+        # a server that gave up mid-stream (vLLM sends an error event, then may linger): end it now
+        return self.parser.done or any("error" in e for e in events)
 
 
-async def open_connections(client: aiohttp.ClientSession, ep: Endpoint, n: int, headers: dict,
-                           timeout_s: float) -> list[str]:
-    """Fill the pool with `n` kept-alive connections: `n` GETs of base path + /models at once (none can
-    finish and hand its connection on before the others have connected), each read to its end so its
-    connection goes back to the pool. Any HTTP answer counts, a 404 too: the connection is made.
-    Returns the reason of each GET that got no answer (refused, reset, none within `timeout_s`)."""
-    limit = aiohttp.ClientTimeout(total=timeout_s)
+class SSEClient:
+    """Streaming calls to one OpenAI-compatible endpoint over kept-alive pooled connections.
+    Made inside the event loop that uses it."""
 
-    async def one() -> str | None:
+    def __init__(self, ep: Endpoint, connect_s: float = 10.0):
+        self.ep = ep
+        self.pool = Pool(ep.host, ep.port, tls=ep.scheme == "https", connect_s=connect_s)
+        host = f"[{ep.host}]" if ":" in ep.host else ep.host                  # an IPv6 literal
+        self.host = host if ep.port == (443 if ep.scheme == "https" else 80) else f"{host}:{ep.port}"
+
+    async def stream_sse(self, route: str, body: bytes, headers: dict, stall_s: float) -> list[tuple[float, list[dict]]]:
+        """POST `body` (JSON) to base path + route; returns, per network read that completed events,
+        (perf_counter when the read arrived, its `data:` objects), up to `data: [DONE]` or the body's
+        end. Raises HttpStatusError for a non-200 answer and StreamError for a refused, reset, stalled
+        or non-SSE stream; a StreamError holds the reads that came before it (`.reads`)."""
+        hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream", **headers}
+        request = request_bytes("POST", self.ep.path + route, self.host, hdrs, body)
+        guard = StallGuard(stall_s)
+        reader = SSEReader(guard)
         try:
-            async with client.get(ep.url("/models"), headers=headers, timeout=limit) as resp:
-                await resp.read()
-            return None
-        except asyncio.TimeoutError:
-            return f"no answer to GET {ep.path}/models within timeout_s={timeout_s:g}"
-        except aiohttp.ClientError as e:
-            return f"{_reason(e)} ({type(e).__name__}: {e})"
-    return [r for r in await asyncio.gather(*(one() for _ in range(n))) if r is not None]
+            conn = await self.pool.connect()
+            status, resp_headers = await conn.exchange(request, reader)
+        except asyncio.CancelledError:
+            if not guard.fired:
+                raise                                      # aborted, or the request timeout: not ours
+            if hasattr(guard.task, "uncancel"):            # 3.11+: the task is not being cancelled any more
+                guard.task.uncancel()
+            raise StreamError(f"stalled: no bytes within timeout_s={stall_s:g}", reader.reads) from None
+        except ConnectionFailed as e:
+            raise StreamError(str(e), reader.reads) from None
+        finally:
+            guard.close()
+        if status != 200:
+            raise HttpStatusError(status, error_message(bytes(reader.other)), retry_after(resp_headers.get("retry-after")))
+        if not reader.sse:
+            kind = resp_headers.get("content-type", "")
+            raise StreamError(f"not an SSE stream (content-type {kind!r}): {bytes(reader.other)!r}")
+        events = reader.parser.close()
+        if events:
+            reader.reads.append((time.perf_counter(), events))
+        return reader.reads
+
+    async def open_connections(self, n: int, headers: dict, timeout_s: float) -> list[str]:
+        """Fill the pool with `n` kept-alive connections: `n` GETs of base path + /models at once, each
+        on a connection of its own and read to its end. Any HTTP answer counts, a 404 too: the
+        connection is made. Returns the reason of each GET that got no answer (refused, reset, none
+        within `timeout_s`)."""
+        request = request_bytes("GET", self.ep.path + "/models", self.host, headers)
+
+        async def one() -> str | None:
+            try:
+                await within(self._get(request), timeout_s)
+                return None
+            except asyncio.TimeoutError:
+                return f"no answer to GET {self.ep.path}/models within timeout_s={timeout_s:g}"
+            except ConnectionFailed as e:
+                return str(e)
+        return [r for r in await asyncio.gather(*(one() for _ in range(n))) if r is not None]
+
+    async def _get(self, request: bytes) -> None:
+        conn = await self.pool.connect(fresh=True)
+        await conn.exchange(request, _Discard())   # then back in the pool; cancelled: closed
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+class _Discard:
+    def start(self, status: int, headers: dict[str, str]) -> None:
+        pass
+
+    def feed(self, now: float, data: bytes) -> bool:
+        return False
 
 
 async def within(coro, seconds: float):
@@ -187,25 +229,6 @@ async def within(coro, seconds: float):
         return await asyncio.wait_for(coro, seconds)
     async with asyncio.timeout(seconds):
         return await coro
-
-
-async def _check_response(resp: aiohttp.ClientResponse) -> None:
-    if resp.status != 200:
-        body = await resp.read()
-        raise HttpStatusError(resp.status, error_message(body), retry_after(resp.headers.get("Retry-After")))
-    kind = resp.headers.get("Content-Type", "")
-    if not kind.startswith("text/event-stream"):
-        body = await resp.content.read(120)
-        raise StreamError(f"not an SSE stream (content-type {kind!r}): {body!r}")
-
-
-def _reason(e: aiohttp.ClientError) -> str:
-    """What a transport failure means for a benchmark reader."""
-    if isinstance(e, aiohttp.ClientConnectorError):
-        return "connection refused or server unreachable"
-    if isinstance(e, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
-        return "connection closed or reset by the server mid-response"
-    return "HTTP failure"
 
 
 def error_message(body: bytes) -> str:
