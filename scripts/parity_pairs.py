@@ -12,6 +12,10 @@ Then, per round, the TTFT tail of the two clients' passes: a p99 of 32 requests 
 value plus 0.69 of the gap to it from the second largest, so it rests on one or two requests;
 printed are p90 and p99 with their bootstrap standard deviation over requests, and each client's
 three slowest prompts with the other client's TTFT for the same prompt.
+Last, against vLLM's server (its engine clock in parity.json's passes): per round, the clients'
+TTFT and TPOT p50 ratio (testbed / vLLM - 1) beside the same ratio of the server's own mean
+TTFT and TPOT in those two passes, and their difference, mean [95% t] over rounds. The server's
+speed moves from pass to pass; the difference is what is left for the clients.
 """
 import json
 import sys
@@ -19,6 +23,7 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 
 def vllm_tpot(path: Path) -> np.ndarray:
@@ -80,6 +85,29 @@ def ttft_tails(d: Path) -> list[dict]:
     return rows
 
 
+def mean_ci(x: list[float]) -> str:
+    m, h = np.mean(x), stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x))
+    return f"{m:+.1%} [{m - h:+.1%}, {m + h:+.1%}]"
+
+
+def server_clock(d: Path) -> dict:
+    """Client ratio, server-clock ratio and their difference per round (vLLM's server only)."""
+    run = json.loads((d / "parity.json").read_text())["servers"][0]
+    if run["server"] != "vllm" or len(run["passes"]) < 4:
+        return {}
+    rows = {r["metric"]: r for r in run["rows"]}
+    clock = {(p["round"], p["client"]): p for p in run["passes"]}
+    out = {}
+    for metric, key in (("TTFT p50", "server_ttft_ms_mean"), ("TPOT p50", "server_tpot_ms_mean")):
+        rounds = range(len(rows[metric]["vllm_rounds"]))
+        client = [rows[metric]["testbed_rounds"][k] / rows[metric]["vllm_rounds"][k] - 1 for k in rounds]
+        server = [clock[(k, "testbed")][key] / clock[(k, "vllm")][key] - 1 for k in rounds]
+        left = [c - s for c, s in zip(client, server)]
+        print(f"{metric}: clients {mean_ci(client)}  server clock {mean_ci(server)}  clients - server {mean_ci(left)}")
+        out[metric] = {"client_rel": client, "server_clock_rel": server, "difference": left}
+    return out
+
+
 def main() -> None:
     d = Path(sys.argv[1])
     rows = []
@@ -92,7 +120,8 @@ def main() -> None:
         r = rows[-1]
         print(f"{r['pair']:<24} per-request median {r['median_rel'] * 100:+6.1f}%  higher {r['a_higher']:>2}/{r['n']}"
               f"   TPOT p50 {r['a_tpot_p50_ms']:.2f} vs {r['b_tpot_p50_ms']:.2f} ms")
-    print(json.dumps({"dir": str(d), "pairs": rows, "ttft_tails": ttft_tails(d)}))
+    tails = ttft_tails(d)
+    print(json.dumps({"dir": str(d), "pairs": rows, "ttft_tails": tails, "server_clock": server_clock(d)}))
 
 
 if __name__ == "__main__":
