@@ -43,7 +43,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from testbed.engines.base import ENGINES, Engine, EngineOptions
-from testbed.engines.openai_http import Endpoint, HttpStatusError, SSEClient, StreamError, within
+from testbed.engines.openai_http import Endpoint, HttpStatusError, SSEClient, StreamError, read_events, within
 from testbed.engines.precise_loop import new_precise_loop
 from testbed.errors import UserError
 from testbed.request import Request
@@ -311,37 +311,6 @@ def auth_headers(options: OpenAIOptions) -> dict[str, str]:
             raise UserError(f"engine openai: environment variable {options.api_key_env} is not set",
                             f"export {options.api_key_env}=<key> before the run")
     return {"Authorization": f"Bearer {key}"} if key else {}
-
-
-def read_events(reads) -> tuple[list, list[float], str | None, dict | None]:
-    """(chunks as (time, text, ids), the time of every event with choices, the finish reason, the usage)
-    of a stream's reads; an error event raises (the server gave up mid-stream)."""
-    chunks: list[tuple[float, str, list[int] | None]] = []
-    times: list[float] = []           # every event with choices, as vLLM's client times them
-    reason, usage = None, None
-    for now, events in reads:
-        for event in events:
-            if "error" in event:
-                raise RuntimeError(f"server error mid-stream: {event['error']}")
-            usage = event.get("usage") or usage
-            choices = event.get("choices")
-            if not choices:
-                continue
-            times.append(now)
-            for choice in choices:
-                text, ids = chunk_content(choice)
-                if text or ids:
-                    chunks.append((now, text, ids))
-                reason = choice.get("finish_reason") or reason
-    return chunks, times, reason, usage
-
-
-def chunk_content(choice: dict) -> tuple[str, list[int] | None]:
-    """(new text, its token ids if the server sent them) of one streamed choice (completions or chat)."""
-    delta = choice.get("delta")
-    text = (delta.get("content") or "") if isinstance(delta, dict) else (choice.get("text") or "")
-    ids = choice.get("token_ids")
-    return text, list(ids) if ids is not None else None
 
 
 def split_tokens(tokenizer, chunks) -> tuple[list[int], list[float]]:

@@ -231,6 +231,37 @@ async def within(coro, seconds: float):
         return await coro
 
 
+def read_events(reads) -> tuple[list, list[float], str | None, dict | None]:
+    """(chunks as (time, text, ids), the time of every event with choices, the finish reason, the usage)
+    of a stream's reads; an error event raises (the server gave up mid-stream)."""
+    chunks: list[tuple[float, str, list[int] | None]] = []
+    times: list[float] = []           # every event with choices, as vLLM's client times them
+    reason, usage = None, None
+    for now, events in reads:
+        for event in events:
+            if "error" in event:
+                raise RuntimeError(f"server error mid-stream: {event['error']}")
+            usage = event.get("usage") or usage
+            choices = event.get("choices")
+            if not choices:
+                continue
+            times.append(now)
+            for choice in choices:
+                text, ids = chunk_content(choice)
+                if text or ids:
+                    chunks.append((now, text, ids))
+                reason = choice.get("finish_reason") or reason
+    return chunks, times, reason, usage
+
+
+def chunk_content(choice: dict) -> tuple[str, list[int] | None]:
+    """(new text, its token ids if the server sent them) of one streamed choice (completions or chat)."""
+    delta = choice.get("delta")
+    text = (delta.get("content") or "") if isinstance(delta, dict) else (choice.get("text") or "")
+    ids = choice.get("token_ids")
+    return text, list(ids) if ids is not None else None
+
+
 def error_message(body: bytes) -> str:
     """The `error.message` of an OpenAI-style error body, or the body's start."""
     try:
