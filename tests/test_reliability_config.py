@@ -78,6 +78,21 @@ def test_seeds_outside_0_to_2_63_are_refused(tmp_path, seed):
     assert "sampling.seed" in refused(tmp_path, BASE + f"arms: {{a: {{}}}}\nsampling: {{seed: {seed}}}\n")
 
 
+TIERS = ("[{name: s, model: {id: random:tiny-llama}, usd_per_hour: 1}, "
+         "{name: l, model: {id: random:tiny-llama}, usd_per_hour: 2}]")
+
+
+@pytest.mark.parametrize("text,says", [
+    ("arms: {a: {}}\nworkload: {seed: -1, arrival: {kind: poisson, rate: 5}}\n", "workload.seed"),
+    ("arms: {a: {}}\nworkload: {seed: 4294967296, arrival: {kind: poisson, rate: 5}}\n", "workload.seed"),
+    (f"arms: {{a: {{routing: {{tiers: {TIERS}, router: {{kind: random, seed: -1}}}}}}}}\n", "router.random.seed"),
+    (f"arms: {{a: {{routing: {{tiers: {TIERS}, router: {{kind: learned, seed: 4294967296}}}}}}}}\n", "router.learned.seed"),
+])
+def test_numpy_seeds_outside_0_to_2_32_are_refused(tmp_path, text, says):
+    # numpy's legacy generator (arrival gaps) and scikit-learn refuse them mid-run, with a traceback
+    assert says in refused(tmp_path, BASE + text)
+
+
 @pytest.mark.parametrize("data,says", [(b"name: \xff\xfe\n", "UTF-8"), ("a: " + "[" * 5000 + "]" * 5000, "YAML")])
 def test_undecodable_and_deeply_nested_files(tmp_path, data, says):
     assert says in refused(tmp_path, data)
