@@ -163,7 +163,8 @@ class ExperimentConfig(Strict):
     model: ModelSpec
     fallback: dict[str, Any] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(None, ge=1)
+    # at most 1024: 100,000 passed and died starting that many OpenMP threads (a MemoryError traceback)
+    threads: int | None = Field(None, ge=1, le=1024, description="torch threads for the run")
     workload: WorkloadConfig = WorkloadConfig()
     sampling: SamplingConfig = SamplingConfig()
     baseline: str

@@ -93,6 +93,16 @@ def test_numpy_seeds_outside_0_to_2_32_are_refused(tmp_path, text, says):
     assert says in refused(tmp_path, BASE + text)
 
 
+@pytest.mark.parametrize("text,says", [
+    ("threads: 100000\n", "threads"),
+    ("workload: {dataset: random, limit: 1, random: {input_len: 1000000000000}}\n", "workload.random.input_len"),
+    ("workload: {dataset: random, limit: 1, random: {output_len: 100000000000000000000000}}\n",
+     "workload.random.output_len"),
+])
+def test_sizes_that_exhaust_memory_before_any_check_are_refused(tmp_path, text, says):
+    assert says in refused(tmp_path, BASE + "arms: {a: {}}\n" + text)
+
+
 @pytest.mark.parametrize("data,says", [(b"name: \xff\xfe\n", "UTF-8"), ("a: " + "[" * 5000 + "]" * 5000, "YAML")])
 def test_undecodable_and_deeply_nested_files(tmp_path, data, says):
     assert says in refused(tmp_path, data)
