@@ -55,8 +55,9 @@ class ArrivalConfig(Strict):
         None, description="offered requests/s per sweep step, for sweep ('inf' = all at once); sorted on load")
     burstiness: float = Field(1.0, gt=0, description="gamma shape; 1 = Poisson (vLLM's definition)")
     n: int | None = Field(None, ge=1, description="requests in flight, for concurrency")
-    concurrency: list[int] | None = Field(None, description="requests in flight per sweep step (closed loop), "
-                                                            "for sweep instead of rates")
+    # each level >= 1: a level of 0 sent nothing and the run waited forever
+    concurrency: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="requests in flight per sweep step (closed loop), for sweep instead of rates")
     max_concurrency: int | None = Field(None, ge=1, description="open loop: at most this many in flight; the "
                                         "rest wait in the client, their wait counted in TTFT (vLLM's --max-concurrency)")
     steps: int = Field(6, ge=1, le=20, description="slo_search: bisection steps between rates[0] and rates[1]")

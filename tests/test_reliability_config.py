@@ -103,6 +103,13 @@ def test_sizes_that_exhaust_memory_before_any_check_are_refused(tmp_path, text, 
     assert says in refused(tmp_path, BASE + "arms: {a: {}}\n" + text)
 
 
+@pytest.mark.parametrize("levels", ["[0, 4]", "[4, -1]"])
+def test_a_sweep_level_of_no_requests_in_flight_is_refused(tmp_path, levels):
+    # a level of 0 used to pass and the run waited forever for a request it would never send
+    text = BASE + f"arms: {{a: {{}}}}\nworkload: {{arrival: {{kind: sweep, concurrency: {levels}}}}}\n"
+    assert "workload.arrival.concurrency" in refused(tmp_path, text)
+
+
 @pytest.mark.parametrize("data,says", [(b"name: \xff\xfe\n", "UTF-8"), ("a: " + "[" * 5000 + "]" * 5000, "YAML")])
 def test_undecodable_and_deeply_nested_files(tmp_path, data, says):
     assert says in refused(tmp_path, data)
