@@ -82,6 +82,16 @@ def test_serve_port_out_of_range(tmp_path, capsys, port):
     assert e.value.code == 2 and "Traceback" not in err and "--port" in err
 
 
+@pytest.mark.parametrize("flag,value", [("--max-queue", "0"), ("--max-queue", "-5"), ("--api-key", ""),
+                                        ("--api-key", "  ")])
+def test_serve_refuses_a_queue_of_nothing_and_an_empty_key(tmp_path, capsys, flag, value):
+    # each used to start a server: one that answered every request 503, one guarded by an empty key
+    with pytest.raises(SystemExit) as e:
+        main(["serve", config(tmp_path), "--arm", "a", flag, value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err and flag in err
+
+
 @pytest.mark.parametrize("limit", ["0", "-2", "x"])
 def test_limit_must_be_positive(tmp_path, capsys, limit):
     with pytest.raises(SystemExit) as e:
