@@ -291,13 +291,14 @@ def _describe(err: ValidationError, model: type[BaseModel], prefix: str = "") ->
             key = str(e["loc"][-1])
             near = get_close_matches(key, _known_keys(model, e["loc"][:-1]), n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            lines.append(f"  {loc}: unknown key{hint}")
+            lines.append(f"  {loc or repr(key)}: unknown key{hint}")     # a key "" has an empty path
         elif e["type"] == "missing":
             lines.append(f"  {loc}: required field is missing")
         else:
             got = e.get("input")
             shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
-            lines.append(f"  {loc}: {e['msg'].removeprefix('Value error, ')}{shown}")
+            where = f"{loc}: " if loc else ""      # a check across fields (baseline) names its fields itself
+            lines.append(f"  {where}{e['msg'].removeprefix('Value error, ')}{shown}")
     return "\n".join(lines)
 
 
@@ -321,6 +322,9 @@ def _apply_override(raw: dict, text: str) -> None:
                         f"or --set {key.strip()}=null to unset it")
     node = raw
     parts = key.strip().split(".")
+    if not all(parts):          # "=3", "a..b=3": the empty name used to surface as ": unknown key"
+        raise UserError(f"--set {text!r}: an empty key name in {key.strip()!r}",
+                        "name the key as a dotted path, e.g. --set workload.limit=8")
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):

@@ -67,6 +67,21 @@ def test_bad_overrides(tmp_path, override, says):
     assert says in refused(tmp_path, BASE + "arms: {a: {}}\nworkload: {limit: 4}\n", [override])
 
 
+@pytest.mark.parametrize("override", ["=3", ".=3", "workload..limit=2", "workload.=2"])
+def test_an_override_with_an_empty_key_name_says_so(tmp_path, override):
+    # these used to reach the schema as a key "" and print ": unknown key", naming nothing
+    msg = refused(tmp_path, BASE + "arms: {a: {}}\n", [override])
+    assert "empty key name" in msg and "--set" in msg
+
+
+@pytest.mark.parametrize("text,line", [
+    ("baseline: b\narms: {a: {}}\n", "  baseline 'b' is not an arm; arms are: a"),
+    ("arms: {a: {}}\n'': 1\n", "  '': unknown key"),
+])
+def test_errors_without_a_field_path_print_no_empty_one(tmp_path, text, line):
+    assert line in refused(tmp_path, BASE.replace("baseline: a\n", "") + text).splitlines()
+
+
 def test_null_unsets_explicitly(tmp_path):
     cfg = load_config(write(tmp_path, BASE + "arms: {a: {}}\nworkload: {limit: 4}\n"), ["workload.limit=null"],
                       cuda_available=False)
