@@ -207,8 +207,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
     `--device`). The typed values also decide whether the fallback applies (`--set device=cpu`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config {path} not found", "give the path of a YAML file, e.g. configs/quickstart.yaml")
+    if not path.is_file():      # a directory or a FIFO used to read as "not found" too
+        what = "is a directory" if path.is_dir() else "is not a regular file" if path.exists() else "not found"
+        raise UserError(f"config {path} {what}", "give the path of a YAML file, e.g. configs/quickstart.yaml")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:

@@ -1,5 +1,6 @@
 """Config documents and --set values: duplicate keys, alias bombs and cycles, bad overrides, out-of-range
 seeds and undecodable files are one UserError each, raised fast, never another exception."""
+import os
 import time
 
 import pytest
@@ -123,6 +124,16 @@ def test_a_sweep_level_of_no_requests_in_flight_is_refused(tmp_path, levels):
     # a level of 0 used to pass and the run waited forever for a request it would never send
     text = BASE + f"arms: {{a: {{}}}}\nworkload: {{arrival: {{kind: sweep, concurrency: {levels}}}}}\n"
     assert "workload.arrival.concurrency" in refused(tmp_path, text)
+
+
+def test_a_config_path_that_is_no_file_says_what_it_is(tmp_path):
+    with pytest.raises(UserError, match="is a directory"):
+        load_config(tmp_path)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(UserError, match="is not a regular file"):
+        load_config(tmp_path / "fifo")
+    with pytest.raises(UserError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
 
 
 @pytest.mark.parametrize("data,says", [(b"name: \xff\xfe\n", "UTF-8"), ("a: " + "[" * 5000 + "]" * 5000, "YAML")])
