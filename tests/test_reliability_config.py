@@ -139,3 +139,8 @@ def test_a_config_path_that_is_no_file_says_what_it_is(tmp_path):
 @pytest.mark.parametrize("data,says", [(b"name: \xff\xfe\n", "UTF-8"), ("a: " + "[" * 5000 + "]" * 5000, "YAML")])
 def test_undecodable_and_deeply_nested_files(tmp_path, data, says):
     assert says in refused(tmp_path, data)
+
+
+def test_a_control_character_is_one_line_naming_its_line(tmp_path):
+    msg = refused(tmp_path, BASE + "arms: {a: {}}\ndescription: a\x00b\n")
+    assert "line 5" in msg and "#x0000" in msg and "\n" not in msg
