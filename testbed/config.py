@@ -25,7 +25,9 @@ from testbed.workloads.standard import RandomSpec
 from testbed.workloads.sweep import parse_rate
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no NaN or infinity unless a field says so: cost: {usd_per_hour: .inf} printed Infinity into the
+    # result JSON, and a NaN passes every bound-free field
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # numpy's legacy RandomState (the arrival gaps, as vLLM's client draws them) and scikit-learn take
@@ -50,10 +52,12 @@ class SamplingConfig(Strict):
 
 class ArrivalConfig(Strict):
     kind: Literal["offline", "poisson", "concurrency", "sweep", "slo_search"] = "offline"
-    rate: float | None = Field(None, gt=0, description="requests/s, for poisson")
+    rate: float | None = Field(None, gt=0, allow_inf_nan=True,
+                               description="requests/s, for poisson (.inf: all at once)")
     rates: list[float | Literal["inf"]] | None = Field(
         None, description="offered requests/s per sweep step, for sweep ('inf' = all at once); sorted on load")
-    burstiness: float = Field(1.0, gt=0, description="gamma shape; 1 = Poisson (vLLM's definition)")
+    burstiness: float = Field(1.0, gt=0, allow_inf_nan=True,
+                              description="gamma shape; 1 = Poisson (vLLM's definition), .inf = constant gaps")
     n: int | None = Field(None, ge=1, description="requests in flight, for concurrency")
     # each level >= 1: a level of 0 sent nothing and the run waited forever
     concurrency: list[Annotated[int, Field(ge=1)]] | None = Field(

@@ -136,6 +136,27 @@ def test_a_config_path_that_is_no_file_says_what_it_is(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+@pytest.mark.parametrize("text,says", [
+    ("cost: {usd_per_hour: .inf}\n", "cost.usd_per_hour"),
+    ("slo: {ttft_ms: .inf}\n", "slo.ttft_ms"),
+    ("workload: {duration_s: .inf}\n", "workload.duration_s"),
+    ("arms: {b: {routing: {tiers: [{name: s, model: {id: random:tiny-llama}, usd_per_hour: .inf}, "
+     "{name: l, model: {id: random:tiny-llama}, usd_per_hour: 1}], router: {kind: random}}}}\n", "usd_per_hour"),
+    ("arms: {b: {context: {steps: [{name: rerank, min_score: .nan}]}}}\n", "min_score"),
+    ("arms: {b: {context: {steps: [{name: extract, ratio: 0.5, chunk_weight: .inf}]}}}\n", "chunk_weight"),
+])
+def test_nan_and_infinity_are_refused_where_no_field_means_them(tmp_path, text, says):
+    # they used to pass: Infinity in the result JSON, NaN costs and scores
+    text = text if text.startswith("arms") else "arms: {a: {}}\n" + text
+    assert says in refused(tmp_path, BASE + text.replace("arms: {b:", "arms: {a: {}, b:"))
+
+
+def test_infinite_rate_and_burstiness_still_mean_all_at_once_and_constant_gaps(tmp_path):
+    cfg = load_config(write(tmp_path, BASE + "arms: {a: {}}\nworkload: {arrival: {kind: poisson, rate: .inf, "
+                                             "burstiness: .inf}}\n"), cuda_available=False)
+    assert cfg.workload.arrival.rate == cfg.workload.arrival.burstiness == float("inf")
+
+
 @pytest.mark.parametrize("data,says", [(b"name: \xff\xfe\n", "UTF-8"), ("a: " + "[" * 5000 + "]" * 5000, "YAML")])
 def test_undecodable_and_deeply_nested_files(tmp_path, data, says):
     assert says in refused(tmp_path, data)
