@@ -246,8 +246,10 @@ def _with_overrides(raw: dict, overrides: list[str], device: str | None) -> dict
 
 
 def validate(raw: dict, source: str = "config") -> ExperimentConfig:
+    """The config from YAML values, validated strictly (YAML already types its scalars): no bool passes as a
+    number (`limit: true`, `batch_size: yes` used to run as 1), no string as a number, no 8.0 as an int."""
     try:
-        cfg = ExperimentConfig.model_validate(raw)
+        cfg = ExperimentConfig.model_validate(raw, strict=True)
     except ValidationError as e:
         raise UserError(f"{source}: invalid config\n" + _describe(e, ExperimentConfig),
                         "edit the fields named above (python -m testbed list shows valid names)") from None
@@ -264,7 +266,7 @@ def _validate_arm(name: str, arm: ArmConfig, source: str) -> None:
     extras = dict(arm.__pydantic_extra__ or {})
     bodies = {k: extras.pop(k) for k in list(extras) if k in SECTIONS}
     try:
-        arm._options = engine.Options.model_validate(extras)
+        arm._options = engine.Options.model_validate(extras, strict=True)
     except ValidationError as e:
         raise UserError(f"{source}: invalid arm {name!r}\n" + _describe(e, engine.Options, prefix=where),
                         f"engine {arm.engine!r} takes: {', '.join(engine.Options.model_fields) or 'no options'}; "
@@ -280,7 +282,7 @@ def _validate_arm(name: str, arm: ArmConfig, source: str) -> None:
 def _validate_section(sec: str, body: Any, where: str, arm: str, source: str) -> Any:
     cls = SECTIONS.get(sec, where=where)
     try:
-        return cls.model_validate(body)
+        return cls.model_validate(body, strict=True)
     except ValidationError as e:
         raise UserError(f"{source}: invalid arm {arm!r}\n" + _describe(e, cls, prefix=where),
                         f"see `python -m testbed list` for {sec} options") from None

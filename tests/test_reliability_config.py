@@ -157,6 +157,26 @@ def test_infinite_rate_and_burstiness_still_mean_all_at_once_and_constant_gaps(t
     assert cfg.workload.arrival.rate == cfg.workload.arrival.burstiness == float("inf")
 
 
+@pytest.mark.parametrize("text,says", [
+    ("arms: {a: {}}\nworkload: {limit: true}\n", "workload.limit"),
+    ("arms: {a: {}}\nworkload: {max_new_tokens: yes}\n", "workload.max_new_tokens"),
+    ("arms: {a: {}}\nrepeats: true\n", "repeats"),
+    ("arms: {a: {}}\nslo: {ttft_ms: true}\n", "slo.ttft_ms"),
+    ("arms: {a: {batch_size: true}}\n", "arms.a.batch_size"),
+    ("arms: {a: {speculative: {method: prompt_lookup, num_draft_tokens: true}}}\n", "num_draft_tokens"),
+    ("arms: {a: {}}\nworkload: {limit: '4'}\n", "workload.limit"),
+])
+def test_booleans_and_strings_do_not_pass_as_numbers(tmp_path, text, says):
+    # YAML types its scalars, so a bool where a number goes is a mistake; `limit: true` used to run 1 request
+    assert says in refused(tmp_path, BASE + text)
+
+
+def test_whole_floats_still_pass_where_floats_go(tmp_path):
+    cfg = load_config(write(tmp_path, BASE + "arms: {a: {}}\nsampling: {temperature: 1}\nslo: {ttft_ms: 500}\n"),
+                      cuda_available=False)
+    assert cfg.sampling.temperature == 1.0 and cfg.slo.ttft_ms == 500.0
+
+
 @pytest.mark.parametrize("data,says", [(b"name: \xff\xfe\n", "UTF-8"), ("a: " + "[" * 5000 + "]" * 5000, "YAML")])
 def test_undecodable_and_deeply_nested_files(tmp_path, data, says):
     assert says in refused(tmp_path, data)
