@@ -218,6 +218,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte {e.start})", "give a YAML text file in UTF-8") from None
+    except OSError as e:        # unreadable (chmod 000): a PermissionError traceback before
+        raise UserError(f"config {path} cannot be read ({e.strerror})", "give a YAML file you can read") from None
     raw = load_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise UserError(f"{path}: the top level must be a mapping", "start with `name: ...` and `model: ...`")

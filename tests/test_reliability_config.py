@@ -177,6 +177,16 @@ def test_whole_floats_still_pass_where_floats_go(tmp_path):
     assert cfg.sampling.temperature == 1.0 and cfg.slo.ttft_ms == 500.0
 
 
+def test_an_unreadable_config_is_one_error(tmp_path, monkeypatch):
+    path = write(tmp_path, BASE)
+
+    def denied(*a, **kw):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(type(path), "read_text", denied)     # chmod 000 does not stop root
+    with pytest.raises(UserError, match="cannot be read"):
+        load_config(path, cuda_available=False)
+
+
 @pytest.mark.parametrize("data,says", [(b"name: \xff\xfe\n", "UTF-8"), ("a: " + "[" * 5000 + "]" * 5000, "YAML")])
 def test_undecodable_and_deeply_nested_files(tmp_path, data, says):
     assert says in refused(tmp_path, data)
