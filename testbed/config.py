@@ -229,13 +229,16 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
         cuda_available = torch.cuda.is_available()
     dev = typed.get("device", "auto")
     use_fallback = dev == "cpu" or (dev == "auto" and not cuda_available)
-    if use_fallback and isinstance(typed.get("fallback"), dict):
-        # what the user typed (--set, --device) wins over the fallback, which wins over the file
-        raw = _with_overrides(_merge(raw, typed["fallback"]), overrides or [], device)
-        raw["fallback_applied"] = True
-    else:
-        raw = typed
-    return validate(raw, source=str(path))
+    if not isinstance(typed.get("fallback"), dict):
+        return validate(typed, source=str(path))
+    # what the user typed (--set, --device) wins over the fallback, which wins over the file
+    merged = {**_with_overrides(_merge(raw, typed["fallback"]), overrides or [], device), "fallback_applied": True}
+    if use_fallback:
+        return validate(merged, source=f"{path} (fallback applied)")
+    cfg = validate(typed, source=str(path))
+    # checked with CUDA too: a typo in the fallback section used to surface only on a machine without one
+    validate(merged, source=f"{path} (its fallback section, used without CUDA)")
+    return cfg
 
 
 def _with_overrides(raw: dict, overrides: list[str], device: str | None) -> dict:

@@ -177,6 +177,14 @@ def test_whole_floats_still_pass_where_floats_go(tmp_path):
     assert cfg.sampling.temperature == 1.0 and cfg.slo.ttft_ms == 500.0
 
 
+def test_a_bad_fallback_section_is_refused_on_a_cuda_machine_too(tmp_path):
+    text = BASE + "arms: {a: {}}\nfallback: {workload: {limt: 2}}\n"
+    msg = refused(tmp_path, text)
+    assert "fallback" in msg and "limt" in msg
+    with pytest.raises(UserError, match="fallback section.*\n.*limt"):
+        load_config(write(tmp_path, text), cuda_available=True)
+
+
 def test_an_unreadable_config_is_one_error(tmp_path, monkeypatch):
     path = write(tmp_path, BASE)
 
