@@ -165,6 +165,8 @@ def test_infinite_rate_and_burstiness_still_mean_all_at_once_and_constant_gaps(t
     ("arms: {a: {batch_size: true}}\n", "arms.a.batch_size"),
     ("arms: {a: {speculative: {method: prompt_lookup, num_draft_tokens: true}}}\n", "num_draft_tokens"),
     ("arms: {a: {}}\nworkload: {limit: '4'}\n", "workload.limit"),
+    ("arms: {a: {context: {steps: [{name: rerank, top_n: true}]}}}\n", "top_n"),
+    ("arms: {a: {context: {by_category: {lookup: [{name: budget, budget_tokens: yes}]}}}}\n", "budget_tokens"),
 ])
 def test_booleans_and_strings_do_not_pass_as_numbers(tmp_path, text, says):
     # YAML types its scalars, so a bool where a number goes is a mistake; `limit: true` used to run 1 request
