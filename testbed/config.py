@@ -107,7 +107,8 @@ class ArrivalConfig(Strict):
 
 class WorkloadConfig(Strict):
     dataset: str = Field("golden", description="golden, golden/<category>, or a path: JSONL, SQuAD JSON, HotpotQA JSON")
-    categories: list[str] | None = None
+    # [] used to mean every category (as null does), so an emptied list silently ran everything
+    categories: list[str] | None = Field(None, min_length=1, description="categories to keep; null: all")
     split: Literal["dev", "test"] | None = Field(None, description="dev: items defaults may be tuned on; test: "
                                                                    "claims only (meta.split, else a hash of the id)")
     limit: int | None = Field(None, ge=1)

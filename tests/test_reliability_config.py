@@ -173,6 +173,10 @@ def test_booleans_and_strings_do_not_pass_as_numbers(tmp_path, text, says):
     assert says in refused(tmp_path, BASE + text)
 
 
+def test_an_empty_category_list_is_refused_not_read_as_every_category(tmp_path):
+    assert "workload.categories" in refused(tmp_path, BASE + "arms: {a: {}}\nworkload: {categories: []}\n")
+
+
 def test_whole_floats_still_pass_where_floats_go(tmp_path):
     cfg = load_config(write(tmp_path, BASE + "arms: {a: {}}\nsampling: {temperature: 1}\nslo: {ttft_ms: 500}\n"),
                       cuda_available=False)
