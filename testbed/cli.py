@@ -178,6 +178,12 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def api_key(text: str) -> str:
+    if not text.strip():            # "" used to start a server whose key is the empty string
+        raise argparse.ArgumentTypeError("an empty key; give a secret, or leave --api-key out for no key")
+    return text
+
+
 def port_number(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port; give 0-65535")
@@ -208,8 +214,8 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="bind address; non-loopback needs --allow-remote")
     sv.add_argument("--port", type=port_number, default=8000, help="TCP port, 0-65535 (default 8000)")
     sv.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
-    sv.add_argument("--api-key", help="require `Authorization: Bearer KEY` on /v1/* and /metrics")
-    sv.add_argument("--max-queue", type=int, default=256, help="requests in flight before 503 (default 256)")
+    sv.add_argument("--api-key", type=api_key, help="require `Authorization: Bearer KEY` on /v1/* and /metrics")
+    sv.add_argument("--max-queue", type=positive_int, default=256, help="requests in flight before 503 (default 256)")
     sv.add_argument("--served-model-name", help="the model name clients send (default: the arm's model id)")
     v = with_config("validate", "every check `run` makes before measuring (models load), without running requests",
                     cmd_validate)

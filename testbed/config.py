@@ -25,7 +25,14 @@ from testbed.workloads.standard import RandomSpec
 from testbed.workloads.sweep import parse_rate
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no NaN or infinity unless a field says so: cost: {usd_per_hour: .inf} printed Infinity into the
+    # result JSON, and a NaN passes every bound-free field
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# numpy's legacy RandomState (the arrival gaps, as vLLM's client draws them) and scikit-learn take
+# seeds in [0, 2^32) only; a seed outside it used to pass validation and crash the run
+NumpySeed = Annotated[int, Field(ge=0, lt=2 ** 32, description="in [0, 2^32)")]
 
 
 class ModelSpec(Strict):
@@ -45,13 +52,16 @@ class SamplingConfig(Strict):
 
 class ArrivalConfig(Strict):
     kind: Literal["offline", "poisson", "concurrency", "sweep", "slo_search"] = "offline"
-    rate: float | None = Field(None, gt=0, description="requests/s, for poisson")
+    rate: float | None = Field(None, gt=0, allow_inf_nan=True,
+                               description="requests/s, for poisson (.inf: all at once)")
     rates: list[float | Literal["inf"]] | None = Field(
         None, description="offered requests/s per sweep step, for sweep ('inf' = all at once); sorted on load")
-    burstiness: float = Field(1.0, gt=0, description="gamma shape; 1 = Poisson (vLLM's definition)")
+    burstiness: float = Field(1.0, gt=0, allow_inf_nan=True,
+                              description="gamma shape; 1 = Poisson (vLLM's definition), .inf = constant gaps")
     n: int | None = Field(None, ge=1, description="requests in flight, for concurrency")
-    concurrency: list[int] | None = Field(None, description="requests in flight per sweep step (closed loop), "
-                                                            "for sweep instead of rates")
+    # each level >= 1: a level of 0 sent nothing and the run waited forever
+    concurrency: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="requests in flight per sweep step (closed loop), for sweep instead of rates")
     max_concurrency: int | None = Field(None, ge=1, description="open loop: at most this many in flight; the "
                                         "rest wait in the client, their wait counted in TTFT (vLLM's --max-concurrency)")
     steps: int = Field(6, ge=1, le=20, description="slo_search: bisection steps between rates[0] and rates[1]")
@@ -97,7 +107,8 @@ class ArrivalConfig(Strict):
 
 class WorkloadConfig(Strict):
     dataset: str = Field("golden", description="golden, golden/<category>, or a path: JSONL, SQuAD JSON, HotpotQA JSON")
-    categories: list[str] | None = None
+    # [] used to mean every category (as null does), so an emptied list silently ran everything
+    categories: list[str] | None = Field(None, min_length=1, description="categories to keep; null: all")
     split: Literal["dev", "test"] | None = Field(None, description="dev: items defaults may be tuned on; test: "
                                                                    "claims only (meta.split, else a hash of the id)")
     limit: int | None = Field(None, ge=1)
@@ -118,7 +129,7 @@ class WorkloadConfig(Strict):
     system_prompt: str | None = None
     ignore_eos: bool = Field(False, description="decode every request to its max_new_tokens, past EOS "
                                                 "(vLLM's --ignore-eos): equal output lengths on every engine")
-    seed: int = 0
+    seed: NumpySeed = 0
     random: RandomSpec | None = Field(None, description="lengths of the random dataset (dataset: random)")
     duration_s: float | None = Field(None, gt=0, description="stop sending new requests this long after an arm "
                                      "starts; those in flight finish (a duration-bounded run)")
@@ -158,7 +169,8 @@ class ExperimentConfig(Strict):
     model: ModelSpec
     fallback: dict[str, Any] | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(None, ge=1)
+    # at most 1024: 100,000 passed and died starting that many OpenMP threads (a MemoryError traceback)
+    threads: int | None = Field(None, ge=1, le=1024, description="torch threads for the run")
     workload: WorkloadConfig = WorkloadConfig()
     sampling: SamplingConfig = SamplingConfig()
     baseline: str
@@ -200,12 +212,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
     `--device`). The typed values also decide whether the fallback applies (`--set device=cpu`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config {path} not found", "give the path of a YAML file, e.g. configs/quickstart.yaml")
+    if not path.is_file():      # a directory or a FIFO used to read as "not found" too
+        what = "is a directory" if path.is_dir() else "is not a regular file" if path.exists() else "not found"
+        raise UserError(f"config {path} {what}", "give the path of a YAML file, e.g. configs/quickstart.yaml")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte {e.start})", "give a YAML text file in UTF-8") from None
+    except OSError as e:        # unreadable (chmod 000): a PermissionError traceback before
+        raise UserError(f"config {path} cannot be read ({e.strerror})", "give a YAML file you can read") from None
     raw = load_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise UserError(f"{path}: the top level must be a mapping", "start with `name: ...` and `model: ...`")
@@ -215,13 +230,16 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
         cuda_available = torch.cuda.is_available()
     dev = typed.get("device", "auto")
     use_fallback = dev == "cpu" or (dev == "auto" and not cuda_available)
-    if use_fallback and isinstance(typed.get("fallback"), dict):
-        # what the user typed (--set, --device) wins over the fallback, which wins over the file
-        raw = _with_overrides(_merge(raw, typed["fallback"]), overrides or [], device)
-        raw["fallback_applied"] = True
-    else:
-        raw = typed
-    return validate(raw, source=str(path))
+    if not isinstance(typed.get("fallback"), dict):
+        return validate(typed, source=str(path))
+    # what the user typed (--set, --device) wins over the fallback, which wins over the file
+    merged = {**_with_overrides(_merge(raw, typed["fallback"]), overrides or [], device), "fallback_applied": True}
+    if use_fallback:
+        return validate(merged, source=f"{path} (fallback applied)")
+    cfg = validate(typed, source=str(path))
+    # checked with CUDA too: a typo in the fallback section used to surface only on a machine without one
+    validate(merged, source=f"{path} (its fallback section, used without CUDA)")
+    return cfg
 
 
 def _with_overrides(raw: dict, overrides: list[str], device: str | None) -> dict:
@@ -234,8 +252,10 @@ def _with_overrides(raw: dict, overrides: list[str], device: str | None) -> dict
 
 
 def validate(raw: dict, source: str = "config") -> ExperimentConfig:
+    """The config from YAML values, validated strictly (YAML already types its scalars): no bool passes as a
+    number (`limit: true`, `batch_size: yes` used to run as 1), no string as a number, no 8.0 as an int."""
     try:
-        cfg = ExperimentConfig.model_validate(raw)
+        cfg = ExperimentConfig.model_validate(raw, strict=True)
     except ValidationError as e:
         raise UserError(f"{source}: invalid config\n" + _describe(e, ExperimentConfig),
                         "edit the fields named above (python -m testbed list shows valid names)") from None
@@ -252,7 +272,7 @@ def _validate_arm(name: str, arm: ArmConfig, source: str) -> None:
     extras = dict(arm.__pydantic_extra__ or {})
     bodies = {k: extras.pop(k) for k in list(extras) if k in SECTIONS}
     try:
-        arm._options = engine.Options.model_validate(extras)
+        arm._options = engine.Options.model_validate(extras, strict=True)
     except ValidationError as e:
         raise UserError(f"{source}: invalid arm {name!r}\n" + _describe(e, engine.Options, prefix=where),
                         f"engine {arm.engine!r} takes: {', '.join(engine.Options.model_fields) or 'no options'}; "
@@ -268,7 +288,7 @@ def _validate_arm(name: str, arm: ArmConfig, source: str) -> None:
 def _validate_section(sec: str, body: Any, where: str, arm: str, source: str) -> Any:
     cls = SECTIONS.get(sec, where=where)
     try:
-        return cls.model_validate(body)
+        return cls.model_validate(body, strict=True)
     except ValidationError as e:
         raise UserError(f"{source}: invalid arm {arm!r}\n" + _describe(e, cls, prefix=where),
                         f"see `python -m testbed list` for {sec} options") from None
@@ -284,13 +304,14 @@ def _describe(err: ValidationError, model: type[BaseModel], prefix: str = "") ->
             key = str(e["loc"][-1])
             near = get_close_matches(key, _known_keys(model, e["loc"][:-1]), n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            lines.append(f"  {loc}: unknown key{hint}")
+            lines.append(f"  {loc or repr(key)}: unknown key{hint}")     # a key "" has an empty path
         elif e["type"] == "missing":
             lines.append(f"  {loc}: required field is missing")
         else:
             got = e.get("input")
             shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
-            lines.append(f"  {loc}: {e['msg'].removeprefix('Value error, ')}{shown}")
+            where = f"{loc}: " if loc else ""      # a check across fields (baseline) names its fields itself
+            lines.append(f"  {where}{e['msg'].removeprefix('Value error, ')}{shown}")
     return "\n".join(lines)
 
 
@@ -314,6 +335,9 @@ def _apply_override(raw: dict, text: str) -> None:
                         f"or --set {key.strip()}=null to unset it")
     node = raw
     parts = key.strip().split(".")
+    if not all(parts):          # "=3", "a..b=3": the empty name used to surface as ": unknown key"
+        raise UserError(f"--set {text!r}: an empty key name in {key.strip()!r}",
+                        "name the key as a dotted path, e.g. --set workload.limit=8")
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,11 @@ def resolve_local(model_id: str) -> Path | None:
         raise UserError(f"model.id: {model_id} does not exist",
                         "give an existing directory, a .gguf file, a hub id, or one of: "
                         + ", ".join(sorted(ALIASES)) + ", random:<" + "|".join(PRESETS) + ">")
+    # a near-miss of an alias (smollm2-135) went to the hub: ~50 s of retries offline, then no hint
+    near = get_close_matches(model_id, ALIASES, n=1, cutoff=0.85) if "/" not in model_id else []
+    if near:
+        raise UserError(f"model.id: {model_id!r} is not an alias (did you mean {near[0]!r}?)",
+                        f"use {near[0]}, or a hub id as org/name")
     return None
 
 

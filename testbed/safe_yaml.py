@@ -89,6 +89,10 @@ def load_yaml(text: str, source: str, fix: str = "fix the YAML syntax (indentati
     """The document in `text`, or UserError naming `source`, the line and what is wrong."""
     try:
         return yaml.load(text, Loader=StrictLoader)   # noqa: S506 - StrictLoader is a SafeLoader
+    except yaml.reader.ReaderError as e:   # a control character (NUL ...): its str() spans two lines, no line number
+        line = text.count("\n", 0, e.position) + 1
+        raise UserError(f"{source}: malformed YAML at line {line}: character #x{e.character:04x} is not allowed "
+                        "in YAML text", "remove the control character (a binary file, or a bad copy)") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -36,7 +36,7 @@ class Preparer(Protocol):
 
 class Section(BaseModel):
     """One arm section's validated config and its hooks (each a no-op unless overridden)."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # as config.Strict
     engine_level: ClassVar[bool] = False        # True: only engines that honour it run it
     bind_runs_requests: ClassVar[bool] = False  # True: bind runs requests, so `testbed validate` skips it
 

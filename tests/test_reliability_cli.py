@@ -3,6 +3,7 @@
 import json
 import multiprocessing
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,13 @@ def test_out_naming_a_file(tmp_path, capsys, command):
     (tmp_path / "afile").write_text("x")
     line = one_error(capsys, main([command, config(tmp_path), "--out", str(tmp_path / "afile"), "--device", "cpu"]))
     assert "is a file" in line and (tmp_path / "afile").read_text() == "x"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc: a directory that refuses new entries")
+def test_out_naming_a_directory_that_refuses_new_entries(tmp_path, capsys):
+    # root passes the writable check there, and mkdir used to fail with a FileNotFoundError traceback
+    line = one_error(capsys, main(["run", config(tmp_path), "--out", "/proc", "--device", "cpu", "--quiet"]))
+    assert "/proc" in line and "cannot create" in line
 
 
 @pytest.mark.parametrize("command", ["run", "validate"])
@@ -72,6 +80,16 @@ def test_serve_port_out_of_range(tmp_path, capsys, port):
         main(["serve", config(tmp_path), "--arm", "a", "--port", port])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "Traceback" not in err and "--port" in err
+
+
+@pytest.mark.parametrize("flag,value", [("--max-queue", "0"), ("--max-queue", "-5"), ("--api-key", ""),
+                                        ("--api-key", "  ")])
+def test_serve_refuses_a_queue_of_nothing_and_an_empty_key(tmp_path, capsys, flag, value):
+    # each used to start a server: one that answered every request 503, one guarded by an empty key
+    with pytest.raises(SystemExit) as e:
+        main(["serve", config(tmp_path), "--arm", "a", flag, value])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err and flag in err
 
 
 @pytest.mark.parametrize("limit", ["0", "-2", "x"])

@@ -11,7 +11,7 @@ import pytest
 from testbed.cli import main
 from testbed.config import ModelSpec, validate
 from testbed.errors import UserError
-from testbed.models import _from_pretrained, load_model
+from testbed.models import _from_pretrained, load_model, resolve_local
 from testbed.runner import run_experiment
 
 CONFIG_PY = """import pathlib
@@ -77,3 +77,10 @@ def test_trust_remote_code_true_is_the_only_way_the_code_runs_and_the_report_say
     run_dir, summary = run_experiment(cfg, out_dir=tmp_path, progress=False)
     assert json.loads((run_dir / "env.json").read_text())["trust_remote_code"] == [str(d)]
     assert "trust_remote_code" in (run_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize("typo,alias", [("smollm2-135", "smollm2-135m"), ("qwen2.5-coder-05b", "qwen2.5-coder-0.5b")])
+def test_a_near_miss_of_an_alias_is_named_without_asking_the_hub(typo, alias):
+    with pytest.raises(UserError, match=f"did you mean '{alias}'"):
+        resolve_local(typo)
+    assert resolve_local("gpt2") is None and resolve_local("org/smollm2-135") is None    # hub ids still go there

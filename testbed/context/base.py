@@ -18,7 +18,7 @@ from testbed.workloads.items import Chunk, Item
 
 class StepOptions(BaseModel):
     """One entry of `context.steps`; each step subclasses this with its own knobs."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # as config.Strict
     name: str
 
 

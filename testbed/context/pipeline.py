@@ -73,13 +73,14 @@ class ContextSection(Section):
         if not isinstance(obj, dict) or not isinstance(obj.get("steps", []), list) \
                 or not isinstance(obj.get("by_category", {}), dict):
             return super().model_validate(obj, **kw)
-        steps, errors = _validate_steps(obj.get("steps", []), ("steps",))
+        strict = kw.get("strict")       # config.validate's strict=True reaches each step's options too
+        steps, errors = _validate_steps(obj.get("steps", []), ("steps",), strict)
         by_cat = {}
         for cat, raws in (obj.get("by_category") or {}).items():
             if not isinstance(raws, list):
                 errors.append(_error(("by_category", str(cat)), "a list of steps, e.g. [{name: dedup}]", raws))
                 continue
-            by_cat[cat], errs = _validate_steps(raws, ("by_category", str(cat)))
+            by_cat[cat], errs = _validate_steps(raws, ("by_category", str(cat)), strict)
             errors += errs
         if errors:
             raise ValidationError.from_exception_data(cls.__name__, errors)
@@ -90,16 +91,16 @@ def _error(loc: tuple, msg: str, value: Any = None) -> dict:
     return {"type": PydanticCustomError("context_step", "{msg}", {"msg": msg}), "loc": loc, "input": value}
 
 
-def _validate_steps(raws: list, where: tuple[str, ...]) -> tuple[list, list[dict]]:
+def _validate_steps(raws: list, where: tuple[str, ...], strict: bool | None = None) -> tuple[list, list[dict]]:
     steps, errors = [], []
     for i, raw in enumerate(raws):
-        opts, errs = _validate_step(where[:-1] + (f"{where[-1]}[{i}]",), raw)
+        opts, errs = _validate_step(where[:-1] + (f"{where[-1]}[{i}]",), raw, strict)
         steps.append(opts)
         errors += errs
     return steps, errors
 
 
-def _validate_step(at: tuple[str, ...], raw: Any) -> tuple[StepOptions | None, list[dict]]:
+def _validate_step(at: tuple[str, ...], raw: Any, strict: bool | None = None) -> tuple[StepOptions | None, list[dict]]:
     if not isinstance(raw, dict) or "name" not in raw:
         return None, [_error(at, f"a step needs a name, one of: {', '.join(STEPS.names())}")]
     if raw["name"] not in STEPS:
@@ -109,7 +110,7 @@ def _validate_step(at: tuple[str, ...], raw: Any) -> tuple[StepOptions | None, l
                              raw["name"])]
     options = STEPS.get(raw["name"]).Options
     try:
-        return options.model_validate(raw), []
+        return options.model_validate(raw, strict=strict), []
     except ValidationError as e:
         return None, [_error(at + tuple(map(str, err["loc"])), f"{raw['name']} step: {_message(err, options)}",
                              err.get("input")) for err in e.errors()]

@@ -67,6 +67,9 @@ def create_run_dir(output_dir: str | Path, name: str, now: datetime | None = Non
             return path
         except FileExistsError:
             continue
+        except OSError as e:        # a directory that takes no new entries (/proc; read-only mounts, as root)
+            raise UserError(f"output directory {out}: cannot create {path.name} in it ({e.strerror})",
+                            "give --out a writable path") from None
     raise UserError(f"{out}: 10,000 runs named {name}-{stamp} already", "clear out old runs")
 
 

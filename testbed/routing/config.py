@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from testbed.config import ModelSpec, Strict
+from testbed.config import ModelSpec, NumpySeed, Strict
 from testbed.routing.runtime import Routing
 from testbed.routing.summary import against_strong_arm
 from testbed.sections import SECTIONS, Section
@@ -82,7 +82,7 @@ class LearnedRouter(_Cut):
     cost_budget: float | None = _BUDGET
     folds: int = Field(5, ge=2, le=20, description="cross-fitting folds")
     c: float = Field(1.0, gt=0, description="inverse regularisation strength")
-    seed: int = 0
+    seed: NumpySeed = 0
 
 
 class CascadeRouter(_Cut):
@@ -103,7 +103,7 @@ class CascadeRouter(_Cut):
 class RandomRouter(Strict):
     kind: Literal["random"]
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="share of requests sent to the strong tier")
-    seed: int = 0
+    seed: NumpySeed = 0
 
 
 class OracleRouter(Strict):

@@ -29,8 +29,9 @@ from testbed.workloads.items import Item
 
 class RandomSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    input_len: int = Field(256, ge=1, description="mean prompt tokens")
-    output_len: int = Field(64, ge=1, description="mean output tokens (max_new_tokens per request)")
+    # at most 2^20: the prompts are built as arrays of this length before any context check
+    input_len: int = Field(256, ge=1, le=2 ** 20, description="mean prompt tokens")
+    output_len: int = Field(64, ge=1, le=2 ** 20, description="mean output tokens (max_new_tokens per request)")
     range_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="lengths uniform in [L(1-r), L(1+r)]")
 
 
