@@ -146,39 +146,69 @@ def is_sharegpt(data: list) -> bool:
 
 
 def sharegpt_items(path: Path, text: str) -> list[Item]:
-    """The first human turn as the prompt, the first gpt turn as the reference output; missing turns: an error."""
-    items = []
+    """The first human turn as the prompt, the first gpt turn as the reference output; missing turns, an
+    empty prompt or an id given twice: an error naming the line."""
+    items, seen = [], {}
     for line, rec in element_lines(text):
         turns = rec.get("conversations") if isinstance(rec, dict) else None
-        roles = [t.get("from") for t in turns[:2]] if isinstance(turns, list) else []
-        if roles[:2] != ["human", "gpt"] or not all(isinstance(t.get("value"), str) for t in turns[:2]):
-            raise UserError(f"workload.dataset: {path}:{line}: ShareGPT entry {rec.get('id', len(items))!r} needs a "
+        turns = turns[:2] if isinstance(turns, list) and all(isinstance(t, dict) for t in turns[:2]) else []
+        roles = [t.get("from") for t in turns]
+        if roles != ["human", "gpt"] or not all(isinstance(t.get("value"), str) for t in turns):
+            raise UserError(f"workload.dataset: {path}:{line}: ShareGPT entry {_entry_id(rec, len(items))!r} needs a "
                             f"human turn then a gpt turn in \"conversations\" (got roles {roles})",
                             'give each entry "conversations": [{"from": "human", "value": ...}, '
                             '{"from": "gpt", "value": ...}], or drop it')
-        items.append(Item(id=str(rec.get("id", f"sharegpt-{len(items)}")), category="sharegpt",
-                          question=turns[0]["value"], answers=[],
+        _check_prompt(turns[0]["value"], f"{path}:{line}", "give the human turn some text, or drop the entry")
+        item_id = str(rec.get("id", f"sharegpt-{len(items)}"))
+        if item_id in seen:     # requests, records and the prompt cache are keyed by it
+            raise UserError(f"workload.dataset: {path}:{line}: duplicate ShareGPT id {item_id!r} (first at line "
+                            f"{seen[item_id]})", "give every entry a unique id, or drop the ids (then numbered)")
+        seen[item_id] = line
+        items.append(Item(id=item_id, category="sharegpt", question=turns[0]["value"], answers=[],
                           meta={"raw_prompt": True, "reference_output": turns[1]["value"], "line": line}))
     return items
 
 
+def _entry_id(rec, n: int):
+    return rec.get("id", n) if isinstance(rec, dict) else n
+
+
+def _check_prompt(prompt: str, at: str, fix: str) -> None:
+    """An empty prompt has no token to prefill from: every engine would fail on it mid-run."""
+    if not prompt.strip():
+        raise UserError(f"workload.dataset: {at}: the prompt is empty", fix)
+
+
+PROMPT_FIX = 'write {"prompt": "...", "output_tokens": 32} per line, or plain prompts one per line in a .txt file'
+
+
 def prompt_items(path: Path, text: str) -> list[Item]:
-    """vLLM's custom JSONL ({"prompt", "output_tokens"?} per line) or plain text, one prompt per line."""
+    """vLLM's custom JSONL ({"prompt", "output_tokens"?} per line), or a .txt file of plain prompts, one per
+    line, taken as they are (a .txt line that starts with "{" is a prompt too)."""
     items = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        prompt, out = line, None
-        if line.lstrip().startswith("{"):
-            rec = json.loads(line)
-            prompt, out = rec.get("prompt"), rec.get("output_tokens")
-            if not isinstance(prompt, str) or (out is not None and not (isinstance(out, int) and out >= 1)):
-                raise UserError(f"workload.dataset: {path}:{n}: a prompt line needs \"prompt\" (text) and "
-                                "optionally \"output_tokens\" (a positive integer)",
-                                'write {"prompt": "...", "output_tokens": 32} per line')
+        prompt, out = (line, None) if path.suffix == ".txt" else _prompt_record(path, n, line)
+        _check_prompt(prompt, f"{path}:{n}", "give the line some text, or drop it")
         items.append(Item(id=f"prompt-{len(items)}", category="prompts", question=prompt, answers=[],
                           max_new_tokens=out, meta={"raw_prompt": True, "line": n}))
     return items
+
+
+def _prompt_record(path: Path, n: int, line: str) -> tuple[str, int | None]:
+    """(prompt, output_tokens) of one line of vLLM's custom JSONL."""
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as e:
+        why = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+        raise UserError(f"workload.dataset: {path}:{n}: not valid JSON ({why})", PROMPT_FIX) from None
+    prompt, out = (rec.get("prompt"), rec.get("output_tokens")) if isinstance(rec, dict) else (None, None)
+    if not isinstance(prompt, str) or (out is not None and (isinstance(out, bool) or not isinstance(out, int)
+                                                            or out < 1)):
+        raise UserError(f"workload.dataset: {path}:{n}: a prompt line needs \"prompt\" (text) and "
+                        "optionally \"output_tokens\" (a positive integer)", PROMPT_FIX)
+    return prompt, out
 
 
 def is_prompt_file(path: Path, text: str) -> bool:
