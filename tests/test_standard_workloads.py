@@ -99,9 +99,12 @@ def test_bad_prompt_lines_name_their_line(tmp_path, text, says):
     assert says in e.value.message and e.value.fix
 
 
-def test_a_txt_prompt_file_takes_every_line_as_text(tmp_path):
-    (tmp_path / "p.txt").write_text('{not json\n{"prompt": 3}\n')
-    assert [it.question for it in load_dataset(str(tmp_path / "p.txt"))] == ["{not json", '{"prompt": 3}']
+def test_a_prompt_file_is_text_or_jsonl_as_its_first_line_is(tmp_path):
+    (tmp_path / "p.txt").write_text('plain\n{not json\n{"prompt": 3}\n')
+    assert [it.question for it in load_dataset(str(tmp_path / "p.txt"))] == ["plain", "{not json", '{"prompt": 3}']
+    (tmp_path / "p.txt").write_text('{"prompt": "a", "output_tokens": 2}\n{not json\n')
+    with pytest.raises(UserError, match="p.txt:2: not valid JSON"):
+        load_dataset(str(tmp_path / "p.txt"))
 
 
 def test_prompt_files_text_and_vllm_custom_jsonl(tmp_path):

@@ -183,13 +183,13 @@ PROMPT_FIX = 'write {"prompt": "...", "output_tokens": 32} per line, or plain pr
 
 
 def prompt_items(path: Path, text: str) -> list[Item]:
-    """vLLM's custom JSONL ({"prompt", "output_tokens"?} per line), or a .txt file of plain prompts, one per
-    line, taken as they are (a .txt line that starts with "{" is a prompt too)."""
-    items = []
+    """vLLM's custom JSONL ({"prompt", "output_tokens"?} per line), or plain prompts, one per line, taken as
+    they are. The first non-blank line decides which for the whole file: a JSON object, or text."""
+    items, jsonl = [], _first_record(text) is not None
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        prompt, out = (line, None) if path.suffix == ".txt" else _prompt_record(path, n, line)
+        prompt, out = _prompt_record(path, n, line) if jsonl else (line, None)
         _check_prompt(prompt, f"{path}:{n}", "give the line some text, or drop it")
         items.append(Item(id=f"prompt-{len(items)}", category="prompts", question=prompt, answers=[],
                           max_new_tokens=out, meta={"raw_prompt": True, "line": n}))
@@ -212,12 +212,18 @@ def _prompt_record(path: Path, n: int, line: str) -> tuple[str, int | None]:
 
 
 def is_prompt_file(path: Path, text: str) -> bool:
-    """A .txt file, or JSONL whose first record has "prompt" and no "question"."""
+    """JSONL whose first record has "prompt" and no "question", or a .txt file but one of our items' JSONL."""
+    rec = _first_record(text)
     if path.suffix == ".txt":
-        return True
+        return rec is None or "question" not in rec
+    return rec is not None and "prompt" in rec and "question" not in rec
+
+
+def _first_record(text: str) -> dict | None:
+    """The first non-blank line as a JSON object, or None where it is not one."""
     first = next((line for line in text.splitlines() if line.strip()), "")
     try:
         rec = json.loads(first)
-    except (json.JSONDecodeError, RecursionError):    # not a prompt file; the item loader says what is wrong
-        return False
-    return isinstance(rec, dict) and "prompt" in rec and "question" not in rec
+    except (json.JSONDecodeError, RecursionError):    # not JSONL; the item loader says what is wrong
+        return None
+    return rec if isinstance(rec, dict) else None
