@@ -1,0 +1,75 @@
+"""The shapes a run directory's summary.json and requests.jsonl must have for the readers (report, compare,
+export, diagnose, publish), checked with jsonschema where the files are read.
+
+    summary = load_summary(run_dir / "summary.json")        # parsed and checked, or UserError
+    check_record(rec, "results/x/requests.jsonl:7")          # one record, or UserError naming line and field
+
+A damaged file, or one from another testbed version, is one UserError naming the file (and line) and the
+field, not a KeyError or TypeError from deep inside a report. Lenient where older runs differ: only the
+keys the readers index are required; any other known key, where present, must have the type the writer
+gives it (a summary's ratios and intervals are numbers; an arm's metrics are flat values, not objects).
+"""
+import json
+from pathlib import Path
+
+import jsonschema
+
+from testbed.errors import UserError
+
+NUMBER, NUMBER_OR_NULL = {"type": "number"}, {"type": ["number", "null"]}
+TIMES = {"type": ["array", "null"], "items": NUMBER}
+RATE = {"type": ["string", "number", "null"]}
+RECORD = {"type": "object", "required": ["arm", "item_id", "arrival_s"], "properties": {
+    "arm": {"type": "string"}, "item_id": {"type": "string"}, "request_id": {"type": ["string", "null"]},
+    "category": {"type": ["string", "null"]}, "status": {"type": ["string", "null"]}, "repeat": {"type": "integer"},
+    "rate": RATE, "block": {"type": ["integer", "null"]}, "prompt_tokens": {"type": ["integer", "null"]},
+    "output_tokens": {"type": ["integer", "null"]}, "arrival_s": NUMBER, "first_token_s": NUMBER_OR_NULL,
+    "finish_s": NUMBER_OR_NULL, "send_s": NUMBER_OR_NULL, "token_times_s": TIMES, "chunk_times_s": TIMES,
+    "output_text": {"type": ["string", "null"]}, "score": NUMBER_OR_NULL, "correct": {"type": ["boolean", "null"]}}}
+# an arm's row: flat metrics (lists: per repeat, per draft position); every ratio and interval a number
+ARM_ROW = {"type": "object", "properties": {k: {"type": "integer"} for k in ("n_requests", "n_ok", "n_failed")},
+           "patternProperties": {"(_vs_baseline|_ci_low|_ci_high)$": NUMBER},
+           "additionalProperties": {"type": ["number", "string", "boolean", "null", "array"]}}
+PASS = {"type": "object", "required": ["arm", "repeat", "rate", "wall_s"], "properties": {
+    "arm": {"type": "string"}, "repeat": {"type": "integer"}, "rate": RATE, "wall_s": NUMBER, "n": {"type": "integer"}}}
+SUMMARY = {"type": "object", "required": ["arms"], "properties": {
+    "name": {"type": "string"}, "baseline": {"type": ["string", "null"]}, "incomplete": {"type": "boolean"},
+    "arms": {"type": "object", "additionalProperties": ARM_ROW}, "runs": {"type": "array", "items": PASS}}}
+_RECORD, _SUMMARY = jsonschema.Draft202012Validator(RECORD), jsonschema.Draft202012Validator(SUMMARY)
+SUMMARY_FIX = ("restore it or re-run the experiment; or move summary.json aside and `report` rebuilds it from "
+               "requests.jsonl (marked incomplete)")
+RECORDS_FIX = "restore the file or re-run the experiment"
+JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def load_summary(path: Path) -> dict:
+    """summary.json parsed (a UTF-8 BOM allowed) and checked against SUMMARY."""
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, RecursionError) as e:       # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UserError(f"{path}: malformed JSON ({e})", SUMMARY_FIX) from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror})", SUMMARY_FIX) from None
+    _check(_SUMMARY, summary, str(path), SUMMARY_FIX)
+    return summary
+
+
+def check_record(rec: object, at: str) -> None:
+    """UserError naming `at` (file:line) and the field where a requests.jsonl record does not fit RECORD."""
+    _check(_RECORD, rec, at, RECORDS_FIX)
+
+
+def _check(validator, doc: object, at: str, fix: str) -> None:
+    if validator.is_valid(doc):         # the fast path: most files are whole
+        return
+    e = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    field = ".".join(map(str, e.absolute_path))
+    raise UserError(f"{at}: {field + ': ' if field else ''}{_problem(e)} (a damaged file, or one written by "
+                    "another testbed version)", fix)
+
+
+def _problem(e: jsonschema.ValidationError) -> str:
+    if e.validator == "type":
+        want = e.validator_value if isinstance(e.validator_value, str) else " or ".join(e.validator_value)
+        return f"is {JSON_TYPES.get(type(e.instance), 'a number')}, expected {want}"
+    return e.message[:200]
