@@ -214,7 +214,9 @@ def compare_dirs(new_dir: str | Path, ref_dir: str | Path, tolerance: float | No
         raise UserError(f"{new_dir} and {ref_dir} ran different arms ({sorted(new['arms'])} vs {sorted(ref['arms'])})",
                         "install the missing engine (vllm?) or compare runs made on the same setup")
     found, checked = moves(new, ref, tolerance, bool(env_differences(new_dir, ref_dir, MACHINE)))
-    if not checked:
-        raise UserError(f"{ref_dir}: no metric carries a confidence interval (a run from before intervals existed)",
-                        "re-run the reference config, or publish it again")
+    if not checked:     # name the side without intervals: the new run's can lack them as well as the reference's
+        bare = ref_dir if not any(gated_keys(row) for row in ref["arms"].values()) else new_dir
+        raise UserError(f"{bare}: no metric carries a confidence interval (a run from before intervals existed)",
+                        "re-run the reference config, or publish it again" if bare == ref_dir else
+                        "re-run the new run with this version")
     return found, checked
