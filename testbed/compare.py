@@ -36,7 +36,7 @@ from pathlib import Path
 from testbed.errors import UserError
 from testbed.metrics.ratio_ci import HIGH, LOW
 from testbed.report.compare import read_env, read_summary
-from testbed.safe_yaml import load_yaml
+from testbed.report.run_files import load_run_config
 
 IGNORED = ("output_dir", "description")
 HIGHER_BETTER = ("request_throughput", "output_throughput", "total_token_throughput", "goodput", "quality_",
@@ -125,8 +125,7 @@ def _config(run_dir: Path) -> dict:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir}: no config.yaml", "give a run directory written by `testbed run` or `publish`")
-    raw = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    return raw if isinstance(raw, dict) else {}
+    return load_run_config(path)
 
 
 def env_differences(new_dir: str | Path, ref_dir: str | Path, keys: tuple[str, ...]) -> list[str]:

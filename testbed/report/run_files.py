@@ -2,6 +2,7 @@
 export, diagnose, publish), checked with jsonschema where the files are read.
 
     summary = load_summary(run_dir / "summary.json")        # parsed and checked, or UserError
+    cfg = load_run_config(run_dir / "config.yaml")           # a mapping with arms, or UserError
     check_record(rec, "results/x/requests.jsonl:7")          # one record, or UserError naming line and field
 
 A damaged file, or one from another testbed version, is one UserError naming the file (and line) and the
@@ -15,6 +16,7 @@ from pathlib import Path
 import jsonschema
 
 from testbed.errors import UserError
+from testbed.safe_yaml import load_yaml
 
 NUMBER, NUMBER_OR_NULL = {"type": "number"}, {"type": ["number", "null"]}
 TIMES = {"type": ["array", "null"], "items": NUMBER}
@@ -52,6 +54,20 @@ def load_summary(path: Path) -> dict:
         raise UserError(f"{path}: cannot be read ({e.strerror})", SUMMARY_FIX) from None
     _check(_SUMMARY, summary, str(path), SUMMARY_FIX)
     return summary
+
+
+def load_run_config(path: Path) -> dict:
+    """A run's config.yaml (the resolved config `run` wrote) as a mapping, or UserError naming the file."""
+    fix = "restore config.yaml from the run's config, or re-run the experiment"
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8-sig"), str(path), fix)
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text", fix) from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror})", fix) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("arms"), dict):
+        raise UserError(f"{path}: not a run's config (no 'arms' mapping)", fix)
+    return raw
 
 
 def check_record(rec: object, at: str) -> None:
