@@ -38,7 +38,11 @@ def _provenance(run_dir: Path, env: dict) -> str:
 def report_with_provenance(run_dir: Path, env: dict) -> str:
     """The run's report.md with the reference's provenance line after its title (scripts/rederive_drift.py
     re-heads a re-derived report with it)."""
-    lines = (run_dir / "report.md").read_text(encoding="utf-8").split("\n")
+    try:
+        lines = (run_dir / "report.md").read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise UserError(f"{run_dir / 'report.md'}: not UTF-8 text",
+                        f"restore it, or rewrite it: python -m testbed diagnose {run_dir} --no-probe") from None
     return "\n".join(lines[:1] + ["", _provenance(run_dir, env)] + lines[1:])
 
 
@@ -48,6 +52,8 @@ def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
     summary, env = read_summary(run_dir), read_env(run_dir)
     if summary.get("incomplete"):
         raise UserError(f"{run_dir}: an incomplete run", "publish a run that finished every arm")
+    if not summary.get("name"):     # the reference's directory is named after it
+        raise UserError(f"{run_dir / 'summary.json'}: no 'name'", "restore the file, or re-run the experiment")
     if not (run_dir / "report.md").is_file():
         raise UserError(f"{run_dir}: no report.md", "give a run directory written by `testbed run`")
     dest = Path(dest_root) / reference_name(summary, env)
