@@ -93,7 +93,7 @@ def publish_configs(configs: list[str], out: str = "results") -> list[Path]:
     from testbed.plugins import load_plugins
     from testbed.runner import Experiment
     load_plugins()      # engines and sections registered before load_config validates the arms
-    if str(git_sha() or "").endswith("-dirty"):
+    if configs and str(git_sha() or "").endswith("-dirty"):     # --collect alone runs nothing here
         print("[testbed] publish: the tree has uncommitted changes; the references will say so", file=sys.stderr)
     return [Experiment(load_config(c), progress=True).run(out) for c in configs]
 

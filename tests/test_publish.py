@@ -88,6 +88,14 @@ def test_a_damaged_run_is_collected_or_refused_with_one_error(tmp_path, capsys, 
         assert rc == 2 and f"{run / says}" in err and "fix:" in err
 
 
+def test_collect_alone_says_nothing_of_this_tree(tmp_path, capsys, monkeypatch):
+    """The references carry the collected run's own commit; this checkout's state is not theirs."""
+    monkeypatch.setattr("testbed.env.git_sha", lambda: "0123-dirty")
+    run = _run(tmp_path, "unit-20260101T000000Z", "abc")
+    assert main(["publish", "--collect", str(run), "--dest", str(tmp_path / "ref"), "--index", str(tmp_path / "i.md")]) == 0
+    assert "uncommitted changes" not in capsys.readouterr().err
+
+
 def test_publish_runs_a_config_with_every_engine_registered(tmp_path):
     """In a fresh process (the registries empty): a paged arm validates, the run is collected and indexed."""
     cfg = tmp_path / "tiny.yaml"
