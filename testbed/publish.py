@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from testbed.errors import UserError
-from testbed.report.compare import read_env, read_summary
+from testbed.report.compare import read_env, read_records, read_summary
 from testbed.report.reference_index import commit_text, machine_card, write_index
+from testbed.report.run_files import check_counts
 
 REFERENCE_DIR = Path("results/reference")
 INDEX = Path("docs/results.md")
@@ -54,6 +55,7 @@ def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
         raise UserError(f"{run_dir}: an incomplete run", "publish a run that finished every arm")
     if not summary.get("name"):     # the reference's directory is named after it
         raise UserError(f"{run_dir / 'summary.json'}: no 'name'", "restore the file, or re-run the experiment")
+    check_counts(run_dir / "requests.jsonl", summary, read_records(run_dir))     # a reference's records are whole
     if not (run_dir / "report.md").is_file():
         raise UserError(f"{run_dir}: no report.md", "give a run directory written by `testbed run`")
     dest = Path(dest_root) / reference_name(summary, env)

@@ -134,3 +134,12 @@ def test_records_of_an_arm_the_config_lacks_are_an_error(run_dir, tmp_path):
     (copy / "requests.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(UserError, match=r"arms \['ghost'\] are not in .*config.yaml"):
         diagnose_run_dir(copy, probe=False)
+
+
+def test_records_the_summary_counted_otherwise_are_an_error(run_dir, tmp_path):
+    """A torn requests.jsonl beside a whole summary: the diagnosis and the report it rewrites would be short."""
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    lines = (copy / "requests.jsonl").read_text().splitlines()
+    (copy / "requests.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])
+    with pytest.raises(UserError, match=r"requests.jsonl: \d+ records of arm '\w+' .* where summary.json counted"):
+        diagnose_run_dir(copy, probe=False)

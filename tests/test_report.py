@@ -137,6 +137,7 @@ SUMMARY_DAMAGE = {       # what a damaged summary.json, or one from another test
                       "arms.fast.output_throughput_vs_baseline_ci_low: is null, expected number"),
     "count as text": (lambda s: s["arms"]["fast"].update(n_requests="6"), "arms.fast.n_requests: is a string"),
     "incomplete as text": (lambda s: s.update(incomplete="false"), "incomplete: is a string, expected boolean"),
+    "no incomplete flag": (lambda s: s.pop("incomplete"), "'incomplete' is a required property"),
     "runs not a list": (lambda s: s.update(runs="x"), "runs: is a string, expected array"),
     "a pass without its arm": (lambda s: s.update(runs=[{"repeat": 0, "rate": None, "wall_s": 1.0}]),
                                "runs.0: 'arm' is a required property"),

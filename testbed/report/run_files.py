@@ -4,6 +4,7 @@ export, diagnose, publish), checked with jsonschema where the files are read.
     summary = load_summary(run_dir / "summary.json")        # parsed and checked, or UserError
     cfg = load_run_config(run_dir / "config.yaml")           # a mapping with arms, or UserError
     check_record(rec, "results/x/requests.jsonl:7")          # one record, or UserError naming line and field
+    check_counts(path, summary, records)                      # as many records per pass as the summary counted
 
 A damaged file, or one from another testbed version, is one UserError naming the file (and line) and the
 field, not a KeyError or TypeError from deep inside a report. Lenient where older runs differ: only the
@@ -34,7 +35,8 @@ ARM_ROW = {"type": "object", "properties": {k: {"type": "integer"} for k in ("n_
            "additionalProperties": {"type": ["number", "string", "boolean", "null", "array"]}}
 PASS = {"type": "object", "required": ["arm", "repeat", "rate", "wall_s"], "properties": {
     "arm": {"type": "string"}, "repeat": {"type": "integer"}, "rate": RATE, "wall_s": NUMBER, "n": {"type": "integer"}}}
-SUMMARY = {"type": "object", "required": ["arms"], "properties": {
+# every summary the runner (or a rebuild) writes says whether it is complete: one that does not cannot be read as whole
+SUMMARY = {"type": "object", "required": ["arms", "incomplete"], "properties": {
     "name": {"type": "string"}, "baseline": {"type": ["string", "null"]}, "incomplete": {"type": "boolean"},
     "arms": {"type": "object", "additionalProperties": ARM_ROW}, "runs": {"type": "array", "items": PASS}}}
 _RECORD, _SUMMARY = jsonschema.Draft202012Validator(RECORD), jsonschema.Draft202012Validator(SUMMARY)
@@ -73,6 +75,28 @@ def load_run_config(path: Path) -> dict:
 def check_record(rec: object, at: str) -> None:
     """UserError naming `at` (file:line) and the field where a requests.jsonl record does not fit RECORD."""
     _check(_RECORD, rec, at, RECORDS_FIX)
+
+
+def check_counts(path: Path, summary: dict, records: list[dict]) -> None:
+    """UserError where requests.jsonl (`path`) holds another number of records for a pass (arm, repeat, rate) than
+    summary.json counted: a torn or doubled file, whose figures would be wrong."""
+    runs = summary.get("runs") or []
+    if not runs or not all("n" in run for run in runs):     # a rebuilt summary, or one from before runs had n
+        return
+    counted: dict[tuple, int] = {}
+    for run in runs:
+        key = (run["arm"], run["repeat"], run["rate"])
+        counted[key] = counted.get(key, 0) + run["n"]
+    held: dict[tuple, int] = {}
+    for rec in records:
+        key = (rec["arm"], rec.get("repeat", 0), rec.get("rate"))
+        held[key] = held.get(key, 0) + 1
+    for key in dict.fromkeys([*counted, *held]):
+        if held.get(key, 0) != counted.get(key, 0):
+            raise UserError(f"{path}: {held.get(key, 0)} records of arm {key[0]!r} (repeat {key[1]}, rate {key[2]}) "
+                            f"where summary.json counted {counted.get(key, 0)}",
+                            "restore requests.jsonl; or move summary.json aside (`report` rebuilds it from the records, "
+                            "marked incomplete)")
 
 
 def _check(validator, doc: object, at: str, fix: str) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from testbed.errors import UserError
 from testbed.metrics import latency
 from testbed.report.compare import read_records
-from testbed.report.run_files import load_run_config, load_summary
+from testbed.report.run_files import check_counts, load_run_config, load_summary
 
 # the keys of vLLM's result (serve.py main_async + benchmark, --save-detailed, percentiles "99");
 # tests/test_vllm_export.py pins them against vLLM's code where vllm is installed
@@ -162,23 +162,17 @@ def passes(run_dir: Path, runs: list[dict], records: list[dict], cfg: dict) -> l
     cut into (without a summary, its blocks' spans), and its records with each block's times moved past the
     blocks before it, as if they ran back to back (a record's times count from its block's start). A pass whose
     records the summary counted otherwise (a torn or doubled requests.jsonl) is an error: its figures would be."""
+    check_counts(run_dir / "requests.jsonl", {"runs": runs}, records)
     walls: dict[tuple, float] = {}
-    counts: dict[tuple, int] = {}
     for run in runs:
         key = (run["arm"], run["repeat"], run["rate"])
         walls[key] = walls.get(key, 0.0) + run["wall_s"]
-        counts[key] = counts.get(key, 0) + run.get("n", 0)
     out = []
     for key in walls or dict.fromkeys(map(_key, records)):
         if not isinstance((cfg.get("arms") or {}).get(key[0]), dict):
             raise UserError(f"{run_dir}: arm {key[0]!r} ran but config.yaml has no such arm",
                             "restore config.yaml or requests.jsonl from the run, or re-run the experiment")
         mine, span = _laid_end_to_end([r for r in records if _key(r) == key])
-        if all("n" in run for run in runs) and key in counts and len(mine) != counts[key]:
-            raise UserError(f"{run_dir / 'requests.jsonl'}: {len(mine)} records of arm {key[0]!r} (repeat {key[1]}, "
-                            f"rate {key[2]}) where summary.json counted {counts[key]}",
-                            "restore requests.jsonl; or move summary.json aside to export what the records hold, "
-                            "marked incomplete")
         out.append({"arm": key[0], "repeat": key[1], "rate": key[2], "records": mine,
                     "wall_s": walls.get(key) or max(span, 1e-9)})
     return out
