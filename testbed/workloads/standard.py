@@ -57,6 +57,13 @@ def random_items(spec: RandomSpec | None, n: int | None, seed: int) -> list[Item
             for i, (L, o, off) in enumerate(zip(ins, outs, offsets))]
 
 
+def longest_random_request(items: list[Item]) -> int:
+    """The most tokens (prompt + output) a random item asks for; 0 without random items. Known before any
+    prompt is built, so a request beyond the model's context is refused before minutes of tokenising."""
+    return max((it.meta["random_input_len"] + (it.max_new_tokens or 0) for it in items
+                if "random_input_len" in it.meta), default=0)
+
+
 def random_prompt_ids(tokenizer, length: int, offset: int, index: int) -> list[int]:
     """About `length` ids walking the non-special vocabulary, chosen so that re-tokenising their text
     gives them back: the text is re-encoded and cut (or topped up) to `length` for up to 10 rounds."""
