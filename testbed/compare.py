@@ -204,6 +204,10 @@ def compare_dirs(new_dir: str | Path, ref_dir: str | Path, tolerance: float | No
     machine (env_differences(..., MACHINE)) only quality moves fail."""
     new_dir, ref_dir = Path(new_dir), Path(ref_dir)
     new, ref = read_summary(new_dir), read_summary(ref_dir)
+    for run_dir, summary in ((new_dir, new), (ref_dir, ref)):
+        if summary["incomplete"]:       # its arms ran part of the requests: every figure would move
+            raise UserError(f"{run_dir}: an incomplete run (stopped before every arm finished)",
+                            "re-run it to the end; the gate compares whole runs")
     diffs = differences(new_dir, ref_dir, new, ref)
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
