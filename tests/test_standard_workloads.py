@@ -91,7 +91,8 @@ def test_bad_sharegpt_entries_name_their_line(tmp_path, entries, says):
     ('{"prompt": "a"}\nplain text\n', "p.jsonl:2: not valid JSON"),
     ('{"prompt": "a"}\n[1, 2]\n', 'p.jsonl:2: a prompt line needs "prompt"'),
     ('{"prompt": "a", "output_tokens": true}\n', 'p.jsonl:1: a prompt line needs "prompt"'),
-    ('{"prompt": ""}\n', "p.jsonl:1: the prompt is empty")])
+    ('{"prompt": ""}\n', "p.jsonl:1: the prompt is empty"),
+    ('[{"prompt": "a"}, {"prompt": "b"}]', "p.jsonl: a JSON array of prompts")])
 def test_bad_prompt_lines_name_their_line(tmp_path, text, says):
     (tmp_path / "p.jsonl").write_text(text)
     with pytest.raises(UserError) as e:

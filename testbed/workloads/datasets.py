@@ -128,6 +128,9 @@ def load_file(path: Path, distractors: int = 0) -> list[Item]:
             return hotpotqa_items(path, data)
         if is_sharegpt(data):
             return sharegpt_items(path, text)
+        if data and all(isinstance(d, dict) and "prompt" in d and "question" not in d for d in data):
+            raise UserError(f"workload.dataset: {path}: a JSON array of prompts",      # else: "id is missing"
+                            'write one {"prompt": "...", "output_tokens": 32} object per line (JSONL)')
         return _items_from_records(path, [(i + 1, d) for i, d in enumerate(data)], where="element")
     if head == "{":
         try:
