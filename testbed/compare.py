@@ -36,7 +36,7 @@ from pathlib import Path
 from testbed.errors import UserError
 from testbed.metrics.ratio_ci import HIGH, LOW
 from testbed.report.compare import read_env, read_summary
-from testbed.safe_yaml import load_yaml
+from testbed.report.run_files import load_run_config
 
 IGNORED = ("output_dir", "description")
 HIGHER_BETTER = ("request_throughput", "output_throughput", "total_token_throughput", "goodput", "quality_",
@@ -125,8 +125,7 @@ def _config(run_dir: Path) -> dict:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise UserError(f"{run_dir}: no config.yaml", "give a run directory written by `testbed run` or `publish`")
-    raw = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    return raw if isinstance(raw, dict) else {}
+    return load_run_config(path)
 
 
 def env_differences(new_dir: str | Path, ref_dir: str | Path, keys: tuple[str, ...]) -> list[str]:
@@ -205,6 +204,10 @@ def compare_dirs(new_dir: str | Path, ref_dir: str | Path, tolerance: float | No
     machine (env_differences(..., MACHINE)) only quality moves fail."""
     new_dir, ref_dir = Path(new_dir), Path(ref_dir)
     new, ref = read_summary(new_dir), read_summary(ref_dir)
+    for run_dir, summary in ((new_dir, new), (ref_dir, ref)):
+        if summary["incomplete"]:       # its arms ran part of the requests: every figure would move
+            raise UserError(f"{run_dir}: an incomplete run (stopped before every arm finished)",
+                            "re-run it to the end; the gate compares whole runs")
     diffs = differences(new_dir, ref_dir, new, ref)
     if diffs:
         shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
@@ -214,7 +217,9 @@ def compare_dirs(new_dir: str | Path, ref_dir: str | Path, tolerance: float | No
         raise UserError(f"{new_dir} and {ref_dir} ran different arms ({sorted(new['arms'])} vs {sorted(ref['arms'])})",
                         "install the missing engine (vllm?) or compare runs made on the same setup")
     found, checked = moves(new, ref, tolerance, bool(env_differences(new_dir, ref_dir, MACHINE)))
-    if not checked:
-        raise UserError(f"{ref_dir}: no metric carries a confidence interval (a run from before intervals existed)",
-                        "re-run the reference config, or publish it again")
+    if not checked:     # name the side without intervals: the new run's can lack them as well as the reference's
+        bare = ref_dir if not any(gated_keys(row) for row in ref["arms"].values()) else new_dir
+        raise UserError(f"{bare}: no metric carries a confidence interval (a run from before intervals existed)",
+                        "re-run the reference config, or publish it again" if bare == ref_dir else
+                        "re-run the new run with this version")
     return found, checked

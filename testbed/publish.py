@@ -17,8 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from testbed.errors import UserError
-from testbed.report.compare import read_env, read_summary
+from testbed.report.compare import read_env, read_records, read_summary
 from testbed.report.reference_index import commit_text, machine_card, write_index
+from testbed.report.run_files import check_counts
 
 REFERENCE_DIR = Path("results/reference")
 INDEX = Path("docs/results.md")
@@ -38,7 +39,11 @@ def _provenance(run_dir: Path, env: dict) -> str:
 def report_with_provenance(run_dir: Path, env: dict) -> str:
     """The run's report.md with the reference's provenance line after its title (scripts/rederive_drift.py
     re-heads a re-derived report with it)."""
-    lines = (run_dir / "report.md").read_text(encoding="utf-8").split("\n")
+    try:
+        lines = (run_dir / "report.md").read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise UserError(f"{run_dir / 'report.md'}: not UTF-8 text",
+                        f"restore it, or rewrite it: python -m testbed diagnose {run_dir} --no-probe") from None
     return "\n".join(lines[:1] + ["", _provenance(run_dir, env)] + lines[1:])
 
 
@@ -48,6 +53,9 @@ def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
     summary, env = read_summary(run_dir), read_env(run_dir)
     if summary.get("incomplete"):
         raise UserError(f"{run_dir}: an incomplete run", "publish a run that finished every arm")
+    if not summary.get("name"):     # the reference's directory is named after it
+        raise UserError(f"{run_dir / 'summary.json'}: no 'name'", "restore the file, or re-run the experiment")
+    check_counts(run_dir / "requests.jsonl", summary, read_records(run_dir))     # a reference's records are whole
     if not (run_dir / "report.md").is_file():
         raise UserError(f"{run_dir}: no report.md", "give a run directory written by `testbed run`")
     dest = Path(dest_root) / reference_name(summary, env)
@@ -87,7 +95,7 @@ def publish_configs(configs: list[str], out: str = "results") -> list[Path]:
     from testbed.plugins import load_plugins
     from testbed.runner import Experiment
     load_plugins()      # engines and sections registered before load_config validates the arms
-    if str(git_sha() or "").endswith("-dirty"):
+    if configs and str(git_sha() or "").endswith("-dirty"):     # --collect alone runs nothing here
         print("[testbed] publish: the tree has uncommitted changes; the references will say so", file=sys.stderr)
     return [Experiment(load_config(c), progress=True).run(out) for c in configs]
 

@@ -46,6 +46,7 @@ from testbed.run_summary import summarize_run, trusted_models
 from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_passes, search_round
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
+from testbed.workloads.standard import longest_random_request
 from testbed.workloads.sweep import arrival_schedule, rate_label
 
 
@@ -114,6 +115,9 @@ class Experiment:
             if limit and plan.max_new_tokens >= limit:
                 raise UserError(f"arms.{name}: max_new_tokens {plan.max_new_tokens} is beyond the context of "
                                 f"{spec.id} ({limit} tokens)", f"set workload.max_new_tokens below {limit}")
+            if limit and (longest := longest_random_request(self.items)) > limit:
+                raise UserError(f"workload.random: requests of up to {longest} tokens (prompt + output) are beyond the "
+                                f"context of {spec.id} ({limit} tokens)", "lower input_len, output_len or range_ratio")
             plans[name] = plan
         return plans
 

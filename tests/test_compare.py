@@ -169,6 +169,32 @@ def test_a_rerun_sized_shift_is_within_noise_and_a_tighter_tolerance_or_a_qualit
     assert "moved beyond its 95% CI: paged: quality_accuracy_diff_vs_baseline" in out and "(worse, 10% change, tolerance 0%)" in out
 
 
+@pytest.mark.parametrize("bare", ["new", "ref"])
+def test_a_run_without_intervals_is_named_whichever_side_it_is(tmp_path, bare):
+    """An older run's summary has no intervals; the error names that run, the new one as well as the reference."""
+    new, ref = tmp_path / "new", tmp_path / "ref"
+    shutil.copytree(RERUNS[0], new)
+    shutil.copytree(RERUNS[1], ref)
+    summary = json.loads((tmp_path / bare / "summary.json").read_text())
+    summary["arms"] = {a: {k: v for k, v in row.items() if "_ci_" not in k} for a, row in summary["arms"].items()}
+    (tmp_path / bare / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(UserError) as e:
+        compare_dirs(new, ref)
+    assert e.value.message.startswith(f"{tmp_path / bare}: no metric carries a confidence interval")
+
+
+@pytest.mark.parametrize("side", ["new", "ref"])
+def test_an_incomplete_run_is_refused_not_gated(tmp_path, side, capsys):
+    """A run stopped part way has fewer requests: it used to read as another config (--limit?) or pass the gate."""
+    new, ref = tmp_path / "new", tmp_path / "ref"
+    shutil.copytree(RERUNS[0], new)
+    shutil.copytree(RERUNS[1], ref)
+    summary = json.loads((tmp_path / side / "summary.json").read_text())
+    (tmp_path / side / "summary.json").write_text(json.dumps({**summary, "incomplete": True}))
+    assert main(["compare", str(new), "--against", str(ref)]) == 2
+    assert f"{tmp_path / side}: an incomplete run" in capsys.readouterr().err
+
+
 def test_tolerance_families_and_the_override():
     assert tolerance_for("itl_ms_p90_vs_baseline") == tolerance_for("tpot_ms_mean_vs_baseline") == TOLERANCE["itl_ms"]
     assert tolerance_for("output_throughput_vs_baseline") == tolerance_for("peak_memory_mb_vs_baseline") == 0.35

@@ -59,6 +59,26 @@ def test_empty_and_malformed_corpus_files(tmp_path):
         validate(config([{"name": "retrieve", "corpus": str(no_id)}]))
 
 
+@pytest.mark.parametrize("data,says", [
+    (b'{"id": "q", "chunks": 5}\n', 'line 1: "chunks" must be a list'),
+    (b'{"id": "q", "chunks": null}\n', 'line 1: "chunks" must be a list'),
+    (b'{"id": "c1", "text": "x", "m": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "line 1: JSON nested too deeply"),
+    (b'{"id": "c1", "text": "caf\xe9"}\n', "not UTF-8 text"),
+    (json.dumps([{"id": "c1", "text": "x"}]).encode(), "line 1: a JSON array; write one chunk per line")])
+def test_a_damaged_corpus_is_one_error_naming_its_line(tmp_path, data, says):
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(data)
+    with pytest.raises(UserError) as e:
+        validate(config([{"name": "retrieve", "corpus": str(path)}]))
+    assert f"corpus {path}" in e.value.message and says in e.value.message
+
+
+def test_a_corpus_with_a_utf8_bom_loads(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_text("\ufeff" + json.dumps({"id": "c1", "text": "x"}) + "\n")
+    assert [c.id for c in load_corpus(str(path))] == ["c1"]
+
+
 def test_retrieve_from_a_corpus_file_and_from_the_item(tmp_path):
     path = tmp_path / "corpus.jsonl"
     rows = [{"id": "x", "text": "Rent is $7,250 a month."}, {"chunks": [{"id": "y", "text": "Marlowe Coffee has 212 stores."},

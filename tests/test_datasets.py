@@ -230,7 +230,7 @@ BAD_INPUTS = {
     "missing": ('{"id": "a", "question": "q?"}\n', r"d\.jsonl:1: field 'answers' is missing"),
     "duplicate": (GOOD + "\n" + GOOD + "\n", r"d\.jsonl:2: duplicate id 'a'"),
     "chunk_without_id": ('{"id": "a", "question": "q", "answers": ["x"], "chunks": [{"text": "t"}]}',
-                         r"field 'chunks\[0\]' needs both"),
+                         r"field 'chunks\[0\]' needs an \"id\" and a \"text\""),
     "scorer": ('{"id": "a", "question": "q", "answers": ["x"], "scorer": "bleu"}', r"field 'scorer' is 'bleu'"),
     "gold": ('{"id": "a", "question": "q", "answers": ["x"], "chunks": ["t"], "gold_chunk_ids": ["c9"]}',
              r"field 'gold_chunk_ids'"),

@@ -10,7 +10,9 @@ import pytest
 from testbed.arm import ArmSetting
 from testbed.config import validate
 from testbed.diagnose.classify import Probe
-from testbed.diagnose.probe import PROBES_FILE, ProbeRunner
+from testbed.diagnose.probe import PROBES_FILE, ProbeRunner, read_cache
+from testbed.diagnose.run import diagnose_run_dir
+from testbed.errors import UserError
 from testbed.metrics.quality import score_output
 from testbed.runner import Experiment
 from testbed.workloads.items import Chunk, Item
@@ -115,3 +117,29 @@ def test_diagnose_bad_run_dir_is_a_clear_error(tmp_path):
         res = cli("diagnose", str(path))
         assert res.returncode == 2 and "RUN_DIR" in res.stderr and needle in res.stderr
         assert "Traceback" not in res.stderr
+
+
+def test_a_damaged_probe_cache_is_skipped_line_by_line(tmp_path):
+    """The cache only saves work: a line that is not a probe row is run again, not a traceback."""
+    good = {"key": "k", "correct": True}
+    (tmp_path / PROBES_FILE).write_bytes(b"\xff\xfe\n{torn\n[1]\n" + json.dumps({"key": 3}).encode() + b"\n"
+                                         + json.dumps(good).encode() + b"\n")
+    assert read_cache(tmp_path / PROBES_FILE) == {"k": good}
+
+
+def test_records_of_an_arm_the_config_lacks_are_an_error(run_dir, tmp_path):
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    lines = (copy / "requests.jsonl").read_text().splitlines()
+    lines[0] = json.dumps({**json.loads(lines[0]), "arm": "ghost"})
+    (copy / "requests.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"arms \['ghost'\] are not in .*config.yaml"):
+        diagnose_run_dir(copy, probe=False)
+
+
+def test_records_the_summary_counted_otherwise_are_an_error(run_dir, tmp_path):
+    """A torn requests.jsonl beside a whole summary: the diagnosis and the report it rewrites would be short."""
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    lines = (copy / "requests.jsonl").read_text().splitlines()
+    (copy / "requests.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])
+    with pytest.raises(UserError, match=r"requests.jsonl: \d+ records of arm '\w+' .* where summary.json counted"):
+        diagnose_run_dir(copy, probe=False)

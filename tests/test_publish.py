@@ -66,6 +66,36 @@ def test_incomplete_runs_and_missing_paths_are_refused(tmp_path, capsys):
     assert "--collect" in capsys.readouterr().err and not (tmp_path / "i.md").exists()
 
 
+def _no_name(run):
+    summary = json.loads((run / "summary.json").read_text())
+    del summary["name"]
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.mark.parametrize("damage,says", [
+    (lambda run: (run / "env.json").write_text("[1, 2]"), None),                  # read as an unrecorded env
+    (lambda run: (run / "report.md").write_bytes(b"# unit\n\xff\xfe\n"), "report.md: not UTF-8 text"),
+    (_no_name, "summary.json: no 'name'")])
+def test_a_damaged_run_is_collected_or_refused_with_one_error(tmp_path, capsys, damage, says):
+    run = _run(tmp_path, "unit-20260101T000000Z", "abc")
+    damage(run)
+    rc = main(["publish", "--collect", str(run), "--dest", str(tmp_path / "reference"),
+               "--index", str(tmp_path / "i.md")])
+    err = capsys.readouterr().err
+    if says is None:
+        assert rc == 0 and (tmp_path / "reference" / "unit" / "report.md").is_file()
+    else:
+        assert rc == 2 and f"{run / says}" in err and "fix:" in err
+
+
+def test_collect_alone_says_nothing_of_this_tree(tmp_path, capsys, monkeypatch):
+    """The references carry the collected run's own commit; this checkout's state is not theirs."""
+    monkeypatch.setattr("testbed.env.git_sha", lambda: "0123-dirty")
+    run = _run(tmp_path, "unit-20260101T000000Z", "abc")
+    assert main(["publish", "--collect", str(run), "--dest", str(tmp_path / "ref"), "--index", str(tmp_path / "i.md")]) == 0
+    assert "uncommitted changes" not in capsys.readouterr().err
+
+
 def test_publish_runs_a_config_with_every_engine_registered(tmp_path):
     """In a fresh process (the registries empty): a paged arm validates, the run is collected and indexed."""
     cfg = tmp_path / "tiny.yaml"

@@ -43,7 +43,10 @@ def test_deeply_nested_json(tmp_path, name, wrap):
     ("max_new_tokens", 2.5, "max_new_tokens"), ("meta", "not an object", "meta"), ("meta", [1, 2], "meta"),
     ("schema", "str", "schema"), ("instruction", {"a": 1}, "instruction"), ("question", {"a": 1}, "question"),
     ("gold_chunk_ids", 7, "gold_chunk_ids"), ("gold_chunk_ids", [{"a": 1}], "gold_chunk_ids"),
-    ("chunks", "text", "chunks"), ("answers", [], "answers"), ("id", [1], "id")])
+    ("chunks", "text", "chunks"), ("answers", [], "answers"), ("id", [1], "id"), ("id", None, "id"),
+    ("question", None, "question"), ("chunks", [{"id": "c0", "text": None}], "chunks[0]"),
+    ("chunks", [{"id": "c0", "text": {"a": 1}}], "chunks[0]"), ("chunks", [{"id": ["c0"], "text": "t"}], "chunks[0]"),
+    ("schema", {"type": 5}, "schema"), ("schema", {"required": "date"}, "schema")])
 def test_item_fields_of_the_wrong_type(tmp_path, field, value, says):
     msg = refused(write(tmp_path, "d.jsonl", json.dumps({**GOOD, field: value}) + "\n"))
     assert f"'{says}'" in msg and ":1:" in msg

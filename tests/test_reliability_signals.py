@@ -76,7 +76,7 @@ def test_corrupt_run_directories_are_one_line_errors(tmp_path, capsys):
     good = (run_dir / "requests.jsonl").read_text().splitlines()[:-1]          # without the torn line
     (run_dir / "requests.jsonl").write_text("\n".join(good + ["[1, 2]", '{"arm": "a"}']) + "\n")
     assert main(["report", str(run_dir)]) == 2
-    assert "must be a JSON object" in capsys.readouterr().err
+    assert "requests.jsonl:" in (err := capsys.readouterr().err) and "is an array, expected object" in err
     (run_dir / "requests.jsonl").write_bytes(b"\xff\xfe\x00")
     assert main(["report", str(run_dir)]) == 2
     assert "UTF-8" in capsys.readouterr().err

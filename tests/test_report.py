@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from testbed.cli import main
 from testbed.env import collect_env
 from testbed.errors import UserError
 from testbed.metrics.summary import add_ratios, by_category, summarize_arm
@@ -126,3 +127,53 @@ def test_compare_runs(run_dir, tmp_path):
     (bad / "summary.json").write_text('{"name": "x"}')
     with pytest.raises(UserError, match="arms"):
         compare_runs([bad])
+
+
+SUMMARY_DAMAGE = {       # what a damaged summary.json, or one from another testbed version, may hold
+    "arm row not an object": (lambda s: s["arms"].update(plain=3), "arms.plain: is a number, expected object"),
+    "nested metrics": (lambda s: s["arms"].update(plain={"metrics": s["arms"]["plain"]}),
+                       "arms.plain.metrics: is an object"),
+    "null interval": (lambda s: s["arms"]["fast"].update(output_throughput_vs_baseline_ci_low=None),
+                      "arms.fast.output_throughput_vs_baseline_ci_low: is null, expected number"),
+    "count as text": (lambda s: s["arms"]["fast"].update(n_requests="6"), "arms.fast.n_requests: is a string"),
+    "incomplete as text": (lambda s: s.update(incomplete="false"), "incomplete: is a string, expected boolean"),
+    "no incomplete flag": (lambda s: s.pop("incomplete"), "'incomplete' is a required property"),
+    "runs not a list": (lambda s: s.update(runs="x"), "runs: is a string, expected array"),
+    "a pass without its arm": (lambda s: s.update(runs=[{"repeat": 0, "rate": None, "wall_s": 1.0}]),
+                               "runs.0: 'arm' is a required property"),
+    "no arm ran": (lambda s: s.update(arms={}), "no arm finished a request")}
+
+
+@pytest.mark.parametrize("case", SUMMARY_DAMAGE)
+def test_a_damaged_summary_is_one_error_naming_the_field(run_dir, case, capsys):
+    damage, says = SUMMARY_DAMAGE[case]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    damage(summary)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    assert main(["report", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"{run_dir / 'summary.json'}: {says}" in err and "fix:" in err
+
+
+def test_a_summary_with_a_utf8_bom_reads(run_dir):
+    (run_dir / "summary.json").write_text("\ufeff" + (run_dir / "summary.json").read_text())
+    assert read_summary(run_dir)["name"] == "unit"
+
+
+RECORD_DAMAGE = {       # each gives the damaged record
+    "no arm": (lambda r: {k: v for k, v in r.items() if k != "arm"}, "'arm' is a required property"),
+    "no arrival": (lambda r: {k: v for k, v in r.items() if k != "arrival_s"}, "'arrival_s' is a required property"),
+    "times as text": (lambda r: {**r, "token_times_s": "abc"}, "token_times_s: is a string, expected array or null"),
+    "tokens as text": (lambda r: {**r, "output_tokens": "4"}, "output_tokens: is a string, expected integer or null"),
+    "not an object": (lambda r: [r], "is an array, expected object")}
+
+
+@pytest.mark.parametrize("case", RECORD_DAMAGE)
+def test_a_damaged_record_is_one_error_naming_its_line(run_dir, case):
+    damage, says = RECORD_DAMAGE[case]
+    lines = (run_dir / "requests.jsonl").read_text().splitlines()
+    lines[2] = json.dumps(damage(json.loads(lines[2])))
+    (run_dir / "requests.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError) as e:
+        read_records(run_dir)
+    assert e.value.message.startswith(f"{run_dir / 'requests.jsonl'}:3: {says}") and e.value.fix

@@ -121,6 +121,16 @@ def test_a_context_budget_below_the_question_stops_before_any_directory(tmp_path
     assert not out.exists()
 
 
+def test_random_prompts_beyond_the_context_stop_before_any_prompt_is_built(tmp_path, capsys):
+    """20M-token prompts took minutes (and memory) to build before every request failed on the context."""
+    text = BASE.replace("dataset: golden/lookup,", "dataset: random, random: {input_len: 20000000, output_len: 4},")
+    out = tmp_path / "out"
+    assert main(["run", str(write(tmp_path, text)), "--out", str(out), "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "workload.random: requests of up to 20000004 tokens (prompt + output) are beyond the context" in err
+    assert "fix: lower input_len" in err and not out.exists()
+
+
 def test_bad_speculative_sampling_stops_before_any_directory(tmp_path, capsys):
     text = BASE.replace("  paged: {engine: paged, block_size: 16, kv_budget_tokens: 32}",
                         "  spec: {engine: hf, sampling: {temperature: 0.00001},"

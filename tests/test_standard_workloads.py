@@ -70,6 +70,44 @@ def test_sharegpt_entry_with_missing_turns_names_its_line(tmp_path):
         load_dataset(str(sharegpt(tmp_path, [good, bad])))
 
 
+H, G = {"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}
+
+
+@pytest.mark.parametrize("entries,says", [
+    ([{"conversations": ["hi", "yo"]}], "sg.json:2: ShareGPT entry 0 needs a human turn"),
+    ([{"conversations": [None, G]}], "sg.json:2: ShareGPT entry 0 needs a human turn"),
+    ([{"conversations": [{"from": "human", "value": "  "}, G]}], "sg.json:2: the prompt is empty"),
+    ([{"id": "x", "conversations": [H, G]}, {"id": "x", "conversations": [H, G]}],
+     "sg.json:3: duplicate ShareGPT id 'x' (first at line 2)")])
+def test_bad_sharegpt_entries_name_their_line(tmp_path, entries, says):
+    with pytest.raises(UserError) as e:
+        load_dataset(str(sharegpt(tmp_path, entries)))
+    assert says in e.value.message and e.value.fix
+
+
+@pytest.mark.parametrize("text,says", [
+    ('{"prompt": "a"}\n{"prompt": "b",\n', "p.jsonl:2: not valid JSON"),
+    ('{"prompt": "a"}\n{"prompt": "b", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "p.jsonl:2: not valid JSON"),
+    ('{"prompt": "a"}\nplain text\n', "p.jsonl:2: not valid JSON"),
+    ('{"prompt": "a"}\n[1, 2]\n', 'p.jsonl:2: a prompt line needs "prompt"'),
+    ('{"prompt": "a", "output_tokens": true}\n', 'p.jsonl:1: a prompt line needs "prompt"'),
+    ('{"prompt": ""}\n', "p.jsonl:1: the prompt is empty"),
+    ('[{"prompt": "a"}, {"prompt": "b"}]', "p.jsonl: a JSON array of prompts")])
+def test_bad_prompt_lines_name_their_line(tmp_path, text, says):
+    (tmp_path / "p.jsonl").write_text(text)
+    with pytest.raises(UserError) as e:
+        load_dataset(str(tmp_path / "p.jsonl"))
+    assert says in e.value.message and e.value.fix
+
+
+def test_a_prompt_file_is_text_or_jsonl_as_its_first_line_is(tmp_path):
+    (tmp_path / "p.txt").write_text('plain\n{not json\n{"prompt": 3}\n')
+    assert [it.question for it in load_dataset(str(tmp_path / "p.txt"))] == ["plain", "{not json", '{"prompt": 3}']
+    (tmp_path / "p.txt").write_text('{"prompt": "a", "output_tokens": 2}\n{not json\n')
+    with pytest.raises(UserError, match="p.txt:2: not valid JSON"):
+        load_dataset(str(tmp_path / "p.txt"))
+
+
 def test_prompt_files_text_and_vllm_custom_jsonl(tmp_path):
     (tmp_path / "p.txt").write_text("first prompt\n\nsecond prompt\n")
     (tmp_path / "p.jsonl").write_text(json.dumps({"prompt": "a\nb", "output_tokens": 7}) + "\n")

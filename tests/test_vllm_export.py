@@ -1,12 +1,14 @@
 """`export --format vllm`: vLLM's result keys, units and per-request arrays, testbed extras apart,
 incomplete runs marked; read back by vLLM's own sweep tooling where vllm is installed."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from testbed.cli import main
 from testbed.config import validate
+from testbed.errors import UserError
 from testbed.report.vllm_export import QUEUE_KEYS, VLLM_KEYS, export_vllm
 from testbed.runner import run_experiment
 
@@ -73,3 +75,47 @@ def test_vllms_sweep_tooling_reads_the_export(run_dir):
     prepared, skipped = pareto._prepare_records(data, user_count_var="max_concurrent_requests", gpu_count_var=None)
     assert len(prepared) == 4 and skipped == 0
     pareto.plot_pareto(run_dir / "vllm", user_count_var=None, gpu_count_var=None, label_by=["label"], dry_run=True)
+
+
+BLOCKS = {**CFG, "workload": {"dataset": "random", "limit": 6, "random": {"input_len": 12, "output_len": 4},
+                              "ignore_eos": True, "warmup": 0, "block_size": 2}}
+
+
+def test_an_arm_cut_into_blocks_is_one_pass_over_all_its_blocks(tmp_path):
+    """Interleaved blocks are separate passes in summary.json, with their own clocks: the export is one file per
+    arm whose duration sums them (throughput as the summary's) and whose blocks lie end to end."""
+    run_dir, _ = run_experiment(validate(BLOCKS), out_dir=tmp_path, progress=False)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert sum(r["arm"] == "paged" for r in summary["runs"]) == 3
+    paths = export_vllm(run_dir)
+    assert sorted(p.name for p in paths) == ["hf.json", "paged.json", "summary.json"]
+    res = json.loads((run_dir / "vllm" / "paged.json").read_text())
+    row = summary["arms"]["paged"]
+    assert res["num_prompts"] == 6 and res["duration"] == pytest.approx(row["duration_s"])
+    assert res["output_throughput"] == pytest.approx(row["output_throughput"])
+    starts = res["start_times"]
+    assert starts == sorted(starts) and starts[2] > starts[1] > 0.0 and starts[4] > starts[3]   # block after block
+
+
+@pytest.mark.parametrize("damage,says", [
+    (lambda lines: lines[:-1], "5 records of arm 'paged' (repeat 0, rate None) where summary.json counted 6"),
+    (lambda lines: lines + lines[-1:], "7 records of arm 'paged' (repeat 0, rate None) where summary.json counted 6")])
+def test_records_that_disagree_with_the_summary_are_an_error(tmp_path, damage, says):
+    run_dir, _ = run_experiment(validate(BLOCKS), out_dir=tmp_path, progress=False)
+    lines = (run_dir / "requests.jsonl").read_text().splitlines()
+    (run_dir / "requests.jsonl").write_text("\n".join(damage(lines)) + "\n")
+    with pytest.raises(UserError) as e:
+        export_vllm(run_dir)
+    assert says in e.value.message and "move summary.json aside" in e.value.fix
+
+
+@pytest.mark.parametrize("text,says", [(b"\xff\xfename: x\n", "not UTF-8 text"), (b"name: [x\n  y: :\n", "malformed YAML"),
+                                       (b"", "not a run's config"), (b"- 1\n", "not a run's config")])
+def test_a_damaged_config_is_one_error_for_export_and_compare(run_dir, tmp_path, text, says, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    (copy / "config.yaml").write_bytes(text)
+    assert main(["export", str(copy), "--format", "vllm"]) == 2
+    assert f"{copy / 'config.yaml'}: {says}" in capsys.readouterr().err
+    assert main(["compare", str(copy), "--against", str(run_dir)]) == 2
+    assert f"{copy / 'config.yaml'}: {says}" in capsys.readouterr().err

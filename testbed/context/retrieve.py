@@ -45,7 +45,11 @@ class RetrieveOptions(StepOptions):
 
 
 def _chunks_of(row: Any, where: str) -> list[Chunk]:
+    if isinstance(row, list):
+        raise ValueError(f"{where}: a JSON array; write one chunk per line (JSONL), e.g. {{\"id\": \"c1\", \"text\": ...}}")
     rows = row.get("chunks") if isinstance(row, dict) and "chunks" in row else [row]
+    if not isinstance(rows, list):
+        raise ValueError(f"{where}: \"chunks\" must be a list of {{\"id\", \"text\"}} objects")
     out = []
     for r in rows:
         if not isinstance(r, dict) or not r.get("id") or not isinstance(r.get("text"), str):
@@ -61,14 +65,20 @@ def load_corpus(path: str) -> tuple[Chunk, ...]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise ValueError(f"corpus file {path} not found (give a JSONL file of {{id, text}} chunks)")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"corpus {path}: not UTF-8 text (byte {e.start})") from None
     chunks: dict[str, Chunk] = {}
-    for n, line in enumerate(p.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"corpus {path} line {n}: not JSON ({e.msg})") from None
+        except RecursionError:
+            raise ValueError(f"corpus {path} line {n}: JSON nested too deeply") from None
         for c in _chunks_of(row, f"corpus {path} line {n}"):
             chunks.setdefault(c.id, c)
     if not chunks:

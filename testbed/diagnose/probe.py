@@ -38,15 +38,17 @@ def model_specs(cfg: ExperimentConfig) -> dict[str, ModelSpec]:
 
 
 def read_cache(path: Path) -> dict[str, dict]:
-    """key -> probe row; a torn last line (an interrupted write) is skipped."""
+    """key -> probe row; a line that is not a probe row (a torn last write, a damaged file) is skipped: the
+    cache only saves work, and a probe it lacks is run again (or left as needs_probe)."""
     out: dict[str, dict] = {}
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
-            out[row["key"]] = row
+            if isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get("correct"), bool):
+                out[row["key"]] = row
     return out
 
 

@@ -27,6 +27,7 @@ from testbed.models import pick_device
 from testbed.plugins import load_plugins
 from testbed.report import RunWriter, read_records
 from testbed.report.rebuild import rebuild_summary
+from testbed.report.run_files import check_counts, load_summary
 from testbed.report.writer import to_jsonable
 from testbed.safe_yaml import load_yaml
 from testbed.workloads.datasets import load_dataset
@@ -65,6 +66,12 @@ def diagnose_run_dir(run_dir: str | Path, probe: bool = True) -> dict:
     records = read_records(run_dir)
     if not records:
         raise UserError(f"RUN_DIR {run_dir}: requests.jsonl holds no requests", "run the experiment first")
+    unknown = sorted({r["arm"] for r in records} - set(cfg.arms))
+    if unknown:         # the probes replay an arm's settings from the config
+        raise UserError(f"{run_dir / 'requests.jsonl'}: arms {unknown} are not in {config}",
+                        "restore config.yaml or requests.jsonl from the run, or re-run the experiment")
+    if (run_dir / "summary.json").is_file():       # the counts and plots it rewrites would be a torn file's
+        check_counts(run_dir / "requests.jsonl", load_summary(run_dir / "summary.json"), records)
     try:
         items = {it.id: it for it in load_dataset(cfg.workload.dataset, cfg.workload.categories)}
     except UserError as e:
@@ -89,7 +96,7 @@ def write_diagnosis(run_dir: Path, diag: dict, probe: ProbeRunner) -> dict:
 
 
 def rewrite_report(run_dir: Path, part: dict, records: list[dict]) -> None:
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = load_summary(run_dir / "summary.json")
     summary["diagnosis"] = part
     writer = RunWriter(run_dir)
     writer.write_summary(summary)

@@ -12,22 +12,21 @@ import pandas as pd
 
 from testbed.errors import UserError
 from testbed.report.rebuild import rebuild_summary
+from testbed.report.run_files import RECORDS_FIX, check_record, load_summary
 
 
 def read_summary(run_dir: str | Path) -> dict:
-    """summary.json of a run directory, checked for an "arms" mapping; rebuilt from requests.jsonl if missing."""
+    """summary.json of a run directory, checked (report/run_files.py); rebuilt from requests.jsonl if missing."""
     path = Path(run_dir) / "summary.json"
     if not path.is_file() and (Path(run_dir) / "requests.jsonl").is_file():
         return rebuild_summary(run_dir, read_records(run_dir))     # a killed run: marked incomplete
     if not path.is_file():
         raise UserError(f"{run_dir}: no summary.json (not a run directory, or the run never finished an arm)",
                         "give a directory under results/ written by `testbed run`")
-    try:
-        summary = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: malformed JSON ({e})", "re-run the experiment or restore the file") from None
-    if not isinstance(summary, dict) or not isinstance(summary.get("arms"), dict):
-        raise UserError(f"{path}: has no 'arms' mapping", "re-run the experiment or restore the file")
+    summary = load_summary(path)
+    if not summary["arms"]:         # stopped before any request finished: nothing to show, nothing lost
+        raise UserError(f"{path}: no arm finished a request (the run was stopped before the first did)",
+                        "re-run the experiment, or leave this directory out")
     return summary
 
 
@@ -41,26 +40,26 @@ def read_env(run_dir: str | Path) -> dict:
 
 
 def read_records(run_dir: str | Path) -> list[dict]:
-    """requests.jsonl as dicts; a torn last line (an interrupted write) is dropped, any other bad line is an error."""
+    """requests.jsonl as checked dicts; a torn last line (an interrupted write) is dropped, any other bad line is an
+    error naming it."""
     path = Path(run_dir) / "requests.jsonl"
     if not path.is_file():
         return []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text", "restore the file or re-run the experiment") from None
+        raise UserError(f"{path}: not UTF-8 text", RECORDS_FIX) from None
     records = []
     for i, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             if i == len(lines):
                 break
-            raise UserError(f"{path}:{i}: malformed JSON line", "restore the file or re-run the experiment") from None
-        if not isinstance(rec, dict):
-            raise UserError(f"{path}:{i}: a record must be a JSON object", "restore the file or re-run the experiment")
+            raise UserError(f"{path}:{i}: malformed JSON line", RECORDS_FIX) from None
+        check_record(rec, f"{path}:{i}")
         records.append(rec)
     return records
 

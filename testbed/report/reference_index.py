@@ -25,10 +25,12 @@ HEADER = ("# Reference results\n\nCommitted runs of the shipped configs, written
 
 
 def _json(path: Path) -> dict:
+    """A reference's env.json or reference.json; {} where it is missing, malformed or not an object."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def commit_text(env: dict) -> str:

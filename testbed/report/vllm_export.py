@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from testbed.errors import UserError
 from testbed.metrics import latency
 from testbed.report.compare import read_records
+from testbed.report.run_files import check_counts, load_run_config, load_summary
 
 # the keys of vLLM's result (serve.py main_async + benchmark, --save-detailed, percentiles "99");
 # tests/test_vllm_export.py pins them against vLLM's code where vllm is installed
@@ -78,7 +78,7 @@ def peaks(records: list[dict]) -> tuple[float, int]:
 
 def result(records: list[dict], wall_s: float, cfg: dict, arm: str, rate: str | None, extra: dict) -> dict:
     """One vLLM result dict for one arm's pass (its records in request order)."""
-    arm_cfg, arrival = cfg["arms"][arm], cfg["workload"]["arrival"]
+    arm_cfg, arrival = cfg["arms"][arm], (cfg.get("workload") or {}).get("arrival") or {}
     ok = [r for r in records if latency.is_ok(r)]
     arrays = per_request(records)
     chunk_itls = [g for r in ok for g in np.diff(latency.chunk_times_s(r)).tolist()]
@@ -88,7 +88,7 @@ def result(records: list[dict], wall_s: float, cfg: dict, arm: str, rate: str | 
     limit = arm_cfg.get("concurrency") if arm_cfg.get("engine") == "openai" else None
     limit = arrival.get("n") if arrival.get("kind") == "concurrency" else arrival.get("max_concurrency", limit)
     peak_tok, peak_live = peaks(records)
-    model = (arm_cfg.get("model") or cfg["model"])["id"]
+    model = (arm_cfg.get("model") or cfg.get("model") or {}).get("id")
     out = {"date": datetime.now().strftime("%Y%m%d-%H%M%S"), "endpoint_type": f"testbed-{arm_cfg.get('engine', 'hf')}",
            "backend": f"testbed-{arm_cfg.get('engine', 'hf')}", "label": arm, "model_id": model, "tokenizer_id": model,
            "num_prompts": len(records), "request_rate": _rate(arrival) if rate is None else (rate if rate == "inf" else float(rate)),
@@ -126,21 +126,21 @@ def export_vllm(run_dir: str | Path) -> list[Path]:
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "requests.jsonl").is_file():
         raise UserError(f"RUN_DIR {run_dir}: not a run directory (needs config.yaml and requests.jsonl)",
                         "give a directory written by `python -m testbed run`, e.g. results/<name>-<UTC>")
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    cfg = load_run_config(run_dir / "config.yaml")
     summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"incomplete": True, "arms": {}}
+    summary = load_summary(summary_path) if summary_path.is_file() else {"incomplete": True, "arms": {}}
     records = read_records(run_dir)
-    runs = summary.get("runs") or _runs_from_records(records)
     incomplete = bool(summary.get("incomplete", True)) or not summary.get("runs")
     from testbed.metrics.summary import summarize_arm
     out_dir = run_dir / "vllm"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: a file where the export's directory goes", "move it aside and export again")
     out_dir.mkdir(exist_ok=True)
     paths, everything = [], []
-    for run in runs:
-        mine = [r for r in records if r["arm"] == run["arm"] and r.get("repeat", 0) == run["repeat"]
-                and r.get("rate") == run["rate"]]
-        metrics = summarize_arm(mine, run["wall_s"], usd_per_hour=cfg.get("cost", {}).get("usd_per_hour", 0.0))
-        res = result(mine, run["wall_s"], cfg, run["arm"], run["rate"], metrics)
+    for run in passes(run_dir, summary.get("runs") or [], records, cfg):
+        mine, wall = run["records"], run["wall_s"]
+        metrics = summarize_arm(mine, wall, usd_per_hour=(cfg.get("cost") or {}).get("usd_per_hour", 0.0))
+        res = result(mine, wall, cfg, run["arm"], run["rate"], metrics)
         res["testbed"] = testbed_extra(metrics, incomplete, run_dir, run["repeat"])
         if incomplete:
             res["incomplete"] = True
@@ -153,12 +153,54 @@ def export_vllm(run_dir: str | Path) -> list[Path]:
     return paths + [out_dir / "summary.json"]
 
 
-def _runs_from_records(records: list[dict]) -> list[dict]:
-    """Without a summary (a crashed run): one run per arm/repeat/rate, its wall time from its records."""
-    keys = dict.fromkeys((r["arm"], r.get("repeat", 0), r.get("rate")) for r in records)
-    runs = []
-    for arm, rep, rate in keys:
-        mine = [r for r in records if (r["arm"], r.get("repeat", 0), r.get("rate")) == (arm, rep, rate)]
-        end = max((r.get("finish_s") or r["arrival_s"]) for r in mine)
-        runs.append({"arm": arm, "repeat": rep, "rate": rate, "wall_s": max(end, 1e-9), "n": len(mine)})
-    return runs
+def _key(rec: dict) -> tuple:
+    return rec["arm"], rec.get("repeat", 0), rec.get("rate")
+
+
+def passes(run_dir: Path, runs: list[dict], records: list[dict], cfg: dict) -> list[dict]:
+    """One pass per (arm, repeat, rate), in run order: its wall time the summary's, summed over the blocks it was
+    cut into (without a summary, its blocks' spans), and its records with each block's times moved past the
+    blocks before it, as if they ran back to back (a record's times count from its block's start). A pass whose
+    records the summary counted otherwise (a torn or doubled requests.jsonl) is an error: its figures would be."""
+    check_counts(run_dir / "requests.jsonl", {"runs": runs}, records)
+    walls: dict[tuple, float] = {}
+    for run in runs:
+        key = (run["arm"], run["repeat"], run["rate"])
+        walls[key] = walls.get(key, 0.0) + run["wall_s"]
+    out = []
+    for key in walls or dict.fromkeys(map(_key, records)):
+        if not isinstance((cfg.get("arms") or {}).get(key[0]), dict):
+            raise UserError(f"{run_dir}: arm {key[0]!r} ran but config.yaml has no such arm",
+                            "restore config.yaml or requests.jsonl from the run, or re-run the experiment")
+        mine, span = _laid_end_to_end([r for r in records if _key(r) == key])
+        out.append({"arm": key[0], "repeat": key[1], "rate": key[2], "records": mine,
+                    "wall_s": walls.get(key) or max(span, 1e-9)})
+    return out
+
+
+TIME_KEYS = ("arrival_s", "send_s", "first_token_s", "finish_s")
+
+
+def _laid_end_to_end(records: list[dict]) -> tuple[list[dict], float]:
+    """The records with each block's times shifted by the spans of the blocks before it (in file order, the
+    order they ran), and the total span."""
+    out, offset = [], 0.0
+    for block in dict.fromkeys(r.get("block") for r in records):
+        rows = [r for r in records if r.get("block") == block]
+        out += [_shifted(r, offset) for r in rows]
+        offset += max(_end(r) for r in rows)
+    return out, offset
+
+
+def _end(rec: dict) -> float:
+    return max([rec["arrival_s"], rec.get("finish_s") or 0.0, *(rec.get("token_times_s") or [])])
+
+
+def _shifted(rec: dict, dt: float) -> dict:
+    if not dt:
+        return rec
+    out = {**rec, **{k: rec[k] + dt for k in TIME_KEYS if rec.get(k) is not None}}
+    for k in ("token_times_s", "chunk_times_s"):
+        if rec.get(k):
+            out[k] = [t + dt for t in rec[k]]
+    return out

@@ -17,6 +17,8 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from testbed.errors import UserError
 from testbed.workloads.items import Chunk, Item
 from testbed.workloads.qa_sets import hotpotqa_items, squad_items
@@ -126,6 +128,9 @@ def load_file(path: Path, distractors: int = 0) -> list[Item]:
             return hotpotqa_items(path, data)
         if is_sharegpt(data):
             return sharegpt_items(path, text)
+        if data and all(isinstance(d, dict) and "prompt" in d and "question" not in d for d in data):
+            raise UserError(f"workload.dataset: {path}: a JSON array of prompts",      # else: "id is missing"
+                            'write one {"prompt": "...", "output_tokens": 32} object per line (JSONL)')
         return _items_from_records(path, [(i + 1, d) for i, d in enumerate(data)], where="element")
     if head == "{":
         try:
@@ -244,8 +249,16 @@ def _check_types(rec: dict, bad) -> None:
             raise bad(key, f"must be a JSON {'object' if kind is dict else 'string'}, got {type(rec[key]).__name__}",
                       f"e.g. {example}")
     for key in ("id", "question", "category"):
-        if isinstance(rec.get(key), (dict, list)):
-            raise bad(key, f"must be a string, got {type(rec[key]).__name__}", f'e.g. "{key}": "..."')
+        value = rec.get(key)
+        if isinstance(value, (dict, list)) or (value is None and key in REQUIRED):     # str(None) is "None"
+            raise bad(key, f"must be a string, got {'null' if value is None else type(value).__name__}",
+                      f'e.g. "{key}": "..."')
+    if isinstance(rec.get("schema"), dict):     # a bad schema would raise in the json scorer, mid-run
+        try:
+            jsonschema.validators.validator_for(rec["schema"]).check_schema(rec["schema"])
+        except jsonschema.SchemaError as e:
+            raise bad("schema", f"is not a valid JSON Schema ({e.message})",
+                      'e.g. "schema": {"type": "object", "required": ["date"]}') from None
 
 
 def _chunks(raw: Any, bad) -> list[Chunk]:
@@ -255,10 +268,11 @@ def _chunks(raw: Any, bad) -> list[Chunk]:
     for i, c in enumerate(raw):
         if isinstance(c, str):
             chunks.append(Chunk(id=f"c{i}", text=c))
-        elif isinstance(c, dict) and "id" in c and "text" in c:
-            chunks.append(Chunk(id=str(c["id"]), text=str(c["text"]), source=c.get("source")))
+        elif (isinstance(c, dict) and isinstance(c.get("text"), str) and isinstance(c.get("id"), (str, int))
+              and isinstance(c.get("source"), (str, type(None)))):
+            chunks.append(Chunk(id=str(c["id"]), text=c["text"], source=c.get("source")))
         else:
-            raise bad(f"chunks[{i}]", "needs both \"id\" and \"text\"",
+            raise bad(f"chunks[{i}]", "needs an \"id\" and a \"text\" string (and \"source\", if any, a string)",
                       'write chunks as plain strings (ids c0, c1, ... are given) or as {"id": ..., "text": ...}')
     ids = [c.id for c in chunks]
     if len(ids) != len(set(ids)):

@@ -58,6 +58,13 @@ def random_items(spec: RandomSpec | None, n: int | None, seed: int) -> list[Item
             for i, (L, o, off) in enumerate(zip(ins, outs, offsets))]
 
 
+def longest_random_request(items: list[Item]) -> int:
+    """The most tokens (prompt + output) a random item asks for; 0 without random items. Known before any
+    prompt is built, so a request beyond the model's context is refused before minutes of tokenising."""
+    return max((it.meta["random_input_len"] + (it.max_new_tokens or 0) for it in items
+                if "random_input_len" in it.meta), default=0)
+
+
 def random_prompt_ids(tokenizer, length: int, offset: int, index: int) -> list[int]:
     """About `length` ids walking the non-special vocabulary, chosen so that re-tokenising their text
     gives them back: the text is re-encoded and cut (or topped up) to `length` for up to 10 rounds."""
@@ -147,48 +154,84 @@ def is_sharegpt(data: list) -> bool:
 
 
 def sharegpt_items(path: Path, text: str) -> list[Item]:
-    """The first human turn as the prompt, the first gpt turn as the reference output; missing turns: an error."""
-    items = []
+    """The first human turn as the prompt, the first gpt turn as the reference output; missing turns, an
+    empty prompt or an id given twice: an error naming the line."""
+    items, seen = [], {}
     for line, rec in element_lines(text):
         turns = rec.get("conversations") if isinstance(rec, dict) else None
-        roles = [t.get("from") for t in turns[:2]] if isinstance(turns, list) else []
-        if roles[:2] != ["human", "gpt"] or not all(isinstance(t.get("value"), str) for t in turns[:2]):
-            raise UserError(f"workload.dataset: {path}:{line}: ShareGPT entry {rec.get('id', len(items))!r} needs a "
+        turns = turns[:2] if isinstance(turns, list) and all(isinstance(t, dict) for t in turns[:2]) else []
+        roles = [t.get("from") for t in turns]
+        if roles != ["human", "gpt"] or not all(isinstance(t.get("value"), str) for t in turns):
+            raise UserError(f"workload.dataset: {path}:{line}: ShareGPT entry {_entry_id(rec, len(items))!r} needs a "
                             f"human turn then a gpt turn in \"conversations\" (got roles {roles})",
                             'give each entry "conversations": [{"from": "human", "value": ...}, '
                             '{"from": "gpt", "value": ...}], or drop it')
-        items.append(Item(id=str(rec.get("id", f"sharegpt-{len(items)}")), category="sharegpt",
-                          question=turns[0]["value"], answers=[],
+        _check_prompt(turns[0]["value"], f"{path}:{line}", "give the human turn some text, or drop the entry")
+        item_id = str(rec.get("id", f"sharegpt-{len(items)}"))
+        if item_id in seen:     # requests, records and the prompt cache are keyed by it
+            raise UserError(f"workload.dataset: {path}:{line}: duplicate ShareGPT id {item_id!r} (first at line "
+                            f"{seen[item_id]})", "give every entry a unique id, or drop the ids (then numbered)")
+        seen[item_id] = line
+        items.append(Item(id=item_id, category="sharegpt", question=turns[0]["value"], answers=[],
                           meta={"raw_prompt": True, "reference_output": turns[1]["value"], "line": line}))
     return items
 
 
+def _entry_id(rec, n: int):
+    return rec.get("id", n) if isinstance(rec, dict) else n
+
+
+def _check_prompt(prompt: str, at: str, fix: str) -> None:
+    """An empty prompt has no token to prefill from: every engine would fail on it mid-run."""
+    if not prompt.strip():
+        raise UserError(f"workload.dataset: {at}: the prompt is empty", fix)
+
+
+PROMPT_FIX = 'write {"prompt": "...", "output_tokens": 32} per line, or plain prompts one per line in a .txt file'
+
+
 def prompt_items(path: Path, text: str) -> list[Item]:
-    """vLLM's custom JSONL ({"prompt", "output_tokens"?} per line) or plain text, one prompt per line."""
-    items = []
+    """vLLM's custom JSONL ({"prompt", "output_tokens"?} per line), or plain prompts, one per line, taken as
+    they are. The first non-blank line decides which for the whole file: a JSON object, or text."""
+    items, jsonl = [], _first_record(text) is not None
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        prompt, out = line, None
-        if line.lstrip().startswith("{"):
-            rec = json.loads(line)
-            prompt, out = rec.get("prompt"), rec.get("output_tokens")
-            if not isinstance(prompt, str) or (out is not None and not (isinstance(out, int) and out >= 1)):
-                raise UserError(f"workload.dataset: {path}:{n}: a prompt line needs \"prompt\" (text) and "
-                                "optionally \"output_tokens\" (a positive integer)",
-                                'write {"prompt": "...", "output_tokens": 32} per line')
+        prompt, out = _prompt_record(path, n, line) if jsonl else (line, None)
+        _check_prompt(prompt, f"{path}:{n}", "give the line some text, or drop it")
         items.append(Item(id=f"prompt-{len(items)}", category="prompts", question=prompt, answers=[],
                           max_new_tokens=out, meta={"raw_prompt": True, "line": n}))
     return items
 
 
+def _prompt_record(path: Path, n: int, line: str) -> tuple[str, int | None]:
+    """(prompt, output_tokens) of one line of vLLM's custom JSONL."""
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as e:
+        why = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+        raise UserError(f"workload.dataset: {path}:{n}: not valid JSON ({why})", PROMPT_FIX) from None
+    prompt, out = (rec.get("prompt"), rec.get("output_tokens")) if isinstance(rec, dict) else (None, None)
+    if not isinstance(prompt, str) or (out is not None and (isinstance(out, bool) or not isinstance(out, int)
+                                                            or out < 1)):
+        raise UserError(f"workload.dataset: {path}:{n}: a prompt line needs \"prompt\" (text) and "
+                        "optionally \"output_tokens\" (a positive integer)", PROMPT_FIX)
+    return prompt, out
+
+
 def is_prompt_file(path: Path, text: str) -> bool:
-    """A .txt file, or JSONL whose first record has "prompt" and no "question"."""
+    """JSONL whose first record has "prompt" and no "question", or a .txt file but one of our items' JSONL."""
+    rec = _first_record(text)
     if path.suffix == ".txt":
-        return True
+        return rec is None or "question" not in rec
+    return rec is not None and "prompt" in rec and "question" not in rec
+
+
+def _first_record(text: str) -> dict | None:
+    """The first non-blank line as a JSON object, or None where it is not one."""
     first = next((line for line in text.splitlines() if line.strip()), "")
     try:
         rec = json.loads(first)
-    except (json.JSONDecodeError, RecursionError):    # not a prompt file; the item loader says what is wrong
-        return False
-    return isinstance(rec, dict) and "prompt" in rec and "question" not in rec
+    except (json.JSONDecodeError, RecursionError):    # not JSONL; the item loader says what is wrong
+        return None
+    return rec if isinstance(rec, dict) else None
