@@ -30,7 +30,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from testbed.request import Request
 from testbed.serve.metrics import scrape
 from testbed.workloads.datasets import load_dataset
 from testbed.workloads.prompts import build_messages, render_prompt
+from parity_servers import free_port  # noqa: E402  (scripts/ is on sys.path when a script runs)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "remote.yaml"
@@ -65,12 +65,6 @@ COUNTING = "1, 2, 3, 4, 5,"       # greedy SmolLM2 keeps counting: the stream is
 def overrides(args) -> list[str]:
     return [f"model.id={args.model}", "threads=1", f"workload.max_new_tokens={args.max_new_tokens}",
             f"arms.local={ARMS[args.engine]}"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(sets: list[str], port: int, log) -> subprocess.Popen:
