@@ -136,12 +136,23 @@ def env_differences(new_dir: str | Path, ref_dir: str | Path, keys: tuple[str, .
             and a[k] != b[k]]
 
 
+def env_recorded_once(new_dir: str | Path, ref_dir: str | Path, keys: tuple[str, ...]) -> list[str]:
+    """The env.json `keys` one run recorded and the other did not (an older run), "key (missing in reference)"."""
+    a, b = read_env(new_dir), read_env(ref_dir)
+    return [f"{k} (missing in {'reference' if a.get(k) is not None else 'new run'})" for k in keys
+            if (a.get(k) is None) != (b.get(k) is None)]
+
+
 def env_notes(new_dir: str | Path, ref_dir: str | Path) -> list[str]:
     """One line per kind of environment difference that compare_dirs lets through: the machine, the versions."""
     notes = []
     if machine := env_differences(new_dir, ref_dir, MACHINE):
         notes.append(f"note: another machine than the reference's: {'; '.join(machine)} (new vs reference): speed "
                      "and memory moves are shown, not gated; quality is. To gate speed, publish a reference here")
+    if one_sided := env_recorded_once(new_dir, ref_dir, ("cpu_id", "cpu_simd")):
+        notes.append(f"note: {', '.join(one_sided)} recorded by one run only: only the CPU name and core count tell "
+                     "the machines apart, and two CPU generations can share a name. To be sure, publish a reference "
+                     "with `testbed publish` on this machine")
     if versions := env_differences(new_dir, ref_dir, VERSIONS):
         notes.append(f"note: other versions than the reference's: {'; '.join(versions)} (new vs reference): every "
                      "metric is still gated, as a version that moves a ratio is a regression too")

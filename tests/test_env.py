@@ -1,7 +1,7 @@
 """env.json's CPU card: two CPUs sold under one name must not read alike (issue 21: "AMD EPYC" in a VM)."""
 import shutil
 
-from testbed.compare import MACHINE, env_differences
+from testbed.compare import MACHINE, env_differences, env_notes
 from testbed.env import cpu_info
 from testbed.report.reference_index import machine_card
 
@@ -55,3 +55,13 @@ def test_the_machine_card_names_the_generation_where_recorded():
     assert "cpu: AMD EPYC, 2 cores" in machine_card(env)                     # an older env.json
     assert "cpu: AMD EPYC (AuthenticAMD family 26 model 2 stepping 1), 2 cores" in machine_card(
         env | cpu_info(ZEN5))
+
+
+def test_a_reference_without_cpu_id_is_named_in_a_note(tmp_path):
+    ref, new = RERUNS[0].parent / "20261202T041049Z-1f898f3", tmp_path / "new"
+    shutil.copytree(ref, new)
+    assert not any("recorded by one run only" in n for n in env_notes(new, ref))
+    _edit(new, "env.json", lambda e: e.update(cpu_info(ZEN4)))
+    notes = [n for n in env_notes(new, ref) if "recorded by one run only" in n]
+    assert len(notes) == 1 and "cpu_id (missing in reference), cpu_simd (missing in reference)" in notes[0]
+    assert not any("recorded by one run only" in n for n in env_notes(ref, ref))
