@@ -19,7 +19,7 @@ from pathlib import Path
 from testbed.errors import UserError
 from testbed.report.compare import read_env, read_records, read_summary
 from testbed.report.reference_index import commit_text, machine_card, write_index
-from testbed.report.run_files import check_counts
+from testbed.report.run_files import check_counts, plots_dir
 
 REFERENCE_DIR = Path("results/reference")
 INDEX = Path("docs/results.md")
@@ -58,6 +58,7 @@ def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
     check_counts(run_dir / "requests.jsonl", summary, read_records(run_dir))     # a reference's records are whole
     if not (run_dir / "report.md").is_file():
         raise UserError(f"{run_dir}: no report.md", "give a run directory written by `testbed run`")
+    plots = plots_dir(run_dir)      # a file there: the reference's report would link to plots it lacks
     dest = Path(dest_root) / reference_name(summary, env)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -65,8 +66,8 @@ def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
     for name in COPIED:
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, tmp / name)
-    if (run_dir / "plots").is_dir():
-        shutil.copytree(run_dir / "plots", tmp / "plots")
+    if plots.is_dir():
+        shutil.copytree(plots, tmp / "plots")
     (tmp / "report.md").write_text(report_with_provenance(run_dir, env), encoding="utf-8")
     _copy_records(run_dir / "requests.jsonl", tmp)
     (tmp / "reference.json").write_text(json.dumps(

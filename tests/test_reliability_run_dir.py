@@ -1,0 +1,127 @@
+"""Damaged run directories: one error line plus its fix, exit 2, no traceback, and nothing measured lost or
+half rewritten. The run directory is a real tiny run (`run` on a random model), damaged the way a crash, a
+stray `mkdir` or a hand edit leaves one."""
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from testbed.cli import main
+
+TINY = """name: tiny
+model: {id: random:tiny-llama, dtype: float32}
+threads: 1
+workload: {dataset: golden, limit: 4, max_new_tokens: 4, warmup: 0}
+baseline: a
+arms: {a: {engine: hf}, b: {engine: hf, batch_size: 2}}
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One finished run of two arms (a, b), made by the command line as a user makes it."""
+    root = tmp_path_factory.mktemp("run")
+    (root / "tiny.yaml").write_text(TINY)
+    assert main(["run", str(root / "tiny.yaml"), "--out", str(root / "out"), "--device", "cpu", "--quiet"]) == 0
+    return next((root / "out").iterdir())
+
+
+@pytest.fixture
+def copy(run, tmp_path):
+    return Path(shutil.copytree(run, tmp_path / run.name))
+
+
+def one_error(capsys, code) -> str:
+    """The error line, after checking that it is the only one (with its fix) and that the exit code is 2."""
+    assert code == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 2, err
+    assert lines[0].startswith("error: ") and lines[1].startswith("  fix: "), err
+    return lines[0]
+
+
+def _edit_summary(run_dir: Path, change) -> None:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    change(summary)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def _drop_arm_b(run_dir: Path) -> None:
+    lines = (run_dir / "requests.jsonl").read_text().splitlines()
+    (run_dir / "requests.jsonl").write_text("".join(f"{x}\n" for x in lines if json.loads(x)["arm"] != "b"))
+
+
+def empty_arm(run_dir: Path) -> None:
+    """Arm b in summary.json, its records gone, arm a's kept."""
+    _drop_arm_b(run_dir)
+
+
+def empty_arm_no_counts(run_dir: Path) -> None:
+    """The same in a summary without per-pass counts (from before runs had n): checked per arm."""
+    _drop_arm_b(run_dir)
+    _edit_summary(run_dir, lambda s: s.pop("runs"))
+
+
+def plots_file(run_dir: Path) -> None:
+    shutil.rmtree(run_dir / "plots")
+    (run_dir / "plots").write_text("x")
+
+
+def summary_dir(run_dir: Path) -> None:
+    (run_dir / "summary.json").unlink()
+    (run_dir / "summary.json").mkdir()
+
+
+def requests_dir(run_dir: Path) -> None:
+    (run_dir / "requests.jsonl").unlink()
+    (run_dir / "requests.jsonl").mkdir()
+
+
+def _args(command: str, run_dir: Path, other: Path, tmp_path: Path) -> list[str]:
+    return {"diagnose": ["diagnose", str(run_dir), "--no-probe"], "report": ["report", str(run_dir)],
+            "compare": ["compare", str(run_dir), "--against", str(other)],
+            "compare-ref": ["compare", str(other), "--against", str(run_dir)],
+            "publish": ["publish", "--collect", str(run_dir), "--dest", str(tmp_path / "ref"),
+                        "--index", str(tmp_path / "results.md")],
+            "export": ["export", str(run_dir), "--format", "vllm"]}[command]
+
+
+READERS_OF_RECORDS = ("diagnose", "publish", "export")
+EVERY = ("diagnose", "report", "compare", "compare-ref", "publish", "export")
+CASES = [(empty_arm, READERS_OF_RECORDS, r"requests\.jsonl: 0 records of arm 'b'"),
+         (empty_arm_no_counts, READERS_OF_RECORDS, r"requests\.jsonl: no records of arm 'b' where summary\.json"),
+         (plots_file, ("diagnose", "publish"), r"/plots: a file where the plots directory goes"),
+         (summary_dir, EVERY, r"/summary\.json: a directory, not a file"),
+         (requests_dir, READERS_OF_RECORDS, r"/requests\.jsonl: a directory, not a file")]
+
+
+@pytest.mark.parametrize("damage,command,says", [(d, c, says) for d, commands, says in CASES for c in commands],
+                         ids=[f"{d.__name__}-{c}" for d, commands, _ in CASES for c in commands])
+def test_a_damaged_run_directory_is_one_error_naming_the_file(run, copy, tmp_path, capsys, damage, command, says):
+    damage(copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    line = one_error(capsys, main(_args(command, copy, run, tmp_path)))
+    assert line.startswith(f"error: {copy}") and re.search(says, line), line
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before     # nothing rewritten
+    assert not (tmp_path / "ref").exists() and not (tmp_path / "results.md").exists() and not (copy / "vllm").exists()
+
+
+def test_diagnose_refuses_a_plots_file_before_writing_anything(copy, capsys):
+    """It used to write diagnosis.json and summary.json, then fail on plots/ with a FileExistsError traceback."""
+    plots_file(copy)
+    (copy / "diagnosis.json").unlink()
+    stamp = (copy / "summary.json").stat().st_mtime_ns
+    one_error(capsys, main(["diagnose", str(copy), "--no-probe"]))
+    assert not (copy / "diagnosis.json").exists() and (copy / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_what_the_damage_does_not_touch_is_still_shown(copy, capsys):
+    """report and compare read summary.json only: a damaged requests.jsonl does not hide what was measured."""
+    requests_dir(copy)
+    assert main(["report", str(copy)]) == 0
+    assert capsys.readouterr().out.count(copy.name) == 2          # one row per arm
+    assert main(["compare", str(copy), "--against", str(copy)]) == 0
+    assert "0 moved beyond them" in capsys.readouterr().out
