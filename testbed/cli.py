@@ -92,17 +92,19 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     """The regression gate: every interval of NEW_RUN against the reference's (testbed/compare.py)."""
     from testbed.compare import compare_dirs, env_notes
-    found, checked = compare_dirs(args.new_run, args.against, args.tolerance)
+    found, checked, unchecked = compare_dirs(args.new_run, args.against, args.tolerance)
     gated = [m for m in found if m.gated]
     notes = env_notes(args.new_run, args.against)     # another machine, other versions: one line each
-    for line in notes + [m.line() for m in found]:
+    for line in notes + [m.line() for m in found] + [f"not checked: {u['arm']}: {u['metric']} ({u['why']})"
+                                                       for u in unchecked]:
         print(line)
     print(f"{checked} metrics carry intervals in both runs; {len(found)} moved beyond them, {len(gated)} beyond "
-          "their tolerance too (docs/gate.md)")
+          "their tolerance too (docs/gate.md)" + (f"; {len(unchecked)} not checked (a NaN ratio or interval)"
+                                                  if unchecked else ""))
     as_dict = [m.__dict__ | {"worse": m.worse, "change": m.change} for m in found]
     print(json.dumps({"moved": [d for d, m in zip(as_dict, found) if m.gated],
                       "within_noise": [d for d, m in zip(as_dict, found) if not m.gated], "checked": checked,
-                      "notes": notes}))
+                      "not_checked": unchecked, "notes": notes}))
     return 1 if gated and args.fail_on_regression else 0
 
 

@@ -1,7 +1,8 @@
 """Damaged run directories: one error line plus its fix, exit 2, no traceback, and nothing measured lost or
 half rewritten. The run directory is a real tiny run (`run` on a random model), damaged the way a crash, a
-stray `mkdir` or a hand edit leaves one."""
+stray `mkdir` or a hand edit leaves one; compare's NaN ratios are listed as not checked, never passed."""
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -125,3 +126,41 @@ def test_what_the_damage_does_not_touch_is_still_shown(copy, capsys):
     assert capsys.readouterr().out.count(copy.name) == 2          # one row per arm
     assert main(["compare", str(copy), "--against", str(copy)]) == 0
     assert "0 moved beyond them" in capsys.readouterr().out
+
+
+def _nan(row: dict, key: str) -> None:
+    row[key] = row[key + "_ci_low"] = row[key + "_ci_high"] = math.nan
+
+
+def test_compare_lists_a_nan_ratio_as_not_checked_and_still_gates_the_rest(run, copy, tmp_path, capsys):
+    _edit_summary(copy, lambda s: _nan(s["arms"]["b"], "ttft_ms_mean_vs_baseline"))
+    assert main(["compare", str(copy), "--against", str(run), "--fail-on-regression"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "not checked: b: ttft_ms_mean_vs_baseline (the new run's ratio and interval are NaN)" in out
+    assert out[-2].endswith("; 1 not checked (a NaN ratio or interval)")
+    result = json.loads(out[-1])
+    assert result["not_checked"] == [{"arm": "b", "metric": "ttft_ms_mean_vs_baseline",
+                                      "why": "the new run's ratio and interval are NaN"}] and result["checked"] > 0
+
+    ref = Path(shutil.copytree(run, tmp_path / "ref"))      # a real regression beside the NaN still fails the gate
+    _edit_summary(ref, lambda s: s["arms"]["b"].update(quality_accuracy=0.0, quality_accuracy_ci_low=0.0,
+                                                       quality_accuracy_ci_high=0.1))
+    _edit_summary(copy, lambda s: s["arms"]["b"].update(quality_accuracy=0.9, quality_accuracy_ci_low=0.8,
+                                                        quality_accuracy_ci_high=1.0))
+    assert main(["compare", str(copy), "--against", str(ref), "--fail-on-regression"]) == 1
+    out = capsys.readouterr().out
+    assert "moved beyond its 95% CI: b: quality_accuracy" in out and "not checked: b: ttft_ms_mean_vs_baseline" in out
+
+
+@pytest.mark.parametrize("side", ["new", "ref"])
+def test_compare_refuses_when_every_metric_is_nan(run, copy, capsys, side):
+    def all_nan(s):
+        for row in s["arms"].values():
+            for key in [k for k in row if k + "_ci_low" in row]:
+                _nan(row, key)
+    _edit_summary(copy, all_nan)
+    new, ref = (copy, run) if side == "new" else (run, copy)
+    line = one_error(capsys, main(["compare", str(new), "--against", str(ref), "--fail-on-regression"]))
+    assert line.startswith(f"error: {copy}: every metric with an interval is NaN") and "nothing can be gated" in line
+    side_name = "new run" if side == "new" else "reference"
+    assert f"the {side_name}'s ratio and interval are NaN" in line
