@@ -44,13 +44,25 @@ def _config(args):
     return load_config(args.config, args.set, args.device)
 
 
+def _out(args, cfg) -> str:
+    """--out where given, else the config's output_dir; an empty --out is refused (Path("") is the working
+    directory, and `--out ""` used to fall back to output_dir unseen)."""
+    if args.out is None:
+        return cfg.output_dir
+    if not args.out.strip():
+        raise UserError("--out is empty", "give a directory, e.g. --out results, or leave --out out for the "
+                        f"config's output_dir ({cfg.output_dir})")
+    return args.out
+
+
 def cmd_run(args) -> int:
     from testbed.runner import Experiment
     cfg = _config(args)
+    out = _out(args, cfg)       # refused before any model loads
     if cfg.fallback_applied:
         print(f"[testbed] no CUDA device: using the fallback section (model {cfg.model.id})", file=sys.stderr)
     exp = Experiment(cfg, limit=args.limit, progress=not args.quiet)
-    run_dir = exp.run(args.out)
+    run_dir = exp.run(out)
     print((run_dir / "report.md").read_text() if (run_dir / "report.md").exists() else "")
     print(f"results: {run_dir}")
     s = exp.summary
@@ -75,7 +87,7 @@ def cmd_validate(args) -> int:
     from testbed.report.writer import check_output_dir
     from testbed.runner import Experiment
     cfg = _config(args)
-    check_output_dir(args.out or cfg.output_dir)
+    check_output_dir(_out(args, cfg))
     exp = Experiment(cfg, limit=args.limit, progress=False, check_only=True)
     fb = " (fallback applied: no CUDA device)" if cfg.fallback_applied else ""
     print(f"{args.config}: ok{fb} — model {cfg.model.id}, {len(exp.items)} requests, arms: {', '.join(cfg.arms)}")

@@ -1,6 +1,7 @@
-"""Damaged run directories: one error line plus its fix, exit 2, no traceback, and nothing measured lost or
-half rewritten. The run directory is a real tiny run (`run` on a random model), damaged the way a crash, a
-stray `mkdir` or a hand edit leaves one; compare's NaN ratios are listed as not checked, never passed."""
+"""Damaged run directories and empty paths on the command line: one error line plus its fix, exit 2, no
+traceback, and nothing measured lost or half rewritten. The run directory is a real tiny run (`run` on a
+random model), damaged the way a crash, a stray `mkdir` or a hand edit leaves one; compare's NaN ratios are
+listed as not checked, never passed."""
 import json
 import math
 import re
@@ -164,3 +165,28 @@ def test_compare_refuses_when_every_metric_is_nan(run, copy, capsys, side):
     assert line.startswith(f"error: {copy}: every metric with an interval is NaN") and "nothing can be gated" in line
     side_name = "new run" if side == "new" else "reference"
     assert f"the {side_name}'s ratio and interval are NaN" in line
+
+
+def _cwd_and_config(tmp_path, monkeypatch, text: str) -> tuple[Path, str]:
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")         # where Path("") writes
+    (tmp_path / "c.yaml").write_text(text)
+    return tmp_path / "cwd", str(tmp_path / "c.yaml")
+
+
+@pytest.mark.parametrize("command,out", [("run", ""), ("validate", ""), ("run", "  ")])
+def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch, command, out):
+    """`--out ""` used to fall back to the config's output_dir unseen."""
+    cwd, cfg = _cwd_and_config(tmp_path, monkeypatch, TINY)
+    line = one_error(capsys, main([command, cfg, "--out", out, "--device", "cpu"]))
+    assert line == "error: --out is empty" and list(cwd.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_an_empty_output_dir_in_the_config_is_refused_at_load(tmp_path, capsys, monkeypatch, command):
+    cwd, cfg = _cwd_and_config(tmp_path, monkeypatch, TINY + 'output_dir: ""\n')
+    assert main([command, cfg, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "c.yaml: invalid config" in err and list(cwd.iterdir()) == []
+    assert "  output_dir: an empty path; give a directory, e.g. output_dir: results (or leave it out) (got '')" \
+        in err.splitlines()
