@@ -110,8 +110,24 @@ def shipped_configs(root: str | Path = "configs") -> list[str]:
     return sorted(str(p) for p in Path(root).glob("*.yaml") if p.name not in NEEDS_SERVER)
 
 
+def check_destinations(dest_root: str | Path, index: str | Path) -> None:
+    """UserError naming --dest or --index where it is empty (Path("") is the working directory, where references
+    would land beside the code) or where a directory or file holds the other's place."""
+    dest_fix = "give a directory for the references, e.g. --dest results/reference"
+    index_fix = "give the index page's file path, e.g. --index docs/results.md"
+    if not str(dest_root).strip():
+        raise UserError("--dest is empty", dest_fix)
+    if Path(dest_root).exists() and not Path(dest_root).is_dir():
+        raise UserError(f"--dest {dest_root}: a file, not a directory", dest_fix)
+    if not str(index).strip():
+        raise UserError("--index is empty", index_fix)
+    if Path(index).is_dir():
+        raise UserError(f"--index {index}: a directory, not a file", index_fix)
+
+
 def publish(configs: list[str], collect_dirs: list[str], dest_root=REFERENCE_DIR, index=INDEX) -> list[Path]:
     """Run the configs (none given and nothing to collect: every shipped config), collect every run, rewrite the index."""
+    check_destinations(dest_root, index)      # before any run: a late failure would leave references unindexed
     if not configs and not collect_dirs:
         configs = shipped_configs()
     for c in configs:

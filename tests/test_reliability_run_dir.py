@@ -190,3 +190,16 @@ def test_an_empty_output_dir_in_the_config_is_refused_at_load(tmp_path, capsys, 
     assert "Traceback" not in err and "c.yaml: invalid config" in err and list(cwd.iterdir()) == []
     assert "  output_dir: an empty path; give a directory, e.g. output_dir: results (or leave it out) (got '')" \
         in err.splitlines()
+
+
+@pytest.mark.parametrize("flag,value,says", [("--dest", "", "--dest is empty"), ("--index", "", "--index is empty"),
+                                             ("--index", "DIR", "a directory, not a file"),
+                                             ("--dest", "FILE", "a file, not a directory")])
+def test_publish_refuses_an_empty_or_wrong_kind_of_destination(run, tmp_path, capsys, monkeypatch, flag, value, says):
+    monkeypatch.chdir(tmp_path)         # an empty --dest used to publish into the working directory
+    (tmp_path / "DIR").mkdir()
+    (tmp_path / "FILE").write_text("x")
+    args = {"--dest": str(tmp_path / "ref"), "--index": str(tmp_path / "results.md"), flag: value}
+    line = one_error(capsys, main(["publish", "--collect", str(run), *[x for kv in args.items() for x in kv]]))
+    assert line.startswith(f"error: {flag}") and says in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DIR", "FILE"] and not any((tmp_path / "DIR").iterdir())
