@@ -44,13 +44,25 @@ def _config(args):
     return load_config(args.config, args.set, args.device)
 
 
+def _out(args, cfg) -> str:
+    """--out where given, else the config's output_dir; an empty --out is refused (Path("") is the working
+    directory, and `--out ""` used to fall back to output_dir unseen)."""
+    if args.out is None:
+        return cfg.output_dir
+    if not args.out.strip():
+        raise UserError("--out is empty", "give a directory, e.g. --out results, or leave --out out for the "
+                        f"config's output_dir ({cfg.output_dir})")
+    return args.out
+
+
 def cmd_run(args) -> int:
     from testbed.runner import Experiment
     cfg = _config(args)
+    out = _out(args, cfg)       # refused before any model loads
     if cfg.fallback_applied:
         print(f"[testbed] no CUDA device: using the fallback section (model {cfg.model.id})", file=sys.stderr)
     exp = Experiment(cfg, limit=args.limit, progress=not args.quiet)
-    run_dir = exp.run(args.out)
+    run_dir = exp.run(out)
     print((run_dir / "report.md").read_text() if (run_dir / "report.md").exists() else "")
     print(f"results: {run_dir}")
     s = exp.summary
@@ -75,7 +87,7 @@ def cmd_validate(args) -> int:
     from testbed.report.writer import check_output_dir
     from testbed.runner import Experiment
     cfg = _config(args)
-    check_output_dir(args.out or cfg.output_dir)
+    check_output_dir(_out(args, cfg))
     exp = Experiment(cfg, limit=args.limit, progress=False, check_only=True)
     fb = " (fallback applied: no CUDA device)" if cfg.fallback_applied else ""
     print(f"{args.config}: ok{fb} — model {cfg.model.id}, {len(exp.items)} requests, arms: {', '.join(cfg.arms)}")
@@ -92,17 +104,19 @@ def cmd_report(args) -> int:
 def cmd_compare(args) -> int:
     """The regression gate: every interval of NEW_RUN against the reference's (testbed/compare.py)."""
     from testbed.compare import compare_dirs, env_notes
-    found, checked = compare_dirs(args.new_run, args.against, args.tolerance)
+    found, checked, unchecked = compare_dirs(args.new_run, args.against, args.tolerance)
     gated = [m for m in found if m.gated]
     notes = env_notes(args.new_run, args.against)     # another machine, other versions: one line each
-    for line in notes + [m.line() for m in found]:
+    for line in notes + [m.line() for m in found] + [f"not checked: {u['arm']}: {u['metric']} ({u['why']})"
+                                                       for u in unchecked]:
         print(line)
     print(f"{checked} metrics carry intervals in both runs; {len(found)} moved beyond them, {len(gated)} beyond "
-          "their tolerance too (docs/gate.md)")
+          "their tolerance too (docs/gate.md)" + (f"; {len(unchecked)} not checked (a NaN ratio or interval)"
+                                                  if unchecked else ""))
     as_dict = [m.__dict__ | {"worse": m.worse, "change": m.change} for m in found]
     print(json.dumps({"moved": [d for d, m in zip(as_dict, found) if m.gated],
                       "within_noise": [d for d, m in zip(as_dict, found) if not m.gated], "checked": checked,
-                      "notes": notes}))
+                      "not_checked": unchecked, "notes": notes}))
     return 1 if gated and args.fail_on_regression else 0
 
 

@@ -2,10 +2,11 @@
 
     python -m testbed compare results/quickstart-<UTC> --against results/reference/quickstart --fail-on-regression
 
-    moves, checked = compare_dirs(new_dir, ref_dir)            # tolerance=0.1: one threshold for every ratio
+    moves, checked, unchecked = compare_dirs(new_dir, ref_dir)   # tolerance=0.1: one threshold for every ratio
     # moves: [Move(arm="paged", metric="output_throughput_vs_baseline", ref=2.1, ref_ci=(1.9, 2.3),
     #               new=0.4, new_ci=(0.3, 0.5), tolerance=0.35)]: .change 4.25, .gated True, .worse True
-    # checked: how many metrics had intervals on both sides
+    # checked: how many metrics had intervals on both sides; unchecked: those with a NaN ratio or interval
+    # [{"arm": "paged", "metric": "tpot_ms_p50_vs_baseline", "why": "the new run's ratio and interval are NaN"}]
 
 What is compared: every `_vs_baseline` ratio and difference, and every arm's quality scores, that carry a 95%
 interval in both runs (testbed/metrics/ratio_ci.py); a latency percentile only when at least TAIL_VALUES
@@ -22,6 +23,9 @@ within the SLOs, is reported and never fails it: the latencies behind it are gat
 (quickstart's batch 8 shares one TTFT per batch of 8, at ~9-10 s against a 10 s SLO: 100%, 33% or 67% of
 its requests met it in unchanged reruns). A slowed baseline moves every other arm's ratios up: either way counts.
 
+A metric whose ratio or interval is NaN on either side (every comparison with NaN is false, so it used to pass
+unseen) is not checked: listed as such, never passed; when every metric is, compare refuses.
+
 The runs must be of the same config: the resolved config.yaml (fallbacks applied) must agree on every
 key but output_dir and description, the device must be the same, and each arm must have run as many
 requests; otherwise a UserError names what differs. A different machine (env.json's CPU model, core count,
@@ -30,6 +34,7 @@ SIMD width, caches), and the tolerances were set on the reference's machine, so 
 are shown but never fail; quality still does. Different torch, transformers or Python versions are a note
 too, and everything stays gated: a dependency that moves a ratio is a regression to look at.
 """
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,27 +197,53 @@ def gated_keys(row: dict) -> list[str]:
             and tail_ok(row, k)]
 
 
+def _pairs(new: dict, ref: dict):
+    """(arm, metric, reference row, new row) for every metric with an interval in both summaries."""
+    for arm in ref["arms"]:
+        r, n = ref["arms"][arm], new["arms"].get(arm, {})
+        yield from ((arm, key, r, n) for key in gated_keys(r) if key + LOW in n)
+
+
+def _nan_part(row: dict, key: str) -> str | None:
+    """Which of a metric's value and interval is NaN (or not a number at all), or None where all are numbers:
+    every comparison with NaN is False, so such a metric used to pass the gate unseen."""
+    bad = [part for part, k in (("ratio", key), ("interval", key + LOW), ("interval", key + HIGH))
+           if not isinstance(row.get(k), (int, float)) or math.isnan(row[k])]
+    return " and ".join(dict.fromkeys(bad)) or None
+
+
+def not_checked(new: dict, ref: dict) -> list[dict]:
+    """The metrics with intervals in both runs that cannot be compared, a NaN on either side: {arm, metric, why}."""
+    out = []
+    for arm, key, r, n in _pairs(new, ref):
+        why = [f"the {side}'s {part} {'are' if ' and ' in part else 'is'} NaN"
+               for side, row in (("new run", n), ("reference", r)) if (part := _nan_part(row, key))]
+        if why:
+            out.append({"arm": arm, "metric": key, "why": "; ".join(why)})
+    return out
+
+
 def moves(new: dict, ref: dict, tolerance: float | None = None,
           other_machine: bool = False) -> tuple[list[Move], int]:
     """Metrics whose intervals in the two summaries do not overlap (`.gated`: those beyond their tolerance too),
-    and how many were checked."""
+    and how many were checked; a metric with a NaN on either side is not checked (not_checked lists it)."""
     out, checked = [], 0
-    for arm in ref["arms"]:
-        r, n = ref["arms"][arm], new["arms"].get(arm, {})
-        for key in gated_keys(r):
-            if key + LOW not in n:
-                continue
-            checked += 1
-            if n[key + LOW] > r[key + HIGH] or n[key + HIGH] < r[key + LOW]:
-                out.append(Move(arm, key, r[key], (r[key + LOW], r[key + HIGH]), n[key], (n[key + LOW], n[key + HIGH]),
-                                tolerance_for(key, tolerance), other_machine))
+    for arm, key, r, n in _pairs(new, ref):
+        if _nan_part(r, key) or _nan_part(n, key):
+            continue
+        checked += 1
+        if n[key + LOW] > r[key + HIGH] or n[key + HIGH] < r[key + LOW]:
+            out.append(Move(arm, key, r[key], (r[key + LOW], r[key + HIGH]), n[key], (n[key + LOW], n[key + HIGH]),
+                            tolerance_for(key, tolerance), other_machine))
     return out, checked
 
 
-def compare_dirs(new_dir: str | Path, ref_dir: str | Path, tolerance: float | None = None) -> tuple[list[Move], int]:
-    """Check that the runs are comparable (UserError naming what differs), then compare every interval;
-    `tolerance` (a relative change, 0.1 = 10%) replaces the per-family defaults in TOLERANCE. On another
-    machine (env_differences(..., MACHINE)) only quality moves fail."""
+def compare_dirs(new_dir: str | Path, ref_dir: str | Path,
+                 tolerance: float | None = None) -> tuple[list[Move], int, list[dict]]:
+    """Check that the runs are comparable (UserError naming what differs), then compare every interval: the moves,
+    how many metrics were checked, and those not checked (a NaN ratio or interval: not_checked). `tolerance` (a
+    relative change, 0.1 = 10%) replaces the per-family defaults in TOLERANCE. On another machine
+    (env_differences(..., MACHINE)) only quality moves fail. UserError when every metric is NaN: nothing was gated."""
     new_dir, ref_dir = Path(new_dir), Path(ref_dir)
     new, ref = read_summary(new_dir), read_summary(ref_dir)
     for run_dir, summary in ((new_dir, new), (ref_dir, ref)):
@@ -228,9 +259,17 @@ def compare_dirs(new_dir: str | Path, ref_dir: str | Path, tolerance: float | No
         raise UserError(f"{new_dir} and {ref_dir} ran different arms ({sorted(new['arms'])} vs {sorted(ref['arms'])})",
                         "install the missing engine (vllm?) or compare runs made on the same setup")
     found, checked = moves(new, ref, tolerance, bool(env_differences(new_dir, ref_dir, MACHINE)))
+    unchecked = not_checked(new, ref)
+    if not checked and unchecked:
+        sides = [d for d, side in ((new_dir, "new run"), (ref_dir, "reference"))
+                 if any(f"the {side}'s" in u["why"] for u in unchecked)]
+        first = unchecked[0]
+        raise UserError(f"{' and '.join(map(str, sides))}: every metric with an interval is NaN ({len(unchecked)}, "
+                        f"e.g. {first['arm']}: {first['metric']}: {first['why']}), so nothing can be gated",
+                        "look for an arm or baseline that produced no tokens (its summary.json), and re-run it")
     if not checked:     # name the side without intervals: the new run's can lack them as well as the reference's
         bare = ref_dir if not any(gated_keys(row) for row in ref["arms"].values()) else new_dir
         raise UserError(f"{bare}: no metric carries a confidence interval (a run from before intervals existed)",
                         "re-run the reference config, or publish it again" if bare == ref_dir else
                         "re-run the new run with this version")
-    return found, checked
+    return found, checked, unchecked

@@ -181,6 +181,13 @@ class ExperimentConfig(Strict):
     output_dir: str = "results"
     fallback_applied: bool = False
 
+    @field_validator("output_dir")
+    @classmethod
+    def _some_output_dir(cls, v):
+        if not v.strip():       # Path("") is the working directory: runs would land wherever the command started
+            raise ValueError("an empty path; give a directory, e.g. output_dir: results (or leave it out)")
+        return v
+
     @field_validator("arms")
     @classmethod
     def _some_arms(cls, v):

@@ -19,7 +19,7 @@ from pathlib import Path
 from testbed.errors import UserError
 from testbed.report.compare import read_env, read_records, read_summary
 from testbed.report.reference_index import commit_text, machine_card, write_index
-from testbed.report.run_files import check_counts
+from testbed.report.run_files import check_counts, plots_dir
 
 REFERENCE_DIR = Path("results/reference")
 INDEX = Path("docs/results.md")
@@ -58,6 +58,7 @@ def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
     check_counts(run_dir / "requests.jsonl", summary, read_records(run_dir))     # a reference's records are whole
     if not (run_dir / "report.md").is_file():
         raise UserError(f"{run_dir}: no report.md", "give a run directory written by `testbed run`")
+    plots = plots_dir(run_dir)      # a file there: the reference's report would link to plots it lacks
     dest = Path(dest_root) / reference_name(summary, env)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -65,8 +66,8 @@ def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
     for name in COPIED:
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, tmp / name)
-    if (run_dir / "plots").is_dir():
-        shutil.copytree(run_dir / "plots", tmp / "plots")
+    if plots.is_dir():
+        shutil.copytree(plots, tmp / "plots")
     (tmp / "report.md").write_text(report_with_provenance(run_dir, env), encoding="utf-8")
     _copy_records(run_dir / "requests.jsonl", tmp)
     (tmp / "reference.json").write_text(json.dumps(
@@ -109,8 +110,24 @@ def shipped_configs(root: str | Path = "configs") -> list[str]:
     return sorted(str(p) for p in Path(root).glob("*.yaml") if p.name not in NEEDS_SERVER)
 
 
+def check_destinations(dest_root: str | Path, index: str | Path) -> None:
+    """UserError naming --dest or --index where it is empty (Path("") is the working directory, where references
+    would land beside the code) or where a directory or file holds the other's place."""
+    dest_fix = "give a directory for the references, e.g. --dest results/reference"
+    index_fix = "give the index page's file path, e.g. --index docs/results.md"
+    if not str(dest_root).strip():
+        raise UserError("--dest is empty", dest_fix)
+    if Path(dest_root).exists() and not Path(dest_root).is_dir():
+        raise UserError(f"--dest {dest_root}: a file, not a directory", dest_fix)
+    if not str(index).strip():
+        raise UserError("--index is empty", index_fix)
+    if Path(index).is_dir():
+        raise UserError(f"--index {index}: a directory, not a file", index_fix)
+
+
 def publish(configs: list[str], collect_dirs: list[str], dest_root=REFERENCE_DIR, index=INDEX) -> list[Path]:
     """Run the configs (none given and nothing to collect: every shipped config), collect every run, rewrite the index."""
+    check_destinations(dest_root, index)      # before any run: a late failure would leave references unindexed
     if not configs and not collect_dirs:
         configs = shipped_configs()
     for c in configs:

@@ -71,9 +71,9 @@ def test_a_slowed_engine_is_flagged_and_an_unchanged_rerun_passes(tmp_path, step
     summary = json.loads((ref / "summary.json").read_text())
     assert summary["decision"]["pareto_front"] and "output_throughput_vs_baseline_ci_low" in summary["arms"]["b"]
 
-    found, checked = compare_dirs(same, ref)
+    found, checked, _ = compare_dirs(same, ref)
     assert checked > 20 and not [m for m in found if m.gated], [m.line() for m in found]
-    found, _ = compare_dirs(slowed, ref)
+    found, _, _ = compare_dirs(slowed, ref)
     moved = {m.metric: m for m in found if m.arm == "b" and m.gated}
     assert "output_throughput_vs_baseline" in moved and moved["output_throughput_vs_baseline"].worse
     assert any(k.startswith(("ttft_ms", "e2el_ms")) and m.worse for k, m in moved.items())   # hf sleeps before a batch
@@ -125,7 +125,7 @@ def test_every_pair_of_unchanged_quickstart_reruns_passes_which_the_intervals_al
     assert len(RERUNS) >= 7
     ci_alone = 0
     for ref, new in itertools.combinations(RERUNS, 2):
-        found, checked = compare_dirs(new, ref)
+        found, checked, _ = compare_dirs(new, ref)
         assert checked == 52 and not [m for m in found if m.gated], [m.line() for m in found]
         ci_alone += bool(compare_dirs(new, ref, tolerance=0.0)[0])
     assert ci_alone >= 10                  # 15 of the 21 pairs moved an interval (docs/gate.md)
@@ -145,7 +145,7 @@ def test_a_rerun_sized_shift_is_within_noise_and_a_tighter_tolerance_or_a_qualit
     _shift(b8, "goodput_vs_baseline", 3.0)                                       # a threshold metric jumps x3+
     (new / "summary.json").write_text(json.dumps(summary))
 
-    found, _ = compare_dirs(new, ref)
+    found, _, _ = compare_dirs(new, ref)
     assert {(m.arm, m.metric) for m in found} == {("paged", "output_throughput_vs_baseline"),
                                                   ("batch8", "tpot_ms_mean_vs_baseline"),
                                                   ("batch8", "goodput_vs_baseline")}

@@ -21,13 +21,13 @@ import torch
 from testbed.arm import arm_settings
 from testbed.config import validate
 from testbed.diagnose.classify import RULE, diagnose
-from testbed.diagnose.probe import ProbeRunner, model_specs
+from testbed.diagnose.probe import PROBES_FILE, ProbeRunner, model_specs
 from testbed.errors import UserError
 from testbed.models import pick_device
 from testbed.plugins import load_plugins
 from testbed.report import RunWriter, read_records
 from testbed.report.rebuild import rebuild_summary
-from testbed.report.run_files import check_counts, load_summary
+from testbed.report.run_files import check_counts, load_summary, records_file, summary_file
 from testbed.report.writer import to_jsonable
 from testbed.safe_yaml import load_yaml
 from testbed.workloads.datasets import load_dataset
@@ -55,7 +55,8 @@ def diagnose_run_dir(run_dir: str | Path, probe: bool = True) -> dict:
     config = run_dir / "config.yaml"
     if not run_dir.is_dir():
         raise UserError(f"RUN_DIR {run_dir}: no such directory", RUN_DIR_FIX)
-    if not config.is_file() or not (run_dir / "requests.jsonl").is_file():
+    summary_path = summary_file(run_dir)       # each a UserError where a directory sits in the file's place
+    if not config.is_file() or not records_file(run_dir):
         raise UserError(f"RUN_DIR {run_dir}: not a run directory (needs config.yaml and requests.jsonl)", RUN_DIR_FIX)
     try:
         raw = load_yaml(config.read_text(encoding="utf-8"), str(config), "restore config.yaml or re-run the experiment")
@@ -70,8 +71,9 @@ def diagnose_run_dir(run_dir: str | Path, probe: bool = True) -> dict:
     if unknown:         # the probes replay an arm's settings from the config
         raise UserError(f"{run_dir / 'requests.jsonl'}: arms {unknown} are not in {config}",
                         "restore config.yaml or requests.jsonl from the run, or re-run the experiment")
-    if (run_dir / "summary.json").is_file():       # the counts and plots it rewrites would be a torn file's
-        check_counts(run_dir / "requests.jsonl", load_summary(run_dir / "summary.json"), records)
+    if summary_path:       # the counts and plots it rewrites would be a torn file's
+        check_counts(run_dir / "requests.jsonl", load_summary(summary_path), records)
+    RunWriter(run_dir).check_outputs(DIAGNOSIS_FILE, PROBES_FILE)     # refused before anything is written
     try:
         items = {it.id: it for it in load_dataset(cfg.workload.dataset, cfg.workload.categories)}
     except UserError as e:
@@ -82,7 +84,7 @@ def diagnose_run_dir(run_dir: str | Path, probe: bool = True) -> dict:
     runner = ProbeRunner(run_dir, items, settings, specs=model_specs(cfg), device=pick_device("auto"), load=probe)
     diag = diagnose(records, items, runner, settings)
     part = write_diagnosis(run_dir, diag, runner)
-    if not (run_dir / "summary.json").is_file():      # a killed run: rebuild it, marked incomplete
+    if not summary_path:      # a killed run: rebuild it, marked incomplete
         RunWriter(run_dir).write_summary(rebuild_summary(run_dir, records))
     rewrite_report(run_dir, part, records)
     return diag

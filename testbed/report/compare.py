@@ -3,7 +3,8 @@
     compare_runs(["results/spec-20250101T000000Z", "results/paged-20250102T000000Z"])
     # DataFrame indexed by (run, arm): baseline flag, then every flat metric
 
-A missing or malformed run directory raises UserError naming it.
+A missing or malformed run directory raises UserError naming it (and the file: a directory where summary.json
+or requests.jsonl goes is one too).
 """
 import json
 from pathlib import Path
@@ -12,15 +13,15 @@ import pandas as pd
 
 from testbed.errors import UserError
 from testbed.report.rebuild import rebuild_summary
-from testbed.report.run_files import RECORDS_FIX, check_record, load_summary
+from testbed.report.run_files import RECORDS_FIX, check_record, load_summary, records_file, summary_file
 
 
 def read_summary(run_dir: str | Path) -> dict:
     """summary.json of a run directory, checked (report/run_files.py); rebuilt from requests.jsonl if missing."""
-    path = Path(run_dir) / "summary.json"
-    if not path.is_file() and (Path(run_dir) / "requests.jsonl").is_file():
+    path = summary_file(run_dir)            # UserError where a directory sits in its place
+    if path is None and records_file(run_dir):
         return rebuild_summary(run_dir, read_records(run_dir))     # a killed run: marked incomplete
-    if not path.is_file():
+    if path is None:
         raise UserError(f"{run_dir}: no summary.json (not a run directory, or the run never finished an arm)",
                         "give a directory under results/ written by `testbed run`")
     summary = load_summary(path)
@@ -42,8 +43,8 @@ def read_env(run_dir: str | Path) -> dict:
 def read_records(run_dir: str | Path) -> list[dict]:
     """requests.jsonl as checked dicts; a torn last line (an interrupted write) is dropped, any other bad line is an
     error naming it."""
-    path = Path(run_dir) / "requests.jsonl"
-    if not path.is_file():
+    path = records_file(run_dir)            # UserError where a directory sits in its place
+    if path is None:
         return []
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()

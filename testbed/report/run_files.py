@@ -5,11 +5,15 @@ export, diagnose, publish), checked with jsonschema where the files are read.
     cfg = load_run_config(run_dir / "config.yaml")           # a mapping with arms, or UserError
     check_record(rec, "results/x/requests.jsonl:7")          # one record, or UserError naming line and field
     check_counts(path, summary, records)                      # as many records per pass as the summary counted
+    summary_file(run_dir), records_file(run_dir)              # the file, None when absent, UserError if a directory
+    plots_dir(run_dir)                                        # run_dir/plots, UserError where a file holds its place
 
 A damaged file, or one from another testbed version, is one UserError naming the file (and line) and the
-field, not a KeyError or TypeError from deep inside a report. Lenient where older runs differ: only the
-keys the readers index are required; any other known key, where present, must have the type the writer
-gives it (a summary's ratios and intervals are numbers; an arm's metrics are flat values, not objects).
+field, not a KeyError or TypeError from deep inside a report; so is a directory where summary.json or
+requests.jsonl goes, or a file where plots/ goes (once "missing" to a reader and a traceback to a writer).
+Lenient where older runs differ: only the keys the readers index are required; any other known key, where
+present, must have the type the writer gives it (a summary's ratios and intervals are numbers; an arm's metrics
+are flat values, not objects).
 """
 import json
 from pathlib import Path
@@ -43,7 +47,42 @@ _RECORD, _SUMMARY = jsonschema.Draft202012Validator(RECORD), jsonschema.Draft202
 SUMMARY_FIX = ("restore it or re-run the experiment; or move summary.json aside and `report` rebuilds it from "
                "requests.jsonl (marked incomplete)")
 RECORDS_FIX = "restore the file or re-run the experiment"
+COUNTS_FIX = ("restore requests.jsonl; or move summary.json aside (`report` rebuilds it from the records, marked "
+              "incomplete)")
+PLOTS_FIX = "move it aside; `python -m testbed diagnose RUN_DIR --no-probe` writes the report and its plots again"
+FIXES = {"summary.json": SUMMARY_FIX, "requests.jsonl": RECORDS_FIX}
 JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def run_file(run_dir: str | Path, name: str) -> Path | None:
+    """run_dir/name where it is a file, None where nothing is there; UserError where something else is (a
+    directory, a broken link): a damaged run directory, which readers took for a missing file and writers crashed on."""
+    path = Path(run_dir) / name
+    if path.is_file():
+        return path
+    if not path.exists() and not path.is_symlink():
+        return None
+    what = "a directory" if path.is_dir() else "a broken link" if not path.exists() else "not a regular file"
+    raise UserError(f"{path}: {what}, not a file (a damaged run directory)",
+                    FIXES.get(name, f"move it aside; the run's {name} is written there"))
+
+
+def summary_file(run_dir: str | Path) -> Path | None:
+    """run_dir/summary.json, None where the run wrote none (killed), UserError where a directory sits there."""
+    return run_file(run_dir, "summary.json")
+
+
+def records_file(run_dir: str | Path) -> Path | None:
+    """run_dir/requests.jsonl, None where there is none, UserError where a directory sits there."""
+    return run_file(run_dir, "requests.jsonl")
+
+
+def plots_dir(run_dir: str | Path) -> Path:
+    """run_dir/plots (which may not exist yet), UserError where a file holds its place."""
+    path = Path(run_dir) / "plots"
+    if path.is_dir() or not (path.exists() or path.is_symlink()):
+        return path
+    raise UserError(f"{path}: a file where the plots directory goes (a damaged run directory)", PLOTS_FIX)
 
 
 def load_summary(path: Path) -> dict:
@@ -79,9 +118,11 @@ def check_record(rec: object, at: str) -> None:
 
 def check_counts(path: Path, summary: dict, records: list[dict]) -> None:
     """UserError where requests.jsonl (`path`) holds another number of records for a pass (arm, repeat, rate) than
-    summary.json counted: a torn or doubled file, whose figures would be wrong."""
+    summary.json counted: a torn or doubled file, whose figures would be wrong. A summary without per-pass counts
+    (from before runs had n) is checked per arm: an arm it measured must have records, where other arms have some."""
     runs = summary.get("runs") or []
     if not runs or not all("n" in run for run in runs):     # a rebuilt summary, or one from before runs had n
+        _check_arms(path, summary, records)
         return
     counted: dict[tuple, int] = {}
     for run in runs:
@@ -94,9 +135,16 @@ def check_counts(path: Path, summary: dict, records: list[dict]) -> None:
     for key in dict.fromkeys([*counted, *held]):
         if held.get(key, 0) != counted.get(key, 0):
             raise UserError(f"{path}: {held.get(key, 0)} records of arm {key[0]!r} (repeat {key[1]}, rate {key[2]}) "
-                            f"where summary.json counted {counted.get(key, 0)}",
-                            "restore requests.jsonl; or move summary.json aside (`report` rebuilds it from the records, "
-                            "marked incomplete)")
+                            f"where summary.json counted {counted.get(key, 0)}", COUNTS_FIX)
+
+
+def _check_arms(path: Path, summary: dict, records: list[dict]) -> None:
+    held = {rec["arm"] for rec in records}
+    empty = [arm for arm, row in (summary.get("arms") or {}).items() if row.get("n_requests") and arm not in held]
+    if held and empty:      # no records at all is a run that wrote none (checked where records are needed)
+        raise UserError(f"{path}: no records of arm {empty[0]!r} where summary.json counted "
+                        f"{summary['arms'][empty[0]]['n_requests']} (other arms have records)",
+                        COUNTS_FIX)
 
 
 def _check(validator, doc: object, at: str, fix: str) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from testbed.errors import UserError
 from testbed.metrics import latency
 from testbed.report.compare import read_records
-from testbed.report.run_files import check_counts, load_run_config, load_summary
+from testbed.report.run_files import check_counts, load_run_config, load_summary, records_file, summary_file
 
 # the keys of vLLM's result (serve.py main_async + benchmark, --save-detailed, percentiles "99");
 # tests/test_vllm_export.py pins them against vLLM's code where vllm is installed
@@ -123,13 +123,14 @@ def testbed_extra(metrics: dict, incomplete: bool, run_dir: Path, repeat: int) -
 def export_vllm(run_dir: str | Path) -> list[Path]:
     """Write run_dir/vllm/*.json (one per arm, repeat and rate) and vllm/summary.json; return the paths."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file() or not (run_dir / "requests.jsonl").is_file():
+    summary_path = summary_file(run_dir)        # each a UserError where a directory sits in the file's place
+    if not (run_dir / "config.yaml").is_file() or not records_file(run_dir):
         raise UserError(f"RUN_DIR {run_dir}: not a run directory (needs config.yaml and requests.jsonl)",
                         "give a directory written by `python -m testbed run`, e.g. results/<name>-<UTC>")
     cfg = load_run_config(run_dir / "config.yaml")
-    summary_path = run_dir / "summary.json"
-    summary = load_summary(summary_path) if summary_path.is_file() else {"incomplete": True, "arms": {}}
+    summary = load_summary(summary_path) if summary_path else {"incomplete": True, "arms": {}}
     records = read_records(run_dir)
+    check_counts(run_dir / "requests.jsonl", summary, records)     # a torn, doubled or emptied arm: wrong figures
     incomplete = bool(summary.get("incomplete", True)) or not summary.get("runs")
     from testbed.metrics.summary import summarize_arm
     out_dir = run_dir / "vllm"
@@ -160,9 +161,8 @@ def _key(rec: dict) -> tuple:
 def passes(run_dir: Path, runs: list[dict], records: list[dict], cfg: dict) -> list[dict]:
     """One pass per (arm, repeat, rate), in run order: its wall time the summary's, summed over the blocks it was
     cut into (without a summary, its blocks' spans), and its records with each block's times moved past the
-    blocks before it, as if they ran back to back (a record's times count from its block's start). A pass whose
-    records the summary counted otherwise (a torn or doubled requests.jsonl) is an error: its figures would be."""
-    check_counts(run_dir / "requests.jsonl", {"runs": runs}, records)
+    blocks before it, as if they ran back to back (a record's times count from its block's start). The records
+    are those the summary counted (export_vllm checks them first: run_files.check_counts)."""
     walls: dict[tuple, float] = {}
     for run in runs:
         key = (run["arm"], run["repeat"], run["rate"])

@@ -6,6 +6,7 @@ report.md, report.html and plots/*.png.
     writer.append_record(rec)                       # once per request, flushed and fsynced
     writer.write_summary(summary)                   # {"name", "baseline", "incomplete", "arms", "by_category", "notes"}
     writer.write_report(summary, records)
+    writer.check_outputs("diagnosis.json")         # before rewriting a finished run: UserError if one can't be written
 
 requests.jsonl is appended and synced per line, so an interrupted run keeps every finished request.
 """
@@ -23,6 +24,7 @@ from testbed.report.decision import decide
 from testbed.report.html import render_html
 from testbed.report.markdown import render_markdown
 from testbed.report.plots import make_plots
+from testbed.report.run_files import plots_dir, run_file
 from testbed.report.tables import summary_frame
 
 
@@ -80,12 +82,23 @@ def _write_atomic(path: Path, text: str) -> Path:
     return path
 
 
+OUTPUTS = ("config.yaml", "env.json", "requests.jsonl", "summary.json", "summary.csv", "report.md", "report.html")
+
+
 class RunWriter:
     """Owns the files of one run directory; creates it on construction."""
 
     def __init__(self, run_dir: str | Path):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def check_outputs(self, *also: str) -> None:
+        """UserError naming the first output whose place something else holds (a directory where summary.json
+        goes, a file where plots/ goes), before anything is written: a rewrite of an existing run (diagnose) that
+        failed there would leave a traceback and a summary without its report. `also`: the caller's own files."""
+        for name in (*OUTPUTS, *also):
+            run_file(self.run_dir, name)
+        plots_dir(self.run_dir)
 
     def path(self, name: str) -> Path:
         return self.run_dir / name
