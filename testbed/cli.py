@@ -117,7 +117,12 @@ def cmd_compare(args) -> int:
     print(json.dumps({"moved": [d for d, m in zip(as_dict, found) if m.gated],
                       "within_noise": [d for d, m in zip(as_dict, found) if not m.gated], "checked": checked,
                       "not_checked": unchecked, "notes": notes}))
-    return 1 if gated and args.fail_on_regression else 0
+    # a metric the reference measured and the new run reads NaN: the gate cannot vouch for it, so it fails
+    lost = [u for u in unchecked if "the new run's" in u["why"] and "the reference's" not in u["why"]]
+    if lost and args.fail_on_regression:
+        print(f"failing: {len(lost)} metric(s) the reference measured are NaN in the new run "
+              f"(e.g. {lost[0]['arm']}: {lost[0]['metric']})", file=sys.stderr)
+    return 1 if (gated or lost) and args.fail_on_regression else 0
 
 
 def cmd_publish(args) -> int:

@@ -135,7 +135,11 @@ def _nan(row: dict, key: str) -> None:
 
 def test_compare_lists_a_nan_ratio_as_not_checked_and_still_gates_the_rest(run, copy, tmp_path, capsys):
     _edit_summary(copy, lambda s: _nan(s["arms"]["b"], "ttft_ms_mean_vs_baseline"))
-    assert main(["compare", str(copy), "--against", str(run), "--fail-on-regression"]) == 0
+    assert main(["compare", str(run), "--against", str(copy), "--fail-on-regression"]) == 0   # NaN in the reference
+    assert "not checked: b: ttft_ms_mean_vs_baseline (the reference's" in capsys.readouterr().out
+    assert main(["compare", str(copy), "--against", str(run), "--fail-on-regression"]) == 1   # lost in the new run
+    assert "failing: 1 metric(s) the reference measured are NaN in the new run" in capsys.readouterr().err
+    assert main(["compare", str(copy), "--against", str(run)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "not checked: b: ttft_ms_mean_vs_baseline (the new run's ratio and interval are NaN)" in out
     assert out[-2].endswith("; 1 not checked (a NaN ratio or interval)")
