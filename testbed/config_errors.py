@@ -12,7 +12,8 @@ def describe_errors(err: ValidationError, model: type[BaseModel], prefix: str = 
     """One indented line per error: `prefix.loc: what` (unknown keys get the nearest known name)."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]))
+        inner = tuple(e.get("ctx", {}).get("path", ()))   # a check inside a free-form value names its own path
+        loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]) + inner)
         if e["type"] == "extra_forbidden":
             key = str(e["loc"][-1])
             near = get_close_matches(key, _known_keys(model, e["loc"][:-1]), n=1)

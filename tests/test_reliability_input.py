@@ -12,11 +12,13 @@ baseline: a
 
 
 def one_error(capsys, code) -> str:
+    """The error, checked: exit 2, no traceback, `error: ...` (plus one line naming the field, for a schema
+    error) and `  fix: ...`."""
     assert code == 2
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err and len(lines) == 2, lines
-    assert lines[0].startswith("error: ") and lines[1].startswith("  fix: "), lines
+    assert "Traceback" not in err and len(lines) in (2, 3), lines
+    assert lines[0].startswith("error: ") and lines[-1].startswith("  fix: "), lines
     return "\n".join(lines)
 
 
@@ -48,4 +50,33 @@ def test_a_key_reading_as_a_number_in_a_set_value_names_the_override(tmp_path, c
 def test_quoted_keys_that_look_like_values_still_load(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text(BASE + "arms: {a: {engine: hf}, 'on': {engine: hf}, '2024-01-01': {engine: hf}}\n")
+    assert main(["validate", str(path), "--device", "cpu"]) == 0
+
+
+@pytest.mark.parametrize("arm,field", [
+    ("{engine: openai, timeout_s: .inf}", "arms.a.timeout_s"),
+    ("{engine: openai, request_timeout_s: .inf}", "arms.a.request_timeout_s"),
+    ("{engine: paged, watermark: .nan}", "arms.a.watermark"),
+])
+def test_engine_options_refuse_nan_and_infinity(tmp_path, capsys, arm, field):
+    # `timeout_s: .inf` passed its gt=0 bound: a stalled stream was never cut
+    assert f"{field}: Input should be a finite number" in refused(tmp_path, capsys, f"arms: {{a: {arm}}}\n")
+
+
+@pytest.mark.parametrize("body,field,says", [
+    ("{t: .nan}", "arms.a.extra_body.t", "nan is not a JSON number"),
+    ("{a: {b: [1, -.inf]}}", "arms.a.extra_body.a.b.1", "-inf is not a JSON number"),
+    ("{since: 2024-01-01}", "arms.a.extra_body.since", "quote it: '2024-01-01'"),
+    ("{x: [{at: 2024-01-01 10:00:00}]}", "arms.a.extra_body.x.0.at", "as a date"),
+    ("{x: !!binary aGVsbG8=}", "arms.a.extra_body.x", "not a JSON value"),
+])
+def test_extra_body_refuses_what_json_cannot_carry_at_load(tmp_path, capsys, body, field, says):
+    # a NaN went out as the invalid JSON token NaN; a YAML date failed every request of the run
+    err = refused(tmp_path, capsys, f"arms: {{a: {{engine: openai, extra_body: {body}}}}}\n")
+    assert f"{field}: " in err and says in err
+
+
+def test_extra_body_of_json_values_still_loads(tmp_path, capsys):
+    path = tmp_path / "c.yaml"
+    path.write_text(BASE + "arms: {a: {engine: openai, extra_body: {a: 1, b: [x, 2.5, null, true, {c: d}]}}}\n")
     assert main(["validate", str(path), "--device", "cpu"]) == 0

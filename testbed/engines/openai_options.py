@@ -2,10 +2,13 @@
 
     OpenAIOptions.model_validate({"base_url": "http://127.0.0.1:8000/v1", "extra_body": {"top_k": 5}}, strict=True)
 """
+import datetime
+import math
 import os
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from testbed.engines.base import EngineOptions
 from testbed.engines.openai_http import Endpoint
@@ -42,6 +45,17 @@ class OpenAIOptions(EngineOptions):
         Endpoint.parse(v)
         return v
 
+    @field_validator("extra_body")
+    @classmethod
+    def _json_body(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # found at load, not when the first request's body is encoded (a NaN went out as the invalid JSON
+        # token NaN; a YAML date failed every request of the run)
+        problem = json_problem(v)
+        if problem:
+            path, what = problem
+            raise PydanticCustomError("json_value", "{what}", {"what": what, "path": path})
+        return v
+
     @model_validator(mode="after")
     def _warm_within_limit(self) -> "OpenAIOptions":
         if self.warm_connections > self.concurrency:      # the pool holds at most `concurrency`
@@ -59,3 +73,22 @@ def auth_headers(options: OpenAIOptions) -> dict[str, str]:
                             f"export {options.api_key_env}=<key> before the run")
     return {"Authorization": f"Bearer {key}"} if key else {}
 
+
+def json_problem(value: Any, path: tuple = ()) -> tuple[tuple, str] | None:
+    """(path, what is wrong) for the first value inside `value` that a JSON body cannot carry, or None."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return path + (k,), f"the key {k!r} is not text; quote it"
+            if (found := json_problem(v, path + (k,))) is not None:
+                return found
+        return None
+    if isinstance(value, list):
+        return next((found for i, v in enumerate(value) if (found := json_problem(v, path + (i,)))), None)
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, f"{value} is not a JSON number; give a finite number"
+    if isinstance(value, datetime.date):        # datetimes too
+        return path, f"YAML read {value.isoformat()} as a date, which JSON cannot carry; quote it: '{value.isoformat()}'"
+    if value is None or isinstance(value, (str, int, float)):
+        return None
+    return path, f"a YAML {type(value).__name__} is not a JSON value; give text, a number, a list or a mapping"
