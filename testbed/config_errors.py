@@ -2,6 +2,7 @@
 
     raise UserError(f"{source}: invalid config\n" + describe_errors(err, ExperimentConfig), fix)
 """
+import re
 from difflib import get_close_matches
 from typing import Any
 
@@ -25,8 +26,26 @@ def describe_errors(err: ValidationError, model: type[BaseModel], prefix: str = 
             got = e.get("input")
             shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
             where = f"{loc}: " if loc else ""      # a check across fields (baseline) names its fields itself
-            lines.append(f"  {where}{e['msg'].removeprefix('Value error, ')}{shown}")
+            lines.append(f"  {where}{e['msg'].removeprefix('Value error, ')}{shown}{_as_yaml_number(e['type'], got)}")
     return "\n".join(lines)
+
+
+# what Python reads as a number in exponent form; YAML 1.1 (PyYAML) reads it as text unless the mantissa
+# has a dot and the exponent a sign: `1e-9` and `1.0e9` are strings, `1.0e-9` is a float
+EXPONENT = re.compile(r"([-+]?)(\d+\.?\d*|\.\d+)[eE]([-+]?)(\d+)")
+
+
+def _as_yaml_number(kind: str, got: Any) -> str:
+    """A hint for a number YAML read as text (`1e-9`): how to write it so that YAML reads a number."""
+    m = EXPONENT.fullmatch(got.strip()) if isinstance(got, str) and kind in ("float_type", "int_type") else None
+    if m is None:
+        return ""
+    if kind == "int_type":
+        value = float(got)
+        return f"; YAML reads {got} as text: write {int(value)}" if value.is_integer() else ""
+    sign, mantissa, exp_sign, exp = m.groups()
+    mantissa = mantissa + ("0" if mantissa.endswith(".") else "" if "." in mantissa else ".0")
+    return f"; YAML reads {got} as text: write {sign}{mantissa}e{exp_sign or '+'}{exp}"
 
 
 def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:

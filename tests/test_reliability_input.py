@@ -80,3 +80,17 @@ def test_extra_body_of_json_values_still_loads(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text(BASE + "arms: {a: {engine: openai, extra_body: {a: 1, b: [x, 2.5, null, true, {c: d}]}}}\n")
     assert main(["validate", str(path), "--device", "cpu"]) == 0
+
+
+@pytest.mark.parametrize("text,args,says", [
+    ("sampling: {temperature: 1e-9}\narms: {a: {}}\n", (), "sampling.temperature: Input should be a valid number "
+                                                           "(got '1e-9'); YAML reads 1e-9 as text: write 1.0e-9"),
+    ("arms: {a: {engine: openai, timeout_s: 5E1}}\n", (), "arms.a.timeout_s: Input should be a valid number "
+                                                          "(got '5E1'); YAML reads 5E1 as text: write 5.0e+1"),
+    ("arms: {a: {}}\n", ("--set", "workload.duration_s=1.5e3"), "write 1.5e+3"),
+    ("arms: {a: {}}\n", ("--set", "workload.max_new_tokens=1e3"), "workload.max_new_tokens: Input should be a valid "
+                                                                  "integer (got '1e3'); YAML reads 1e3 as text: write 1000"),
+])
+def test_a_number_yaml_reads_as_text_says_how_to_write_it(tmp_path, capsys, text, args, says):
+    # YAML 1.1 wants a dot in the mantissa and a sign in the exponent; `1e-9` is the string '1e-9'
+    assert says in refused(tmp_path, capsys, text, *args)
