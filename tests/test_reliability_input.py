@@ -94,3 +94,28 @@ def test_extra_body_of_json_values_still_loads(tmp_path, capsys):
 def test_a_number_yaml_reads_as_text_says_how_to_write_it(tmp_path, capsys, text, args, says):
     # YAML 1.1 wants a dot in the mantissa and a sign in the exponent; `1e-9` is the string '1e-9'
     assert says in refused(tmp_path, capsys, text, *args)
+
+
+@pytest.mark.parametrize("model,says", [
+    ("", "fetch MODEL: the model name is empty"),          # was "model.id: . has no config.json"
+    ("  ", "fetch MODEL: the model name is empty"),
+    ("random:nope", "fetch MODEL: 'random:nope' is not a random preset"),   # was a hub repo-id error
+    ("foo bar", "fetch MODEL: could not fetch 'foo bar' from the hub"),
+])
+def test_fetch_of_no_model_name_lists_what_to_give(capsys, monkeypatch, model, says):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    err = one_error(capsys, main(["fetch", model]))
+    assert says in err and "smollm2-135m" in err and "random:<tiny-llama|" in err and "hub id (org/name)" in err
+
+
+@pytest.mark.parametrize("model,says", [("./nope", "fetch MODEL: ./nope does not exist"),
+                                        ("nope.gguf", "fetch MODEL: GGUF file nope.gguf not found")])
+def test_fetch_of_a_missing_path_names_the_argument_not_a_config_field(tmp_path, capsys, monkeypatch, model, says):
+    monkeypatch.chdir(tmp_path)
+    err = one_error(capsys, main(["fetch", model]))
+    assert says in err and "model.id" not in err
+
+
+def test_fetch_of_a_random_preset_has_nothing_to_fetch(capsys):
+    assert main(["fetch", "random:tiny-llama"]) == 0
+    assert "nothing to fetch" in capsys.readouterr().err
