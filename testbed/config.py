@@ -20,7 +20,7 @@ from testbed.overrides import merge, with_overrides
 from testbed.request import SEED_LIMIT
 from testbed.safe_yaml import load_yaml
 from testbed.sections import SECTIONS
-from testbed.workloads.arrival_config import ArrivalConfig
+from testbed.workloads.arrival_config import ArrivalConfig, within_a_week
 from testbed.workloads.standard import RandomSpec
 
 class Strict(BaseModel):
@@ -76,7 +76,14 @@ class WorkloadConfig(Strict):
     seed: NumpySeed = 0
     random: RandomSpec | None = Field(None, description="lengths of the random dataset (dataset: random)")
     duration_s: float | None = Field(None, gt=0, description="stop sending new requests this long after an arm "
-                                     "starts; those in flight finish (a duration-bounded run)")
+                                     "starts; those in flight finish (a duration-bounded run); at most 7 days")
+
+    _at_most_a_week = field_validator("duration_s")(within_a_week)
+
+    @model_validator(mode="after")
+    def _first_request_within_duration(self):
+        self.arrival.check_duration(self.duration_s)
+        return self
 
 
 class SloConfig(Strict):

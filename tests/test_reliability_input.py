@@ -119,3 +119,44 @@ def test_fetch_of_a_missing_path_names_the_argument_not_a_config_field(tmp_path,
 def test_fetch_of_a_random_preset_has_nothing_to_fetch(capsys):
     assert main(["fetch", "random:tiny-llama"]) == 0
     assert "nothing to fetch" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arrival,says", [
+    ("{kind: poisson, rate: 1.0e-6}", "workload.arrival.rate: 1e-06 requests/s is one request every 11.6 days"),
+    ("{kind: sweep, rates: [1, 1.0e-6, inf]}", "workload.arrival.rates: 1e-06 requests/s is one request every"),
+    ("{kind: slo_search, rates: [1.0e-6, 4]}", "workload.arrival.rates: 1e-06 requests/s"),
+])
+def test_a_rate_whose_mean_gap_exceeds_a_day_is_refused_at_load(tmp_path, capsys, arrival, says):
+    # 1e-6 (a typo for 1e6) passed, and the run slept for days between requests
+    err = refused(tmp_path, capsys, "slo: {ttft_ms: 500}\narms: {a: {}}\n", "--set", f"workload.arrival={arrival}")
+    assert says in err and "1-day bound" in err
+
+
+@pytest.mark.parametrize("arrival", ["{kind: poisson, rate: 0.0002}", "{kind: sweep, rates: [0.0001, 1, inf]}"])
+def test_a_pass_that_takes_over_a_day_to_send_its_requests_is_refused(tmp_path, capsys, arrival):
+    # each rate alone is under a day per request, but 20 requests at it are not
+    err = refused(tmp_path, capsys, "arms: {a: {}}\n", "--set", "workload.limit=20",
+                  "--set", f"workload.arrival={arrival}")
+    assert "workload.arrival.rate" in err and "20 requests at 0.000" in err and "workload.duration_s" in err
+
+
+def test_a_duration_ending_before_the_first_expected_request_is_refused(tmp_path, capsys):
+    err = refused(tmp_path, capsys, "arms: {a: {}}\n", "--set", "workload.arrival={kind: poisson, rate: 0.001}",
+                  "--set", "workload.duration_s=60")
+    assert "workload: duration_s 60 ends before the first request is expected" in err and "arrival.rate" in err
+
+
+def test_a_duration_beyond_a_week_is_refused(tmp_path, capsys):
+    err = refused(tmp_path, capsys, "arms: {a: {}}\n", "--set", "workload.duration_s=1.0e+12")
+    assert "workload.duration_s: 1e+12 s is" in err and "7-day bound" in err
+
+
+@pytest.mark.parametrize("args", [("--set", "workload.arrival={kind: poisson, rate: .inf}"),
+                                  ("--set", "workload.arrival={kind: sweep, rates: [1, inf]}", "--set",
+                                   "workload.duration_s=604800"),
+                                  ("--set", "workload.limit=20", "--set", "workload.arrival={kind: poisson, "
+                                   "rate: 0.0002}", "--set", "workload.duration_s=6000")])
+def test_all_at_once_and_long_schedules_cut_by_a_duration_still_load(tmp_path, capsys, args):
+    path = tmp_path / "c.yaml"
+    path.write_text(BASE + "arms: {a: {}}\n")
+    assert main(["validate", str(path), "--device", "cpu", *args]) == 0, capsys.readouterr().err
