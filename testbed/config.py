@@ -8,21 +8,20 @@ validated by its class, plus engine-specific keys validated by the engine's `Opt
 The registries fill when the strategies are imported: callers run testbed.plugins.load_plugins()
 first (this module imports no strategy).
 """
-import copy
-import math
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from testbed.config_errors import describe_errors
 from testbed.engines.base import ENGINES
 from testbed.errors import UserError
+from testbed.overrides import merge, with_overrides
 from testbed.request import SEED_LIMIT
-from testbed.sections import SECTIONS
 from testbed.safe_yaml import load_yaml
+from testbed.sections import SECTIONS
+from testbed.workloads.arrival_config import ArrivalConfig, within_a_week
 from testbed.workloads.standard import RandomSpec
-from testbed.workloads.sweep import parse_rate
 
 class Strict(BaseModel):
     # no NaN or infinity unless a field says so: cost: {usd_per_hour: .inf} printed Infinity into the
@@ -48,61 +47,6 @@ class SamplingConfig(Strict):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0)
     seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="in [0, 2^63)")
-
-
-class ArrivalConfig(Strict):
-    kind: Literal["offline", "poisson", "concurrency", "sweep", "slo_search"] = "offline"
-    rate: float | None = Field(None, gt=0, allow_inf_nan=True,
-                               description="requests/s, for poisson (.inf: all at once)")
-    rates: list[float | Literal["inf"]] | None = Field(
-        None, description="offered requests/s per sweep step, for sweep ('inf' = all at once); sorted on load")
-    burstiness: float = Field(1.0, gt=0, allow_inf_nan=True,
-                              description="gamma shape; 1 = Poisson (vLLM's definition), .inf = constant gaps")
-    n: int | None = Field(None, ge=1, description="requests in flight, for concurrency")
-    # each level >= 1: a level of 0 sent nothing and the run waited forever
-    concurrency: list[Annotated[int, Field(ge=1)]] | None = Field(
-        None, description="requests in flight per sweep step (closed loop), for sweep instead of rates")
-    max_concurrency: int | None = Field(None, ge=1, description="open loop: at most this many in flight; the "
-                                        "rest wait in the client, their wait counted in TTFT (vLLM's --max-concurrency)")
-    steps: int = Field(6, ge=1, le=20, description="slo_search: bisection steps between rates[0] and rates[1]")
-    target: float = Field(0.9, gt=0, le=1, description="slo_search: share of requests that must meet every SLO")
-
-    @field_validator("rates", mode="before")
-    @classmethod
-    def _sorted_rates(cls, v):
-        """Positive numbers or 'inf', ascending, duplicates dropped; inf kept as the string 'inf' (JSON-safe)."""
-        if v is None:
-            return v
-        if not isinstance(v, list):
-            raise ValueError("rates must be a list of requests/s, e.g. [1, 2, 4, inf]")
-        try:
-            rates = sorted({parse_rate(r) for r in v})
-        except (TypeError, ValueError):
-            raise ValueError(f"rates must be positive requests/s or 'inf' (got {v!r}), e.g. [1, 2, 4, inf]") from None
-        return ["inf" if math.isinf(r) else r for r in rates]
-
-    @model_validator(mode="after")
-    def _needs(self):
-        if self.kind == "poisson" and self.rate is None:
-            raise ValueError("arrival kind poisson needs rate (requests per second), e.g. {kind: poisson, rate: 2}")
-        if self.kind == "concurrency" and self.n is None:
-            raise ValueError("arrival kind concurrency needs n (requests in flight), e.g. {kind: concurrency, n: 4}")
-        if self.kind == "sweep" and not (self.rates or self.concurrency):
-            raise ValueError("arrival kind sweep needs rates (requests per second) or concurrency (requests in "
-                             "flight), e.g. {kind: sweep, rates: [1, 2, inf]} or {kind: sweep, concurrency: [1, 4, 16]}")
-        if self.kind == "sweep" and self.rates and self.concurrency:
-            raise ValueError("arrival kind sweep takes rates or concurrency, not both")
-        if self.kind != "sweep" and self.concurrency is not None:
-            raise ValueError("concurrency (a list) is for kind sweep; for a fixed level use {kind: concurrency, n: N}")
-        if self.kind == "slo_search" and (not self.rates or len(self.rates) != 2 or "inf" in self.rates):
-            raise ValueError("arrival kind slo_search needs rates: [low, high], the bracket to bisect "
-                             "(finite requests/s), e.g. {kind: slo_search, rates: [0.5, 8]}")
-        if self.kind == "sweep" and self.rate is not None:
-            raise ValueError("arrival kind sweep takes rates (a list), not rate; drop rate")
-        if self.kind not in ("sweep", "slo_search") and self.rates is not None:
-            raise ValueError(f"rates is for kind sweep; kind {self.kind} does not take it "
-                             "(drop rates or set kind: sweep)")
-        return self
 
 
 class WorkloadConfig(Strict):
@@ -132,7 +76,14 @@ class WorkloadConfig(Strict):
     seed: NumpySeed = 0
     random: RandomSpec | None = Field(None, description="lengths of the random dataset (dataset: random)")
     duration_s: float | None = Field(None, gt=0, description="stop sending new requests this long after an arm "
-                                     "starts; those in flight finish (a duration-bounded run)")
+                                     "starts; those in flight finish (a duration-bounded run); at most 7 days")
+
+    _at_most_a_week = field_validator("duration_s")(within_a_week)
+
+    @model_validator(mode="after")
+    def _first_request_within_duration(self):
+        self.arrival.check_duration(self.duration_s)
+        return self
 
 
 class SloConfig(Strict):
@@ -231,7 +182,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
     raw = load_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise UserError(f"{path}: the top level must be a mapping", "start with `name: ...` and `model: ...`")
-    typed = _with_overrides(raw, overrides or [], device)   # decides the device and the fallback to use
+    typed = with_overrides(raw, overrides or [], device)   # decides the device and the fallback to use
     if cuda_available is None:
         import torch
         cuda_available = torch.cuda.is_available()
@@ -240,7 +191,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
     if not isinstance(typed.get("fallback"), dict):
         return validate(typed, source=str(path))
     # what the user typed (--set, --device) wins over the fallback, which wins over the file
-    merged = {**_with_overrides(_merge(raw, typed["fallback"]), overrides or [], device), "fallback_applied": True}
+    merged = {**with_overrides(merge(raw, typed["fallback"]), overrides or [], device), "fallback_applied": True}
     if use_fallback:
         return validate(merged, source=f"{path} (fallback applied)")
     cfg = validate(typed, source=str(path))
@@ -249,22 +200,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None, device: st
     return cfg
 
 
-def _with_overrides(raw: dict, overrides: list[str], device: str | None) -> dict:
-    out = copy.deepcopy(raw)
-    for ov in overrides:
-        _apply_override(out, ov)
-    if device:
-        out["device"] = device
-    return out
-
-
 def validate(raw: dict, source: str = "config") -> ExperimentConfig:
     """The config from YAML values, validated strictly (YAML already types its scalars): no bool passes as a
     number (`limit: true`, `batch_size: yes` used to run as 1), no string as a number, no 8.0 as an int."""
     try:
         cfg = ExperimentConfig.model_validate(raw, strict=True)
     except ValidationError as e:
-        raise UserError(f"{source}: invalid config\n" + _describe(e, ExperimentConfig),
+        raise UserError(f"{source}: invalid config\n" + describe_errors(e, ExperimentConfig),
                         "edit the fields named above (python -m testbed list shows valid names)") from None
     for name, arm in cfg.arms.items():
         _validate_arm(name, arm, source)
@@ -281,7 +223,7 @@ def _validate_arm(name: str, arm: ArmConfig, source: str) -> None:
     try:
         arm._options = engine.Options.model_validate(extras, strict=True)
     except ValidationError as e:
-        raise UserError(f"{source}: invalid arm {name!r}\n" + _describe(e, engine.Options, prefix=where),
+        raise UserError(f"{source}: invalid arm {name!r}\n" + describe_errors(e, engine.Options, prefix=where),
                         f"engine {arm.engine!r} takes: {', '.join(engine.Options.model_fields) or 'no options'}; "
                         f"every arm also takes: engine, model, sampling, max_new_tokens, {', '.join(SECTIONS.names())}"
                         ) from None
@@ -297,67 +239,7 @@ def _validate_section(sec: str, body: Any, where: str, arm: str, source: str) ->
     try:
         return cls.model_validate(body, strict=True)
     except ValidationError as e:
-        raise UserError(f"{source}: invalid arm {arm!r}\n" + _describe(e, cls, prefix=where),
+        raise UserError(f"{source}: invalid arm {arm!r}\n" + describe_errors(e, cls, prefix=where),
                         f"see `python -m testbed list` for {sec} options") from None
     except ValueError as e:
         raise UserError(f"{source}: {where}: {e}", f"fix {where}") from None
-
-
-def _describe(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]))
-        if e["type"] == "extra_forbidden":
-            key = str(e["loc"][-1])
-            near = get_close_matches(key, _known_keys(model, e["loc"][:-1]), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            lines.append(f"  {loc or repr(key)}: unknown key{hint}")     # a key "" has an empty path
-        elif e["type"] == "missing":
-            lines.append(f"  {loc}: required field is missing")
-        else:
-            got = e.get("input")
-            shown = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
-            where = f"{loc}: " if loc else ""      # a check across fields (baseline) names its fields itself
-            lines.append(f"  {where}{e['msg'].removeprefix('Value error, ')}{shown}")
-    return "\n".join(lines)
-
-
-def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    cur: Any = model
-    for part in loc:
-        field = getattr(cur, "model_fields", {}).get(part) if isinstance(part, str) else None
-        ann = field.annotation if field else None
-        cur = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if cur is None:
-            return []
-    return list(getattr(cur, "model_fields", {}))
-
-
-def _apply_override(raw: dict, text: str) -> None:
-    if "=" not in text:
-        raise UserError(f"--set {text!r}: expected key=value", "e.g. --set workload.limit=8")
-    key, _, value = text.partition("=")
-    if not value.strip():       # an empty value used to load as null and silently drop the key
-        raise UserError(f"--set {text!r}: no value after '='", f"give a value, e.g. --set {key.strip()}=8, "
-                        f"or --set {key.strip()}=null to unset it")
-    node = raw
-    parts = key.strip().split(".")
-    if not all(parts):          # "=3", "a..b=3": the empty name used to surface as ": unknown key"
-        raise UserError(f"--set {text!r}: an empty key name in {key.strip()!r}",
-                        "name the key as a dotted path, e.g. --set workload.limit=8")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise UserError(f"--set {key}: {p} is not a mapping", "set a leaf key such as workload.limit")
-    node[parts[-1]] = load_yaml(value, f"--set {key}", "give a YAML value, e.g. --set workload.limit=8 "
-                                                         "or --set workload.categories=[lookup]")
-
-
-def _merge(base: dict, over: dict) -> dict:
-    """Deep-merge `over` into `base`; lists, scalars and model specs (a mapping with an `id`) replace
-    whole, so a fallback's model never inherits the dtype or revision of the model it replaces."""
-    out = dict(base)
-    for k, v in over.items():
-        nested = isinstance(v, dict) and isinstance(out.get(k), dict) and "id" not in v
-        out[k] = _merge(out[k], v) if nested else v
-    return out

@@ -47,7 +47,7 @@ from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
 from testbed.workloads.standard import longest_random_request
-from testbed.workloads.sweep import arrival_schedule, rate_label
+from testbed.workloads.sweep import rate_label
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Experiment:
         self.device = pick_device(cfg.device)
         self.skipped = self._unavailable_arms()
         self.arm_names = [a for a in [cfg.baseline] + [a for a in cfg.arms if a != cfg.baseline] if a not in self.skipped]
-        self.schedule = arrival_schedule(w.arrival.model_dump())
+        self.schedule = w.arrival.schedule(len(self.items), w.duration_s)   # refuses a pass over a day
         self.plans = self._plans()
         self._check_arms()
         self.passes = self._passes()

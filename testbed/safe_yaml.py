@@ -1,10 +1,13 @@
 """YAML for untrusted text (configs, --set values, run directories' config.yaml): PyYAML's SafeLoader
-plus three refusals, each a UserError naming the line.
+plus four refusals, each a UserError naming the line.
 
     raw = load_yaml(path.read_text(), source="configs/x.yaml")
 
 - a key given twice in one mapping (PyYAML silently keeps the last: two arms of one name became one);
 - an alias inside the node it names (a cycle: `a: &x [*x]` builds a self-containing list);
+- a mapping key YAML reads as a bool, number, null or date (`on:`, `1:`, `null:`, `2024-01-01:`): every key
+  testbed reads is a name, so `on:` became the key True and surfaced as "True: unknown key", or a date key
+  in extra_body failed the run when the body was encoded as JSON;
 - more than MAX_ALIASES aliases, or aliases expanding the document past MAX_NODES nodes (an alias bomb
   is a few lines that expand to billions of nodes when the config is validated).
 """
@@ -14,13 +17,25 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 from yaml.events import AliasEvent
-from yaml.nodes import MappingNode, SequenceNode
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from testbed.errors import UserError
 
 MAX_ALIASES = 100
 MAX_NODES = 50_000
 MERGE_TAG = "tag:yaml.org,2002:merge"
+# what YAML 1.1 (PyYAML) makes of a plain scalar that is not text
+NOT_A_NAME = {f"tag:yaml.org,2002:{t}": what for t, what in
+              (("bool", "a boolean"), ("int", "a number"), ("float", "a number"), ("null", "null"),
+               ("timestamp", "a date"))}
+
+
+class KeyNotANameError(ConstructorError):
+    """A mapping key that YAML reads as something other than text; `key` is the key as written."""
+
+    def __init__(self, key: str, what: str, mark):
+        super().__init__(None, None, f"the key `{key}` reads as {what} in YAML, not as a name", mark)
+        self.key = key
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -58,6 +73,8 @@ class StrictLoader(yaml.SafeLoader):
             for key_node, _ in node.value:
                 if key_node.tag == MERGE_TAG:
                     continue
+                if isinstance(key_node, ScalarNode) and key_node.tag in NOT_A_NAME:
+                    raise KeyNotANameError(key_node.value, NOT_A_NAME[key_node.tag], key_node.start_mark)
                 key = self.construct_object(key_node, deep=True)
                 try:
                     dup = key in seen
@@ -93,6 +110,9 @@ def load_yaml(text: str, source: str, fix: str = "fix the YAML syntax (indentati
         line = text.count("\n", 0, e.position) + 1
         raise UserError(f"{source}: malformed YAML at line {line}: character #x{e.character:04x} is not allowed "
                         "in YAML text", "remove the control character (a binary file, or a bad copy)") from None
+    except KeyNotANameError as e:
+        raise UserError(f"{source}: line {e.problem_mark.line + 1}: {e.problem}",
+                        f"quote the key: '{e.key}': ..." if e.key else "give the key a name") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

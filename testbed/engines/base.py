@@ -59,7 +59,9 @@ class KVLedger:
 
 class EngineOptions(BaseModel):
     """Engine-specific arm keys; each engine subclasses this (unknown keys are errors)."""
-    model_config = ConfigDict(extra="forbid")
+    # no NaN or infinity, as config.Strict: `timeout_s: .inf` passed its gt=0 bound, so a stalled stream
+    # was never cut; a subclass field that means infinity says so (allow_inf_nan=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Engine(ABC):

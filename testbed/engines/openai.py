@@ -33,58 +33,19 @@ as in `vllm bench serve` (docs/metrics.md).
 """
 import asyncio
 import json
-import os
 import queue
 import sys
 import threading
 import time
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, field_validator, model_validator
-
-from testbed.engines.base import ENGINES, Engine, EngineOptions
+from testbed.engines.base import ENGINES, Engine
 from testbed.engines.openai_http import Endpoint, HttpStatusError, SSEClient, StreamError, read_events, within
+from testbed.engines.openai_options import OpenAIOptions, auth_headers
 from testbed.engines.precise_loop import new_precise_loop
-from testbed.errors import UserError
 from testbed.request import Request
 
-
-class OpenAIOptions(EngineOptions):
-    base_url: str = Field("http://127.0.0.1:8000/v1", description="the server's OpenAI base URL, ending in /v1")
-    api_key: str | None = Field(None, description="sent as a Bearer token; prefer api_key_env")
-    api_key_env: str | None = Field(None, description="environment variable holding the API key")
-    # not `model`: an arm's `model` is its local model spec (tokenizer, prompt template), so an engine
-    # option of that name would never be reached
-    served_model_name: str | None = Field(None, description="the model name the server serves (vLLM's "
-                                          "--served-model-name); default: the arm's model id")
-    endpoint: Literal["completions", "chat"] = "completions"
-    timeout_s: float = Field(120.0, gt=0, description="longest wait for the next bytes (a stalled stream fails)")
-    request_timeout_s: float = Field(3600.0, gt=0, description="longest one request may take, retries included")
-    max_retries: int = Field(3, ge=0, le=20)
-    backoff_s: float = Field(0.25, gt=0, description="first retry delay; doubles each retry")
-    concurrency: int = Field(64, ge=1, le=4096, description="HTTP calls in flight (vLLM's --max-concurrency)")
-    # off by default, as vllm bench serve's --num-warmups 0: its first max-concurrency requests connect
-    # too, so TTFT stays comparable with a published vLLM table unless a user asks for a warm pool
-    warm_connections: int = Field(0, ge=0, le=4096, description="kept-alive connections opened before the "
-                                  "first request (GET base_url/models, all at once, untimed; at most "
-                                  "`concurrency`); 0: the first `concurrency` requests each connect in their TTFT")
-    # bounds how late the drive loop admits a closed-loop or max-concurrency arrival (open-loop
-    # schedules are handed over up front and timed by the event loop)
-    poll_s: float = Field(0.002, gt=0, le=1.0, description="longest step() wait for a finished request")
-    extra_body: dict[str, Any] = Field(default_factory=dict, description="merged into every request body")
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        Endpoint.parse(v)
-        return v
-
-    @model_validator(mode="after")
-    def _warm_within_limit(self) -> "OpenAIOptions":
-        if self.warm_connections > self.concurrency:      # the pool holds at most `concurrency`
-            raise ValueError(f"warm_connections ({self.warm_connections}) exceeds concurrency ({self.concurrency}); "
-                             f"set warm_connections <= {self.concurrency}")
-        return self
+__all__ = ["OpenAIEngine", "OpenAIOptions", "split_tokens"]
 
 
 class Retry(Exception):
@@ -301,16 +262,6 @@ class OpenAIEngine(Engine):
         else:
             body["prompt"] = req.prompt_text
         return {**body, **self.options.extra_body}
-
-
-def auth_headers(options: OpenAIOptions) -> dict[str, str]:
-    key = options.api_key
-    if options.api_key_env:
-        key = os.environ.get(options.api_key_env)
-        if not key:
-            raise UserError(f"engine openai: environment variable {options.api_key_env} is not set",
-                            f"export {options.api_key_env}=<key> before the run")
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def split_tokens(tokenizer, chunks) -> tuple[list[int], list[float]]:
