@@ -41,6 +41,13 @@ class ModelSpec(Strict):
     trust_remote_code: bool = Field(False, description="run Python code shipped with the model (auto_map); "
                                                       "off unless set: a model directory is untrusted input")
 
+    @field_validator("id")
+    @classmethod
+    def _some_id(cls, v):
+        if not v.strip():       # "" would be read as the working directory: ". has no config.json"
+            raise ValueError("an empty model id; give an alias (smollm2-135m), a hub id, a directory or random:<preset>")
+        return v
+
 
 class SamplingConfig(Strict):
     temperature: float = Field(0.0, ge=0.0, le=5.0)

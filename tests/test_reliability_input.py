@@ -160,3 +160,10 @@ def test_all_at_once_and_long_schedules_cut_by_a_duration_still_load(tmp_path, c
     path = tmp_path / "c.yaml"
     path.write_text(BASE + "arms: {a: {}}\n")
     assert main(["validate", str(path), "--device", "cpu", *args]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model_id", ['""', '"  "'])
+def test_an_empty_model_id_is_refused_not_read_as_the_working_directory(tmp_path, capsys, model_id):
+    """It used to read `model.id: . has no config.json`, as if a directory had been given."""
+    err = refused(tmp_path, capsys, "arms: {a: {}}\n", "--set", f"model.id={model_id}")
+    assert "model.id: an empty model id; give an alias" in err and "config.json" not in err
