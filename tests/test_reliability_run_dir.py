@@ -67,6 +67,15 @@ def empty_arm_no_counts(run_dir: Path) -> None:
     _edit_summary(run_dir, lambda s: s.pop("runs"))
 
 
+def arm_empty_object(run_dir: Path) -> None:
+    """Arm b's row in summary.json is {}: it used to pass diagnose, publish and export (only compare refused it)."""
+    _edit_summary(run_dir, lambda s: s["arms"].update(b={}))
+
+
+def arm_not_object(run_dir: Path) -> None:
+    _edit_summary(run_dir, lambda s: s["arms"].update(b=["n_requests", 4]))
+
+
 def plots_file(run_dir: Path) -> None:
     shutil.rmtree(run_dir / "plots")
     (run_dir / "plots").write_text("x")
@@ -95,6 +104,8 @@ READERS_OF_RECORDS = ("diagnose", "publish", "export")
 EVERY = ("diagnose", "report", "compare", "compare-ref", "publish", "export")
 CASES = [(empty_arm, READERS_OF_RECORDS, r"requests\.jsonl: 0 records of arm 'b'"),
          (empty_arm_no_counts, READERS_OF_RECORDS, r"requests\.jsonl: no records of arm 'b' where summary\.json"),
+         (arm_empty_object, EVERY, r"/summary\.json: arms\.b: is an empty object, expected 'n_requests'"),
+         (arm_not_object, EVERY, r"/summary\.json: arms\.b: is an array, expected object"),
          (plots_file, ("diagnose", "publish"), r"/plots: a file where the plots directory goes"),
          (summary_dir, EVERY, r"/summary\.json: a directory, not a file"),
          (requests_dir, READERS_OF_RECORDS, r"/requests\.jsonl: a directory, not a file")]

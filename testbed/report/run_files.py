@@ -13,7 +13,7 @@ field, not a KeyError or TypeError from deep inside a report; so is a directory 
 requests.jsonl goes, or a file where plots/ goes (once "missing" to a reader and a traceback to a writer).
 Lenient where older runs differ: only the keys the readers index are required; any other known key, where
 present, must have the type the writer gives it (a summary's ratios and intervals are numbers; an arm's metrics
-are flat values, not objects).
+are flat values, not objects, and include its n_requests: an empty arm, {}, is refused by every reader alike).
 """
 import json
 from pathlib import Path
@@ -33,8 +33,10 @@ RECORD = {"type": "object", "required": ["arm", "item_id", "arrival_s"], "proper
     "output_tokens": {"type": ["integer", "null"]}, "arrival_s": NUMBER, "first_token_s": NUMBER_OR_NULL,
     "finish_s": NUMBER_OR_NULL, "send_s": NUMBER_OR_NULL, "token_times_s": TIMES, "chunk_times_s": TIMES,
     "output_text": {"type": ["string", "null"]}, "score": NUMBER_OR_NULL, "correct": {"type": ["boolean", "null"]}}}
-# an arm's row: flat metrics (lists: per repeat, per draft position); every ratio and interval a number
-ARM_ROW = {"type": "object", "properties": {k: {"type": "integer"} for k in ("n_requests", "n_ok", "n_failed")},
+# an arm's row: flat metrics (lists: per repeat, per draft position); every ratio and interval a number; the
+# request count every writer gives it (an empty row, {}, is an arm that measured nothing, not one that passed)
+ARM_ROW = {"type": "object", "required": ["n_requests"],
+           "properties": {k: {"type": "integer"} for k in ("n_requests", "n_ok", "n_failed")},
            "patternProperties": {"(_vs_baseline|_ci_low|_ci_high)$": NUMBER},
            "additionalProperties": {"type": ["number", "string", "boolean", "null", "array"]}}
 PASS = {"type": "object", "required": ["arm", "repeat", "rate", "wall_s"], "properties": {
@@ -150,7 +152,10 @@ def _check_arms(path: Path, summary: dict, records: list[dict]) -> None:
 def _check(validator, doc: object, at: str, fix: str) -> None:
     if validator.is_valid(doc):         # the fast path: most files are whole
         return
-    e = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    errors = list(validator.iter_errors(doc))
+    # a wrong type or value names the field; a missing key only where nothing else is wrong (a row of nested
+    # metrics lacks n_requests too, but "arms.x.metrics: is an object" says what happened)
+    e = jsonschema.exceptions.best_match([x for x in errors if x.validator != "required"] or errors)
     field = ".".join(map(str, e.absolute_path))
     raise UserError(f"{at}: {field + ': ' if field else ''}{_problem(e)} (a damaged file, or one written by "
                     "another testbed version)", fix)
@@ -160,4 +165,6 @@ def _problem(e: jsonschema.ValidationError) -> str:
     if e.validator == "type":
         want = e.validator_value if isinstance(e.validator_value, str) else " or ".join(e.validator_value)
         return f"is {JSON_TYPES.get(type(e.instance), 'a number')}, expected {want}"
+    if e.validator == "required" and e.instance == {}:
+        return f"is an empty object, expected {', '.join(map(repr, e.validator_value))} at least"
     return e.message[:200]
