@@ -107,3 +107,44 @@ def test_publish_runs_a_config_with_every_engine_registered(tmp_path):
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "ref" / "tinypub" / "summary.json").is_file()
     assert "## tinypub" in (tmp_path / "index.md").read_text()
+
+
+def _summary_dir(ref):
+    (ref / "summary.json").unlink()
+    (ref / "summary.json").mkdir()
+
+
+def _summary_dangling(ref):
+    (ref / "summary.json").unlink()
+    (ref / "summary.json").symlink_to(ref / "nowhere.json")
+
+
+@pytest.mark.parametrize("damage,says", [
+    (_summary_dir, "/summary.json: a directory, not a file"),
+    (_summary_dangling, "/summary.json: a broken link, not a file"),
+    (lambda ref: (ref / "summary.json").unlink(), ": a reference without summary.json"),
+    (lambda ref: (ref / "summary.json").write_text("{"), "/summary.json: malformed JSON")])
+def test_a_reference_whose_summary_is_unreadable_stops_the_index(tmp_path, capsys, damage, says):
+    """It used to drop out of docs/results.md unseen (only a summary.json that is a file was indexed)."""
+    cpu = _run(tmp_path, "unit-20260101T000000Z", "abc")
+    gpu = _run(tmp_path, "unit-20260102T000000Z", "def", device="cuda")
+    args = ["--dest", str(tmp_path / "reference"), "--index", str(tmp_path / "i.md")]
+    assert main(["publish", "--collect", str(cpu), str(gpu), *args]) == 0
+    before = (tmp_path / "i.md").read_text()
+    assert "[unit-cuda]" in before
+    capsys.readouterr()
+    damage(tmp_path / "reference" / "unit-cuda")
+    assert main(["publish", "--collect", str(cpu), *args]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"error: {tmp_path / 'reference' / 'unit-cuda'}"), lines
+    assert says in lines[0] and "publish --collect RUN_DIR" in lines[1] and "Traceback" not in "".join(lines)
+    assert (tmp_path / "i.md").read_text() == before          # the index is not rewritten without it
+
+
+def test_a_directory_that_is_no_reference_is_left_out_of_the_index(tmp_path):
+    run = _run(tmp_path, "unit-20260101T000000Z", "abc")
+    (tmp_path / "reference" / "notes").mkdir(parents=True)     # neither summary.json nor reference.json
+    (tmp_path / "reference" / "README.md").write_text("x")
+    assert main(["publish", "--collect", str(run), "--dest", str(tmp_path / "reference"),
+                 "--index", str(tmp_path / "i.md")]) == 0
+    assert "[unit]" in (tmp_path / "i.md").read_text() and "notes" not in (tmp_path / "i.md").read_text()

@@ -3,7 +3,9 @@
     write_index("results/reference", "docs/results.md")
 
 Each table has one row per (reference, arm), the reference's first cell linking to its report; above it,
-each reference's machine card, commit (dirty tree and unknown sha marked) and decision.
+each reference's machine card, commit (dirty tree and unknown sha marked) and decision. A reference whose
+summary.json is not a readable, whole file (a directory, a broken link, malformed; or gone where its
+reference.json remains) is a UserError naming it: it used to drop out of the index unseen.
 """
 import json
 import os
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from testbed.errors import UserError
 from testbed.report.compare import read_summary
+from testbed.report.run_files import summary_file
 from testbed.report.tables import comparison_table, to_markdown
 
 COLUMNS = ["ok", "accuracy", "output tok/s", "req/s", "TTFT p50 ms", "TPOT p50 ms", "E2EL p90 ms", "peak MB",
@@ -22,6 +26,8 @@ HEADER = ("# Reference results\n\nCommitted runs of the shipped configs, written
           "same run, with 95% paired bootstrap intervals, `*` where the interval excludes 1.0 (accuracy: the "
           "difference to the baseline, excluding 0). Check a new run against one with "
           "`python -m testbed compare RUN_DIR --against results/reference/<config>`.\n")
+REFERENCE_FIX = ("restore the reference from git (git checkout -- {ref}), publish its run again (python -m testbed "
+                 "publish --collect RUN_DIR), or remove the directory")
 
 
 def _json(path: Path) -> dict:
@@ -68,12 +74,27 @@ def _card(ref: Path, summary: dict, link: str) -> list[str]:
             f"{d.get('verdict_sentence', '')}".rstrip()]
 
 
+def references(ref_root: Path) -> list[tuple[Path, dict]]:
+    """Every reference directory under ref_root with its checked summary. A directory with neither summary.json
+    nor reference.json is not a reference; one whose summary.json is anything but a whole file is an error."""
+    out = []
+    for ref in sorted(p for p in ref_root.glob("*") if p.is_dir()):
+        try:
+            path = summary_file(ref)        # UserError: a directory or a broken link in its place
+            if path is None and (ref / "reference.json").exists():
+                raise UserError(f"{ref}: a reference without summary.json (it would drop out of the index)")
+            if path is not None:
+                out.append((ref, read_summary(ref)))
+        except UserError as e:      # a reference is restored or re-published, not re-run or rebuilt in place
+            raise UserError(e.message, REFERENCE_FIX.format(ref=ref)) from None
+    return out
+
+
 def render_index(ref_root: str | Path, index: str | Path) -> str:
     """The Markdown of docs/results.md for every reference directory under ref_root."""
     ref_root, index = Path(ref_root), Path(index)
     by_config: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
-    for ref in sorted(p for p in ref_root.glob("*") if (p / "summary.json").is_file()):
-        summary = read_summary(ref)
+    for ref, summary in references(ref_root):
         by_config[summary.get("name", ref.name)].append((ref, summary))
     out = [HEADER]
     if not by_config:
