@@ -25,11 +25,11 @@ import torch
 from tqdm import tqdm
 
 from testbed.arm import ArmPlan
+from testbed.arm_setup import arm_plans, check_arms, unavailable_arms
 from testbed.capacity import Searches, attainment, capacity_plot
 from testbed.config import ExperimentConfig
 from testbed.diagnose import diagnose_experiment
 from testbed.drive import drive, frozen_gc, run_all
-from testbed.engines import ENGINES
 from testbed.env import collect_env
 from testbed.errors import UserError
 from testbed.metrics.cpu import cpu_seconds
@@ -37,7 +37,7 @@ from testbed.interrupt import sigterm_as_interrupt
 from testbed.metrics.footprint import check_coexist
 from testbed.metrics.match import compare, rematch
 from testbed.metrics.memory import MemoryTracker
-from testbed.models import load_cached, pick_device
+from testbed.models import pick_device
 from testbed.plugins import load_plugins
 from testbed.records import request_record
 from testbed.report.writer import RunWriter, create_run_dir
@@ -46,7 +46,6 @@ from testbed.run_summary import summarize_run, trusted_models
 from testbed.schedule import Pass, arm_width, auto_block_size, order_info, plan_passes, search_round
 from testbed.workloads.arrival import arrival_offsets
 from testbed.workloads.datasets import load_dataset
-from testbed.workloads.standard import longest_random_request
 from testbed.workloads.sweep import rate_label
 
 
@@ -79,60 +78,17 @@ class Experiment:
         self.items = load_dataset(w.dataset, w.categories, limit or w.limit, split=w.split,
                                   random=w.random, seed=w.seed)
         self.device = pick_device(cfg.device)
-        self.skipped = self._unavailable_arms()
+        self.skipped = unavailable_arms(cfg)
         self.arm_names = [a for a in [cfg.baseline] + [a for a in cfg.arms if a != cfg.baseline] if a not in self.skipped]
         self.schedule = w.arrival.schedule(len(self.items), w.duration_s)   # refuses a pass over a day
-        self.plans = self._plans()
-        self._check_arms()
+        self.plans = arm_plans(cfg, self.arm_names, self.items, self.device, progress, check_only)
+        check_arms(self.plans, self.items)     # testbed/arm_setup.py: every check before the run directory
         self.passes = self._passes()
         self.records: list[dict] = []
         self.runs: dict[str, list[ArmRun]] = {}
         self.capacity: dict[str, list[dict]] = {}      # slo_search: each arm's search per repeat
         self.baseline_outputs: dict[str, list[int]] = {}
         self._live: dict[str, Any] = {}       # each arm's engine for its current pass
-
-    def _unavailable_arms(self) -> dict[str, str]:
-        """Arms whose engine cannot run here (vllm not installed): skipped with one line each, unless the
-        run would have nothing to compare against (the baseline, or every arm)."""
-        reasons = {a: why for a, arm in self.cfg.arms.items() if (why := ENGINES.get(arm.engine).unavailable())}
-        if self.cfg.baseline in reasons or len(reasons) == len(self.cfg.arms):
-            arm = self.cfg.baseline if self.cfg.baseline in reasons else next(iter(reasons))
-            raise UserError(f"arms.{arm}: {reasons[arm]}", ENGINES.get(self.cfg.arms[arm].engine).install_hint())
-        for arm, why in reasons.items():
-            print(f"[testbed] skipping arm {arm}: {why} ({ENGINES.get(self.cfg.arms[arm].engine).install_hint()})",
-                  flush=True)
-        return reasons
-
-    def _plans(self) -> dict[str, ArmPlan]:
-        shared: dict[str, Any] = {"models": {}}     # what the arms share: loaded models, routing's labels
-        plans = {}
-        for name in self.arm_names:
-            spec = self.cfg.arm_model(name)
-            lm = load_cached(shared["models"], spec, self.device)
-            plan = ArmPlan(name, self.cfg, lm, progress=self.progress, shared=shared)
-            plan.bind(self.items, check_only=self.check_only)
-            limit = plan.lm.max_context
-            if limit and plan.max_new_tokens >= limit:
-                raise UserError(f"arms.{name}: max_new_tokens {plan.max_new_tokens} is beyond the context of "
-                                f"{spec.id} ({limit} tokens)", f"set workload.max_new_tokens below {limit}")
-            if limit and (longest := longest_random_request(self.items)) > limit:
-                raise UserError(f"workload.random: requests of up to {longest} tokens (prompt + output) are beyond the "
-                                f"context of {spec.id} ({limit} tokens)", "lower input_len, output_len or range_ratio")
-            plans[name] = plan
-        return plans
-
-    def _check_arms(self) -> None:
-        """Before anything is written: every context step against the dataset, then each arm's engine
-        (and its sections) against the workload's requests, e.g. the paged KV budget. Sections such as
-        speculative check their model and sampling earlier, in ArmPlan.bind."""
-        for name, plan in self.plans.items():
-            plan.check(self.items)
-            requests = [plan.make_request(it, 0.0, it.id, shape=False) for it in self.items]
-            try:
-                ENGINES.get(plan.arm.engine).check_arm(plan.lm, plan.arm.options, plan.arm.sections,
-                                                       requests, self.items)
-            except UserError as e:
-                raise UserError(f"arms.{name}: {e.message}", e.fix) from None
 
     def _passes(self) -> list[Pass]:
         """Every pass in run order; interleaving holds every arm's engine, so it first checks they fit."""
