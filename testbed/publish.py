@@ -18,7 +18,7 @@ from pathlib import Path
 
 from testbed.errors import UserError
 from testbed.report.compare import read_env, read_records, read_summary
-from testbed.report.reference_index import commit_text, machine_card, write_index
+from testbed.report.reference_index import STAGING, commit_text, machine_card, write_index
 from testbed.report.run_files import check_counts, plots_dir
 
 REFERENCE_DIR = Path("results/reference")
@@ -60,7 +60,7 @@ def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
         raise UserError(f"{run_dir}: no report.md", "give a run directory written by `testbed run`")
     plots = plots_dir(run_dir)      # a file there: the reference's report would link to plots it lacks
     dest = Path(dest_root) / reference_name(summary, env)
-    tmp = dest.with_name(dest.name + ".tmp")
+    tmp = dest.with_name(dest.name + STAGING[0])
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in COPIED:
@@ -74,8 +74,12 @@ def collect(run_dir: str | Path, dest_root: str | Path = REFERENCE_DIR) -> Path:
         {"run_dir": run_dir.name, "collected_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
          "git_sha": env.get("git_sha"), "dirty": str(env.get("git_sha") or "").endswith("-dirty"),
          "sha_known": bool(env.get("git_sha"))}, indent=2) + "\n")
-    shutil.rmtree(dest, ignore_errors=True)
+    old = dest.with_name(dest.name + STAGING[1])     # the reference it replaces stays until the new one is in
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
     tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
     return dest
 
 

@@ -2,6 +2,7 @@
 indexes every reference; a dirty tree and an unknown sha are marked."""
 import gzip
 import json
+import shutil
 import subprocess
 import sys
 
@@ -148,3 +149,16 @@ def test_a_directory_that_is_no_reference_is_left_out_of_the_index(tmp_path):
     assert main(["publish", "--collect", str(run), "--dest", str(tmp_path / "reference"),
                  "--index", str(tmp_path / "i.md")]) == 0
     assert "[unit]" in (tmp_path / "i.md").read_text() and "notes" not in (tmp_path / "i.md").read_text()
+
+
+def test_a_staging_copy_left_by_a_crashed_collect_is_not_indexed_and_republishing_replaces(tmp_path):
+    """A `<name>.tmp` (or `.old`) holding a summary.json used to be indexed as a reference of its own."""
+    run = _run(tmp_path, "unit-20260101T000000Z", "abc")
+    args = ["--dest", str(tmp_path / "reference"), "--index", str(tmp_path / "i.md")]
+    assert main(["publish", "--collect", str(run), *args]) == 0
+    for stale in ("other.tmp", "unit-cuda.old"):
+        shutil.copytree(tmp_path / "reference" / "unit", tmp_path / "reference" / stale)
+    assert main(["publish", "--collect", str(run), *args]) == 0
+    text = (tmp_path / "i.md").read_text()
+    assert "[unit]" in text and "other.tmp" not in text and "unit-cuda" not in text
+    assert sorted(p.name for p in (tmp_path / "reference").iterdir()) == ["other.tmp", "unit", "unit-cuda.old"]

@@ -26,6 +26,8 @@ HEADER = ("# Reference results\n\nCommitted runs of the shipped configs, written
           "same run, with 95% paired bootstrap intervals, `*` where the interval excludes 1.0 (accuracy: the "
           "difference to the baseline, excluding 0). Check a new run against one with "
           "`python -m testbed compare RUN_DIR --against results/reference/<config>`.\n")
+# publish --collect's staging directories (the new copy, the one it replaces): a crash can leave one behind
+STAGING = (".tmp", ".old")
 REFERENCE_FIX = ("restore the reference from git (git checkout -- {ref}), publish its run again (python -m testbed "
                  "publish --collect RUN_DIR), or remove the directory")
 
@@ -76,9 +78,9 @@ def _card(ref: Path, summary: dict, link: str) -> list[str]:
 
 def references(ref_root: Path) -> list[tuple[Path, dict]]:
     """Every reference directory under ref_root with its checked summary. A directory with neither summary.json
-    nor reference.json is not a reference; one whose summary.json is anything but a whole file is an error."""
+    nor reference.json is not a reference, nor is one publish was staging (STAGING); one whose summary.json is anything but a whole file is an error."""
     out = []
-    for ref in sorted(p for p in ref_root.glob("*") if p.is_dir()):
+    for ref in sorted(p for p in ref_root.glob("*") if p.is_dir() and not p.name.endswith(STAGING)):
         try:
             path = summary_file(ref)        # UserError: a directory or a broken link in its place
             if path is None and (ref / "reference.json").exists():
