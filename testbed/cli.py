@@ -103,7 +103,7 @@ def cmd_report(args) -> int:
 
 def cmd_compare(args) -> int:
     """The regression gate: every interval of NEW_RUN against the reference's (testbed/compare.py)."""
-    from testbed.compare import compare_dirs, env_notes
+    from testbed.compare import compare_dirs, env_notes, lost
     found, checked, unchecked = compare_dirs(args.new_run, args.against, args.tolerance)
     gated = [m for m in found if m.gated]
     notes = env_notes(args.new_run, args.against)     # another machine, other versions: one line each
@@ -117,12 +117,11 @@ def cmd_compare(args) -> int:
     print(json.dumps({"moved": [d for d, m in zip(as_dict, found) if m.gated],
                       "within_noise": [d for d, m in zip(as_dict, found) if not m.gated], "checked": checked,
                       "not_checked": unchecked, "notes": notes}))
-    # a metric the reference measured and the new run reads NaN: the gate cannot vouch for it, so it fails
-    lost = [u for u in unchecked if "the new run's" in u["why"] and "the reference's" not in u["why"]]
-    if lost and args.fail_on_regression:
-        print(f"failing: {len(lost)} metric(s) the reference measured are NaN in the new run "
-              f"(e.g. {lost[0]['arm']}: {lost[0]['metric']})", file=sys.stderr)
-    return 1 if (gated or lost) and args.fail_on_regression else 0
+    missing = lost(unchecked)       # measured by the reference, NaN in the new run
+    if missing and args.fail_on_regression:
+        print(f"failing: {len(missing)} metric(s) the reference measured are NaN in the new run "
+              f"(e.g. {missing[0]['arm']}: {missing[0]['metric']})", file=sys.stderr)
+    return 1 if (gated or missing) and args.fail_on_regression else 0
 
 
 def cmd_publish(args) -> int:

@@ -6,7 +6,8 @@
     # moves: [Move(arm="paged", metric="output_throughput_vs_baseline", ref=2.1, ref_ci=(1.9, 2.3),
     #               new=0.4, new_ci=(0.3, 0.5), tolerance=0.35)]: .change 4.25, .gated True, .worse True
     # checked: how many metrics had intervals on both sides; unchecked: those with a NaN ratio or interval
-    # [{"arm": "paged", "metric": "tpot_ms_p50_vs_baseline", "why": "the new run's ratio and interval are NaN"}]
+    # [{"arm": "paged", "metric": "tpot_ms_p50_vs_baseline", "why": "the new run's ratio and interval are NaN",
+    #   "nan_in": ["new run"]}]; lost(unchecked): those NaN in the new run only, which fail --fail-on-regression
 
 What is compared: every `_vs_baseline` ratio and difference, and every arm's quality scores, that carry a 95%
 interval in both runs (testbed/metrics/ratio_ci.py); a latency percentile only when at least TAIL_VALUES
@@ -213,14 +214,21 @@ def _nan_part(row: dict, key: str) -> str | None:
 
 
 def not_checked(new: dict, ref: dict) -> list[dict]:
-    """The metrics with intervals in both runs that cannot be compared, a NaN on either side: {arm, metric, why}."""
+    """The metrics with intervals in both runs that cannot be compared, a NaN on either side: {arm, metric, why,
+    nan_in (the sides holding it: "new run", "reference")}."""
     out = []
     for arm, key, r, n in _pairs(new, ref):
-        why = [f"the {side}'s {part} {'are' if ' and ' in part else 'is'} NaN"
-               for side, row in (("new run", n), ("reference", r)) if (part := _nan_part(row, key))]
-        if why:
-            out.append({"arm": arm, "metric": key, "why": "; ".join(why)})
+        parts = {side: part for side, row in (("new run", n), ("reference", r)) if (part := _nan_part(row, key))}
+        if parts:
+            why = [f"the {side}'s {part} {'are' if ' and ' in part else 'is'} NaN" for side, part in parts.items()]
+            out.append({"arm": arm, "metric": key, "why": "; ".join(why), "nan_in": list(parts)})
     return out
+
+
+def lost(unchecked: list[dict]) -> list[dict]:
+    """The metrics the reference measured that read NaN in the new run: the gate cannot vouch for them, so
+    --fail-on-regression fails on them (a NaN in the reference alone does not)."""
+    return [u for u in unchecked if u["nan_in"] == ["new run"]]
 
 
 def moves(new: dict, ref: dict, tolerance: float | None = None,
@@ -262,7 +270,7 @@ def compare_dirs(new_dir: str | Path, ref_dir: str | Path,
     unchecked = not_checked(new, ref)
     if not checked and unchecked:
         sides = [d for d, side in ((new_dir, "new run"), (ref_dir, "reference"))
-                 if any(f"the {side}'s" in u["why"] for u in unchecked)]
+                 if any(side in u["nan_in"] for u in unchecked)]
         first = unchecked[0]
         raise UserError(f"{' and '.join(map(str, sides))}: every metric with an interval is NaN ({len(unchecked)}, "
                         f"e.g. {first['arm']}: {first['metric']}: {first['why']}), so nothing can be gated",

@@ -156,7 +156,8 @@ def test_compare_lists_a_nan_ratio_as_not_checked_and_still_gates_the_rest(run, 
     assert out[-2].endswith("; 1 not checked (a NaN ratio or interval)")
     result = json.loads(out[-1])
     assert result["not_checked"] == [{"arm": "b", "metric": "ttft_ms_mean_vs_baseline",
-                                      "why": "the new run's ratio and interval are NaN"}] and result["checked"] > 0
+                                      "why": "the new run's ratio and interval are NaN", "nan_in": ["new run"]}]
+    assert result["checked"] > 0
 
     ref = Path(shutil.copytree(run, tmp_path / "ref"))      # a real regression beside the NaN still fails the gate
     _edit_summary(ref, lambda s: s["arms"]["b"].update(quality_accuracy=0.0, quality_accuracy_ci_low=0.0,
