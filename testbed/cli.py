@@ -164,11 +164,12 @@ def cmd_fetch(args) -> int:
     except UserError as e:  # its lines name the config field model.id; here the model is this argument
         raise UserError(f"fetch MODEL: {e.message.removeprefix('model.id: ')}", e.fix) from None
     if path is None:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HFValidationError
         try:
-            from huggingface_hub import snapshot_download
             path = snapshot_download(name)
         except Exception as e:  # the hub client raises many kinds; all mean "not fetched"
-            bad_id = type(e).__name__ == "HFValidationError"    # not a repo id at all: no network to check
+            bad_id = isinstance(e, HFValidationError)       # not a repo id at all: no network to check
             raise UserError(f"fetch MODEL: could not fetch {name!r} from the hub: {str(e).splitlines()[0][:200]}",
                             forms if bad_id else "check network access to the hub, or use an offline alias: "
                             + ", ".join(sorted(ALIASES))) from None
