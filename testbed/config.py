@@ -20,14 +20,9 @@ from testbed.overrides import merge, with_overrides
 from testbed.request import SEED_LIMIT
 from testbed.safe_yaml import load_yaml
 from testbed.sections import SECTIONS
+from testbed.strict import Strict
 from testbed.workloads.arrival_config import ArrivalConfig, within_a_week
 from testbed.workloads.standard import RandomSpec
-
-class Strict(BaseModel):
-    # no NaN or infinity unless a field says so: cost: {usd_per_hour: .inf} printed Infinity into the
-    # result JSON, and a NaN passes every bound-free field
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
 
 # numpy's legacy RandomState (the arrival gaps, as vLLM's client draws them) and scikit-learn take
 # seeds in [0, 2^32) only; a seed outside it used to pass validation and crash the run

@@ -18,9 +18,8 @@ others act around the engine (the prompt, the records, the summary) and run on e
 """
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
 from testbed.registry import Registry
+from testbed.strict import Strict
 
 
 class Preparer(Protocol):
@@ -34,9 +33,8 @@ class Preparer(Protocol):
         """Raise UserError when the workload cannot go through this step (before the run)."""
 
 
-class Section(BaseModel):
+class Section(Strict):
     """One arm section's validated config and its hooks (each a no-op unless overridden)."""
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # as config.Strict
     engine_level: ClassVar[bool] = False        # True: only engines that honour it run it
     bind_runs_requests: ClassVar[bool] = False  # True: bind runs requests, so `testbed validate` skips it
 

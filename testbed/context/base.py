@@ -10,15 +10,13 @@ score or generate with it use it as is, others only use its tokenizer to count t
 """
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
 from testbed.registry import Registry
+from testbed.strict import Strict
 from testbed.workloads.items import Chunk, Item
 
 
-class StepOptions(BaseModel):
+class StepOptions(Strict):
     """One entry of `context.steps`; each step subclasses this with its own knobs."""
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # as config.Strict
     name: str
 
 

@@ -18,11 +18,11 @@ another tokenizer, a context budget the question alone fills) stops the run with
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
 
 from testbed.errors import UserError
 from testbed.registry import Registry
 from testbed.request import Request
+from testbed.strict import Strict
 
 
 def context_overflow(lm: Any, req: Request) -> str | None:
@@ -57,11 +57,10 @@ class KVLedger:
                 "kv_waste_pct": 100.0 * (1 - self.used_sum / self.allocated_sum)}
 
 
-class EngineOptions(BaseModel):
-    """Engine-specific arm keys; each engine subclasses this (unknown keys are errors)."""
-    # no NaN or infinity, as config.Strict: `timeout_s: .inf` passed its gt=0 bound, so a stalled stream
-    # was never cut; a subclass field that means infinity says so (allow_inf_nan=True)
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+class EngineOptions(Strict):
+    """Engine-specific arm keys; each engine subclasses this (unknown keys are errors). No NaN or infinity:
+    `timeout_s: .inf` passed its gt=0 bound, so a stalled stream was never cut; a subclass field that means
+    infinity says so (allow_inf_nan=True)."""
 
 
 class Engine(ABC):

@@ -12,9 +12,10 @@ request must be expected within it; duration_s itself is at most a week. rate: .
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from testbed.errors import UserError
+from testbed.strict import Strict
 from testbed.workloads.sweep import arrival_schedule, parse_rate
 
 DAY_S = 86_400.0                # the longest one pass may take to send its requests
@@ -46,9 +47,8 @@ def within_a_week(duration_s: float | None) -> float | None:
     return duration_s
 
 
-class ArrivalConfig(BaseModel):
+class ArrivalConfig(Strict):
     """workload.arrival: how requests arrive (offline, poisson, concurrency, sweep, slo_search) and its keys."""
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)   # as config.Strict
     kind: Literal["offline", "poisson", "concurrency", "sweep", "slo_search"] = "offline"
     rate: float | None = Field(None, gt=0, allow_inf_nan=True,
                                description="requests/s, for poisson (.inf: all at once)")
